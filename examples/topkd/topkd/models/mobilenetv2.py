@@ -57,7 +57,8 @@ class MobileNetV2(CifarModel):
     def __init__(self, expansion: int = 6, width_mult: float = 0.5, num_classes: int = 100):
         super().__init__()
         in_ch = int(32 * width_mult)
-        self.stem = nn.Sequential(nn.Conv2d(3, in_ch, 3, 2, 1, bias=False), nn.BatchNorm2d(in_ch))
+        # RepDistiller's module names (conv1, blocks, conv2, classifier), so its checkpoints load
+        self.conv1 = _conv_bn_relu(3, in_ch, 3, 2)
         groups = []
         for t, c, n, s in SETTING:
             out_ch = int(c * width_mult)
@@ -69,8 +70,8 @@ class MobileNetV2(CifarModel):
             groups.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(groups)
         self.last_channel = 1280
-        self.head = _conv_bn_relu(in_ch, self.last_channel, 1, 1)
-        self.classifier = nn.Linear(self.last_channel, num_classes)
+        self.conv2 = _conv_bn_relu(in_ch, self.last_channel, 1, 1)
+        self.classifier = nn.Sequential(nn.Linear(self.last_channel, num_classes))
         self.stage_channels = [int(32 * width_mult)] + [int(c * width_mult) for c in (24, 32, 96, 320)]
         self.pooled_channels = self.last_channel
         for m in self.modules():
@@ -84,7 +85,7 @@ class MobileNetV2(CifarModel):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x):
-        pre = self.stem(x)
+        pre = self.conv1[1](self.conv1[0](x))
         out = F.relu(pre)
         stages, preacts = [out], [pre]
         # stage boundaries of the KD literature: after groups 1, 2, 4 and 6
@@ -93,7 +94,7 @@ class MobileNetV2(CifarModel):
             if i in (1, 2, 4, 6):
                 stages.append(out)
                 preacts.append(out)
-        pooled = torch.flatten(F.adaptive_avg_pool2d(self.head(out), 1), 1)
+        pooled = torch.flatten(F.adaptive_avg_pool2d(self.conv2(out), 1), 1)
         return stages, preacts, pooled
 
     def classify(self, pooled):

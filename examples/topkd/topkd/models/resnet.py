@@ -62,14 +62,13 @@ class CifarResNet(CifarModel):
         self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         in_planes = widths[0]
-        layers = []
         for i, (w, s) in enumerate(zip(widths[1:], (1, 2, 2))):
             blocks = []
             for j in range(n):
                 blocks.append(BasicBlock(in_planes, w, s if j == 0 else 1))
                 in_planes = w
-            layers.append(nn.ModuleList(blocks))
-        self.layers = nn.ModuleList(layers)
+            # RepDistiller's module names, so its checkpoints load
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(widths[3], num_classes)
         self.stage_channels = list(widths)
         self.pooled_channels = widths[3]
@@ -84,7 +83,7 @@ class CifarResNet(CifarModel):
         pre = self.bn1(self.conv1(x))
         out = F.relu(pre)
         stages, preacts = [out], [pre]
-        for layer in self.layers:
+        for layer in (self.layer1, self.layer2, self.layer3):
             for block in layer:
                 out, pre = block(out)
             stages.append(out)

@@ -51,15 +51,15 @@ class ResNet50(CifarModel):
         self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         in_planes = 64
-        layers = []
-        for planes, n, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        setting = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
+        for i, (planes, n, stride) in enumerate(setting):
             blocks = []
             for j in range(n):
                 blocks.append(Bottleneck(in_planes, planes, stride if j == 0 else 1))
                 in_planes = planes * Bottleneck.expansion
-            layers.append(nn.ModuleList(blocks))
-        self.layers = nn.ModuleList(layers)
-        self.fc = nn.Linear(2048, num_classes)
+            # RepDistiller's module names, so its checkpoints load
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.linear = nn.Linear(2048, num_classes)
         self.stage_channels = [64, 256, 512, 1024, 2048]
         self.pooled_channels = 2048
         for m in self.modules():
@@ -73,7 +73,7 @@ class ResNet50(CifarModel):
         pre = self.bn1(self.conv1(x))
         out = F.relu(pre)
         stages, preacts = [out], [pre]
-        for layer in self.layers:
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             for block in layer:
                 out, pre = block(out)
             stages.append(out)
@@ -82,7 +82,7 @@ class ResNet50(CifarModel):
         return stages, preacts, pooled
 
     def classify(self, pooled):
-        return self.fc(pooled)
+        return self.linear(pooled)
 
 
 def resnet50(num_classes: int = 100) -> ResNet50:

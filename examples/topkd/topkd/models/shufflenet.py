@@ -64,16 +64,15 @@ class ShuffleNetV1(CifarModel):
         self.conv1 = nn.Conv2d(3, 24, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(24)
         in_planes = 24
-        layers = []
-        for planes, n in zip(out_planes, num_blocks):
+        for i, (planes, n) in enumerate(zip(out_planes, num_blocks)):
             units = []
             for j in range(n):
                 # the stride-2 unit concatenates its input, so it produces the difference
                 units.append(V1Bottleneck(in_planes, planes - (in_planes if j == 0 else 0),
                                           2 if j == 0 else 1, groups))
                 in_planes = planes
-            layers.append(nn.ModuleList(units))
-        self.layers = nn.ModuleList(layers)
+            # RepDistiller's module names, so its checkpoints load
+            setattr(self, f"layer{i + 1}", nn.Sequential(*units))
         self.linear = nn.Linear(out_planes[-1], num_classes)
         self.stage_channels = [24] + list(out_planes)
         self.pooled_channels = out_planes[-1]
@@ -82,7 +81,7 @@ class ShuffleNetV1(CifarModel):
         pre = self.bn1(self.conv1(x))
         out = F.relu(pre)
         stages, preacts = [out], [pre]
-        for layer in self.layers:
+        for layer in (self.layer1, self.layer2, self.layer3):
             for unit in layer:
                 out, pre = unit(out)
             stages.append(out)
@@ -101,15 +100,17 @@ class V2Basic(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         c = channels // 2
-        self.branch = nn.Sequential(
-            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-            nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False), nn.BatchNorm2d(c),
-            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c),
-        )
+        self.conv1 = nn.Conv2d(c, c, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.conv3 = nn.Conv2d(c, c, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c)
 
     def forward(self, x):
         x1, x2 = x.chunk(2, dim=1)
-        branch = self.branch(x2)
+        branch = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x2)))))
+        branch = self.bn3(self.conv3(branch))
         out = channel_shuffle(torch.cat([x1, F.relu(branch)], 1), 2)
         return out, torch.cat([x1, branch], 1)
 
@@ -120,19 +121,23 @@ class V2Down(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         mid = out_channels // 2
-        self.left = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 3, 2, 1, groups=in_channels, bias=False),
-            nn.BatchNorm2d(in_channels),
-            nn.Conv2d(in_channels, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-        )
-        self.right = nn.Sequential(
-            nn.Conv2d(in_channels, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, 2, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
-            nn.Conv2d(mid, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-        )
+        # left branch: conv1-2; right branch: conv3-5 (RepDistiller's names)
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, 2, 1, groups=in_channels, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv2 = nn.Conv2d(in_channels, mid, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(in_channels, mid, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(mid)
+        self.conv4 = nn.Conv2d(mid, mid, 3, 2, 1, groups=mid, bias=False)
+        self.bn4 = nn.BatchNorm2d(mid)
+        self.conv5 = nn.Conv2d(mid, mid, 1, bias=False)
+        self.bn5 = nn.BatchNorm2d(mid)
 
     def forward(self, x):
-        return channel_shuffle(torch.cat([self.left(x), self.right(x)], 1), 2)
+        left = F.relu(self.bn2(self.conv2(self.bn1(self.conv1(x)))))
+        right = F.relu(self.bn3(self.conv3(x)))
+        right = F.relu(self.bn5(self.conv5(self.bn4(self.conv4(right)))))
+        return channel_shuffle(torch.cat([left, right], 1), 2)
 
 
 class ShuffleNetV2(CifarModel):
@@ -157,11 +162,10 @@ class ShuffleNetV2(CifarModel):
         self.conv1 = nn.Conv2d(3, 24, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(24)
         in_ch = 24
-        layers = []
-        for ch, n in zip(out_channels[:3], num_blocks):
-            layers.append(nn.ModuleList([V2Down(in_ch, ch)] + [V2Basic(ch) for _ in range(n)]))
+        for i, (ch, n) in enumerate(zip(out_channels[:3], num_blocks)):
+            setattr(self, f"layer{i + 1}",
+                    nn.Sequential(V2Down(in_ch, ch), *[V2Basic(ch) for _ in range(n)]))
             in_ch = ch
-        self.layers = nn.ModuleList(layers)
         self.conv2 = nn.Conv2d(in_ch, out_channels[3], 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels[3])
         self.linear = nn.Linear(out_channels[3], num_classes)
@@ -172,7 +176,7 @@ class ShuffleNetV2(CifarModel):
         pre = self.bn1(self.conv1(x))
         out = F.relu(pre)
         stages, preacts = [out], [pre]
-        for layer in self.layers:
+        for layer in (self.layer1, self.layer2, self.layer3):
             out = layer[0](out)
             pre = out
             for unit in layer[1:]:

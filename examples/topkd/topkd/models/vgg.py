@@ -48,11 +48,10 @@ class VGG(CifarModel):
             raise ValueError(f"cfg must be one of {sorted(CONFIGS)}, got {cfg!r}")
         widths = CONFIGS[cfg]
         in_ch = 3
-        blocks = []
-        for w in widths:
-            blocks.append(_block(w, in_ch))
+        for i, w in enumerate(widths):
+            # RepDistiller's module names, so its checkpoints load
+            setattr(self, f"block{i}", _block(w, in_ch))
             in_ch = w[-1]
-        self.blocks = nn.ModuleList(blocks)
         self.classifier = nn.Linear(512, num_classes)
         self.stage_channels = [w[-1] for w in widths]
         self.pooled_channels = 512
@@ -71,7 +70,8 @@ class VGG(CifarModel):
         in_size = x.shape[2]
         stages, preacts = [], []
         out = x
-        for i, block in enumerate(self.blocks):
+        for i in range(5):
+            block = getattr(self, f"block{i}")
             # pools after blocks 0-2; the fourth pool only for inputs larger than 32 px
             if i in (1, 2, 3) or (i == 4 and in_size > 32):
                 out = F.max_pool2d(out, 2)

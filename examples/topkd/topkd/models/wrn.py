@@ -22,12 +22,23 @@ class WideBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.equal = in_planes == planes
-        self.shortcut = None if self.equal else nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+        self.convShortcut = None if self.equal else nn.Conv2d(in_planes, planes, 1, stride, bias=False)
 
     def forward(self, x):
         act = F.relu(self.bn1(x))
         out = self.conv2(F.relu(self.bn2(self.conv1(act))))
-        return out + (x if self.equal else self.shortcut(act))
+        return out + (x if self.equal else self.convShortcut(act))
+
+
+class NetworkBlock(nn.Module):
+    """A WRN stage: ``layer`` holds its blocks (RepDistiller's module names)."""
+
+    def __init__(self, blocks):
+        super().__init__()
+        self.layer = nn.Sequential(*blocks)
+
+    def forward(self, x):
+        return self.layer(x)
 
 
 class WideResNet(CifarModel):
@@ -55,15 +66,13 @@ class WideResNet(CifarModel):
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
         self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         in_planes = widths[0]
-        blocks = []
-        for w, s in zip(widths[1:], (1, 2, 2)):
+        for i, (w, s) in enumerate(zip(widths[1:], (1, 2, 2))):
             stage = []
             for j in range(n):
                 stage.append(WideBlock(in_planes, w, s if j == 0 else 1))
                 in_planes = w
-            blocks.append(nn.Sequential(*stage))
-        self.blocks = nn.ModuleList(blocks)
-        self.bn = nn.BatchNorm2d(widths[3])
+            setattr(self, f"block{i + 1}", NetworkBlock(stage))
+        self.bn1 = nn.BatchNorm2d(widths[3])
         self.fc = nn.Linear(widths[3], num_classes)
         self.stage_channels = widths
         self.pooled_channels = widths[3]
@@ -79,11 +88,12 @@ class WideResNet(CifarModel):
     def forward_features(self, x):
         out = self.conv1(x)
         stages = [out]
-        for block in self.blocks:
+        blocks = (self.block1, self.block2, self.block3)
+        for block in blocks:
             out = block(out)
             stages.append(out)
         # the BN that follows each stage output (next block's bn1, or the final BN)
-        following = [self.blocks[0][0].bn1, self.blocks[1][0].bn1, self.blocks[2][0].bn1, self.bn]
+        following = [b.layer[0].bn1 for b in blocks] + [self.bn1]
         preacts = [bn(s) for bn, s in zip(following, stages)]
         pooled = torch.flatten(F.adaptive_avg_pool2d(F.relu(preacts[-1]), 1), 1)
         return stages, preacts, pooled

@@ -1,0 +1,22 @@
+"""Shared test configuration: a bounded, reproducible hypothesis profile."""
+
+import os
+import sys
+
+from hypothesis import HealthCheck, settings
+
+# Test modules import shared helpers (tests/helpers.py) by name under --import-mode=importlib.
+sys.path.insert(0, os.path.dirname(__file__))
+
+# Stable and bounded: CI runs on 2 cores, so every property test gets a fixed budget, no deadline
+# (timings are noisy there) and derandomized inputs (a failure reproduces on every run).
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=40,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", deadline=None, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

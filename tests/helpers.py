@@ -1,0 +1,72 @@
+"""Shared test helpers: point-cloud strategies and gudhi oracles."""
+
+from __future__ import annotations
+
+import gudhi
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+KINDS = ("gaussian", "circle", "grid", "duplicates", "collinear")
+
+
+def make_cloud(kind: str, n: int, dim: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    """A float64 ``(n, dim)`` cloud of one of the adversarial ``KINDS``."""
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        cloud = rng.normal(size=(n, dim))
+    elif kind == "circle":
+        angles = rng.uniform(0, 2 * np.pi, n)
+        cloud = np.zeros((n, max(dim, 2)))
+        cloud[:, 0], cloud[:, 1] = np.cos(angles), np.sin(angles)
+        cloud = (cloud + 0.1 * rng.normal(size=cloud.shape))[:, :dim]
+    elif kind == "grid":  # integer coordinates: many exactly tied edge lengths
+        cloud = rng.integers(0, 4, size=(n, dim)).astype(np.float64)
+    elif kind == "duplicates":
+        base = rng.normal(size=(max(n // 3, 1), dim))
+        cloud = base[rng.integers(0, base.shape[0], n)]
+    elif kind == "collinear":
+        cloud = np.outer(rng.uniform(-1, 1, n), rng.normal(size=dim))
+    else:
+        raise ValueError(kind)
+    return cloud * scale
+
+
+@st.composite
+def clouds(draw, max_points: int = 30, kinds=KINDS, scales=(1e-3, 1.0, 1e3)):
+    kind = draw(st.sampled_from(kinds))
+    n = draw(st.integers(1, max_points))
+    dim = draw(st.sampled_from([1, 2, 3, 8]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale = draw(st.sampled_from(scales))
+    return make_cloud(kind, n, dim, seed, scale)
+
+
+def gudhi_diagrams(points: np.ndarray, max_dim: int, max_edge: float | None = None) -> list[np.ndarray]:
+    """Finite diagrams ``[(k_d, 2)]`` of gudhi's Rips complex on the exact float64 distances."""
+    x = np.asarray(points, dtype=np.float64)
+    distances = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    threshold = np.inf if max_edge is None else max_edge
+    tree = gudhi.RipsComplex(distance_matrix=distances, max_edge_length=threshold).create_simplex_tree(
+        max_dimension=max_dim + 1
+    )
+    tree.compute_persistence()
+    return [
+        np.array([p for p in tree.persistence_intervals_in_dimension(d) if np.isfinite(p[1])]).reshape(-1, 2)
+        for d in range(max_dim + 1)
+    ]
+
+
+def assert_same_diagram(ours: torch.Tensor | np.ndarray, reference: np.ndarray, rtol: float) -> None:
+    """Equal as multisets of (birth, death), up to ``rtol`` times the diagram's scale.
+
+    Uses the bottleneck distance (a true matching) plus equal counts of the points whose
+    persistence exceeds the tolerance, so near-diagonal rounding noise cannot hide a missing bar.
+    """
+    ours = np.asarray(torch.as_tensor(ours).detach().cpu().double().numpy()).reshape(-1, 2)
+    scale = max(np.abs(reference).max(initial=0.0), np.abs(ours).max(initial=0.0), 1e-300)
+    tol = rtol * scale
+    distance = gudhi.bottleneck_distance(ours, reference)
+    assert distance <= tol, f"bottleneck distance {distance} > {tol}\nours={ours}\nreference={reference}"
+    persistent = lambda d: int((d[:, 1] - d[:, 0] > 2 * tol).sum())  # noqa: E731
+    assert persistent(ours) == persistent(reference), f"\nours={ours}\nreference={reference}"

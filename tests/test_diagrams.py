@@ -1,0 +1,70 @@
+"""Diagrams: padding, lists, moves and validation."""
+
+import pytest
+import torch
+
+from torchtopo import Diagrams, rips_persistence
+
+
+def test_from_list_pads_and_to_list_round_trips():
+    h0 = [torch.tensor([[0.0, 1.0], [0.0, 2.0]]), torch.zeros(0, 2), torch.tensor([[0.0, 0.5]])]
+    h1 = [torch.zeros(0, 2), torch.tensor([[1.0, 1.5]]), torch.zeros(0, 2)]
+    dgm = Diagrams.from_list([h0, h1])
+    assert dgm.max_dim == 1 and dgm.batch_size == 3 and dgm.is_batched
+    assert dgm.pairs[0].shape == (3, 2, 2) and dgm.pairs[1].shape == (3, 1, 2)
+    assert dgm.mask[0].tolist() == [[True, True], [False, False], [True, False]]
+    for original, back in zip(h0 + h1, dgm.to_list(0) + dgm.to_list(1)):
+        assert torch.equal(original, back)
+    assert (dgm.birth_edges[0] == -1).all()  # generators are unknown for user-made diagrams
+
+
+def test_persistence_is_zero_on_padding():
+    dgm = Diagrams.from_list([[torch.tensor([[0.0, 1.0], [0.5, 2.0]]), torch.tensor([[0.0, 3.0]])]])
+    assert dgm.persistence(0).tolist() == [[1.0, 1.5], [3.0, 0.0]]
+
+
+def test_to_moves_and_casts_pairs_only():
+    dgm = rips_persistence(torch.randn(2, 8, 3), 1).to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in dgm.pairs)
+    assert all(m.dtype == torch.bool for m in dgm.mask)
+    assert all(e.dtype == torch.long for e in dgm.birth_edges + dgm.death_edges)
+
+
+def test_detach_and_unbatch():
+    points = torch.randn(1, 6, 2, requires_grad=True)
+    dgm = rips_persistence(points, 0)
+    assert dgm.pairs[0].requires_grad and not dgm.detach().pairs[0].requires_grad
+    single = dgm.unbatch()
+    assert not single.is_batched and torch.equal(single.pairs[0], dgm.pairs[0][0])
+    with pytest.raises(ValueError, match="exactly one"):
+        rips_persistence(torch.randn(2, 6, 2), 0).unbatch()
+
+
+def test_generators_index_the_edges_whose_lengths_are_the_values():
+    points = torch.randn(4, 12, 3, dtype=torch.float64)
+    dgm = rips_persistence(points, 1)
+    for d in (0, 1):
+        for b in range(4):
+            m = dgm.mask[d][b]
+            for column, edges in ((0, dgm.birth_edges[d][b][m]), (1, dgm.death_edges[d][b][m])):
+                lengths = (points[b, edges[:, 0]] - points[b, edges[:, 1]]).norm(dim=-1)
+                assert torch.allclose(lengths, dgm.pairs[d][b][m][:, column])
+
+
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        (dict(pairs=(torch.zeros(2, 3),), mask=(torch.zeros(2, 3, dtype=torch.bool),)), "pairs"),
+        (dict(pairs=(torch.zeros(2, 3, 2),), mask=(torch.zeros(2, 3),)), "mask"),
+        (dict(pairs=(torch.zeros(2, 3, 2), torch.zeros(2, 1, 2)), mask=(torch.zeros(2, 3, dtype=torch.bool),)), "one entry"),
+    ],
+)
+def test_invalid_fields_raise(fields, match):
+    edges = tuple(torch.full(p.shape, -1) for p in fields["pairs"])
+    with pytest.raises(ValueError, match=match):
+        Diagrams(fields["pairs"], fields["mask"], edges, edges)
+
+
+def test_from_list_rejects_ragged_dimensions():
+    with pytest.raises(ValueError, match="same number of clouds"):
+        Diagrams.from_list([[torch.zeros(0, 2)], [torch.zeros(0, 2), torch.zeros(0, 2)]])
