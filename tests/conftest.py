@@ -3,6 +3,13 @@
 import os
 import sys
 
+import torch
+
+# Without a GPU the Triton kernels run under Triton's interpreter, on the CPU; this must be set
+# before any kernel is defined (kernel modules are imported lazily, by the tests below).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from hypothesis import HealthCheck, settings
 
 # Test modules import shared helpers (tests/helpers.py) by name under --import-mode=importlib.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -61,13 +62,24 @@ def _matrix_lengths(distances: Tensor, edges: Tensor) -> Tensor:
     return distances[batch, index[..., 0], index[..., 1]]
 
 
-def _native_pairing(order: Tensor, mask: Tensor | None, max_dim: int, max_edge: float | None) -> Pairing:
-    if max_dim > 0:
-        raise ValueError(f"backend='native' computes max_dim=0 only for now, got max_dim={max_dim}; use backend='gudhi'")
-    births, deaths, valid = h0_pairing(order, mask)
+def _use_triton(points: Tensor | None) -> bool:
+    """The Triton H0 kernel runs on CUDA points when Triton is installed."""
+    from .triton_support import triton_available
+
+    return points is not None and points.is_cuda and points.shape[1] <= 2048 and triton_available()
+
+
+def _native_h0(points: Tensor | None, order: Callable[[], Tensor], mask: Tensor | None, lengths, max_edge: float | None) -> Pairing:
+    """Native dimension-0 pairing: the Triton kernel on CUDA points, batched Prim in torch otherwise."""
+    if _use_triton(points):
+        from .triton_h0 import h0_pairing_triton
+
+        births, deaths, valid = h0_pairing_triton(points, mask)
+    else:
+        births, deaths, valid = h0_pairing(order(), mask)
     if max_edge is not None:
         # Tree edges longer than max_edge are not in the filtration: their classes never die.
-        too_long = _matrix_lengths(order, deaths) > max_edge
+        too_long = lengths(deaths).detach() > max_edge
         deaths = deaths.masked_fill(too_long.unsqueeze(-1), -1)
     return Pairing((births,), (deaths,), (valid,))
 
@@ -169,11 +181,15 @@ def rips_persistence(
     detached = source.detach()
     lengths = partial(edge_lengths if points is not None else _matrix_lengths, source)
     if backend == "native" or (backend == "auto" and max_dim == 0):
-        if points is not None:
-            order = pairwise_distances(detached, mask)
-        else:
-            order = detached if mask is None else mask_distances(detached, mask)
-        pairing = _native_pairing(order, mask, max_dim, max_edge)
+        if max_dim > 0:
+            raise ValueError(f"backend='native' computes max_dim=0 only, got max_dim={max_dim}; use backend='gudhi'")
+
+        def order() -> Tensor:
+            if points is not None:
+                return pairwise_distances(detached, mask)
+            return detached if mask is None else mask_distances(detached, mask)
+
+        pairing = _native_h0(detached if points is not None else None, order, mask, lengths, max_edge)
     else:
         # gudhi orders edges by float64 distances computed point by point (not the product
         # form), so near-ties are resolved exactly; it reads the real points of each cloud only.

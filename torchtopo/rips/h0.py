@@ -65,6 +65,18 @@ def h0_pairing(distances: Tensor, mask: Tensor | None = None) -> tuple[Tensor, T
         best = torch.where(closer, candidate, torch.where(outside, best, inf))
         parent = torch.where(closer, vertex.unsqueeze(1), parent)
 
+    return finish_h0_pairing(tree_edges, tree_lengths, root, mask)
+
+
+def finish_h0_pairing(tree_edges: Tensor, tree_lengths: Tensor, root: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """From Prim's steps to the H0 pairing of :func:`h0_pairing`.
+
+    ``tree_edges`` ``(B, N - 1, 2)`` and ``tree_lengths`` ``(B, N - 1)`` are the edges in the order
+    Prim added them (steps past a cloud's own ``n_b - 1`` have length ``inf``), ``root`` ``(B,)``
+    the vertex each tree started from. Shared by the torch and Triton implementations.
+    """
+    batch, n = mask.shape
+    device = mask.device
     counts = mask.sum(dim=1)
     # Steps past a cloud's own n_b - 1 picked padding (their length is inf): sort them last.
     order = tree_lengths.argsort(dim=1, stable=True)
