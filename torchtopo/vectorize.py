@@ -253,12 +253,15 @@ def _axis_kernel(
         diff = diff + (grid_low - (0 if coord_low is None else coord_low.unsqueeze(-1)))
     if convention == "gudhi":
         return torch.exp(-0.5 * (diff / bandwidth).square())
-    u = diff / (bandwidth * math.sqrt(2.0))
+    # A pixel's mass is a difference of two close CDF values: in float32 a pixel narrow against
+    # the bandwidth would lose digits to cancellation, so this difference is taken in float64.
+    u = (diff / (bandwidth * math.sqrt(2.0))).double()
     # Difference the complementary error function on the side of the pixel away from the mean:
     # erf(u1) - erf(u0) cancels catastrophically in the tails, erfc of the same sign does not.
     upper, lower = torch.special.erfc(u), torch.special.erfc(-u)
     right = (u[..., 1:] + u[..., :-1]) >= 0
-    return 0.5 * torch.where(right, upper[..., :-1] - upper[..., 1:], lower[..., 1:] - lower[..., :-1])
+    mass = 0.5 * torch.where(right, upper[..., :-1] - upper[..., 1:], lower[..., 1:] - lower[..., :-1])
+    return mass.to(coord.dtype)
 
 
 def persistence_image(
@@ -298,6 +301,12 @@ def persistence_image(
           ``kernel_params={"sigma": bandwidth ** 2}``, ``pixel_size = (hi - lo) / n``.
         - Infinite deaths (``+inf``) are dropped (``infinite="drop"``) or raise
           (``infinite="raise"``); they never produce a NaN image. Padding rows are ignored.
+        - Accuracy: float64 agrees with gudhi and persim to ~1e-14 of the image's peak. float32
+          agrees to ~3e-7 of the peak when the peak lies within about one ``bandwidth`` of a
+          diagram point (``bandwidth`` at least half the pixel spacing, points inside the range);
+          further out a pixel ``u`` bandwidths from every point is off by ~``u**2 * 1e-7`` of its
+          own value, the precision of exp's argument in float32. The rounding of ``death -
+          birth`` and of the grid is compensated, so it costs nothing.
 
     Parameters
     ----------
