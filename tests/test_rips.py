@@ -135,16 +135,22 @@ def test_batch_of_one_matches_unbatched_call():
 
 
 def test_distance_matrix_input_equals_points_input():
-    cloud = torch.randn(3, 20, 5, dtype=torch.float64)
-    matrix = torch.cdist(cloud, cloud)
-    matrix = (matrix + matrix.transpose(1, 2)) / 2
-    matrix.diagonal(dim1=1, dim2=2).zero_()
+    cloud = torch.randn(3, 40, 5, dtype=torch.float64)
+    matrix = torch.cdist(cloud, cloud)  # the product form: slightly asymmetric, nonzero diagonal
     for max_dim in (0, 1):
         a = rips_persistence(cloud, max_dim)
         b = rips_persistence(distances=matrix, max_dim=max_dim)
         for d in range(max_dim + 1):
             for x, y in zip(a.to_list(d), b.to_list(d)):
-                assert torch.allclose(_sorted(x), _sorted(y), atol=1e-12)
+                assert torch.allclose(_sorted(x), _sorted(y), atol=1e-9)
+
+
+def test_distance_matrix_gradients_reach_both_triangles():
+    matrix = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 1.5], [2.0, 1.5, 0.0]], dtype=torch.float64, requires_grad=True)
+    dgm = rips_persistence(distances=matrix, max_dim=0)
+    dgm.pairs[0].sum().backward()
+    expected = torch.tensor([[0.0, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.0]], dtype=torch.float64)
+    assert torch.equal(matrix.grad, expected)
 
 
 # --------------------------------------------------------------------------- gradients

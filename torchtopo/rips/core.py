@@ -43,8 +43,16 @@ def _check_distances(distances: Tensor) -> None:
         raise ValueError("distances must describe at least one point, got N = 0")
     if not torch.isfinite(distances).all() or (distances < 0).any():
         raise ValueError("distances must be finite and non-negative")
-    if not torch.equal(distances, distances.transpose(-1, -2)):
+    scale = distances.detach().abs().amax()
+    if not torch.allclose(distances, distances.transpose(-1, -2), rtol=1e-4, atol=1e-6 * float(scale)):
         raise ValueError("distances must be symmetric")
+
+
+def _symmetrised(distances: Tensor) -> Tensor:
+    """``(D + D^T) / 2`` with a zero diagonal, differentiably: ``torch.cdist`` output is neither
+    exactly symmetric nor exactly zero on the diagonal (its matrix-product form rounds)."""
+    off_diagonal = 1 - torch.eye(distances.shape[-1], dtype=distances.dtype, device=distances.device)
+    return 0.5 * (distances + distances.transpose(-1, -2)) * off_diagonal
 
 
 def _check_mask(mask: Tensor, batch: int, n: int) -> None:
@@ -118,7 +126,9 @@ def rips_persistence(
         ``(B, N)`` bool, True for real points, for clouds of different sizes. Masked points
         never change the result.
     distances : Tensor, optional
-        ``(B, N, N)`` or ``(N, N)`` precomputed distance matrix, instead of ``points``.
+        ``(B, N, N)`` or ``(N, N)`` precomputed distance matrix, instead of ``points``. It must be
+        symmetric up to rounding; it is used as ``(D + D^T) / 2`` with a zero diagonal (so
+        ``torch.cdist`` output, which is neither exactly, works).
     max_edge : float, optional
         Leave out edges longer than this (classes alive at ``max_edge`` become infinite).
     keep_infinite : bool
@@ -170,6 +180,7 @@ def rips_persistence(
         _check_points(points)
     else:
         _check_distances(distances)
+        source = _symmetrised(distances)
     batched = source.dim() == 3
     if not batched:
         source = source.unsqueeze(0)
