@@ -14,6 +14,7 @@ from typing import Any, Callable, ClassVar, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ._checks import check_choice, check_floating, check_mask, check_no_nan, check_positive, check_shape
 from .diagrams import Diagrams
 
 __all__ = [
@@ -138,43 +139,6 @@ def get_weight(weight: WeightLike) -> Callable[[Tensor, Tensor], Tensor]:
 # --------------------------------------------------------------------------- input checks
 
 
-def _check_floating(x: Tensor, name: str) -> None:
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {type(x).__name__}"
-                        f"{'' if not isinstance(x, Tensor) else ' of dtype ' + str(x.dtype)}")
-
-
-def _check_shape(x: Tensor, name: str, shapes: str, ok: bool) -> None:
-    if not ok:
-        raise ValueError(f"{name} must have shape {shapes}, got {tuple(x.shape)}")
-
-
-def _check_mask(mask: Tensor | None, lead: torch.Size, name: str = "mask") -> None:
-    if mask is not None and (not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != lead):
-        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"{name} must be a bool tensor of shape {tuple(lead)}, got {got}")
-
-
-def _check_no_nan(x: Tensor, name: str) -> None:
-    # On accelerators the check is a device-side assert, so a training step gets no host sync.
-    bad = torch.isnan(x).any()
-    if x.device.type == "cpu":
-        if bad:
-            raise ValueError(f"{name} contains NaN")
-    else:
-        torch._assert_async(~bad, f"{name} contains NaN")
-
-
-def _check_positive(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _check_choice(value: Any, name: str, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
 def _check_range(im_range: Sequence[float], name: str, n: int) -> tuple[float, ...]:
     values = tuple(float(v) for v in im_range)
     if len(values) != n or not all(math.isfinite(v) for v in values):
@@ -191,17 +155,17 @@ def _prepare(
     """Batch the input and return ``birth``, ``(persistence, its rounding error or None)`` and
     ``weights``, each ``(B, K)``, with zero weight on padding and dropped bars, and whether the
     input was batched."""
-    _check_floating(diagrams, "diagrams")
-    _check_shape(diagrams, "diagrams", "(B, K, 2) or (K, 2)", diagrams.dim() in (2, 3) and diagrams.shape[-1] == 2)
-    _check_mask(mask, diagrams.shape[:-1])
-    _check_choice(infinite, "infinite", _INFINITE)
+    check_floating(diagrams, "diagrams")
+    check_shape(diagrams, "diagrams", "(B, K, 2) or (K, 2)", diagrams.dim() in (2, 3) and diagrams.shape[-1] == 2)
+    check_mask(mask, diagrams.shape[:-1])
+    check_choice(infinite, "infinite", _INFINITE)
     batched = diagrams.dim() == 3
     if not batched:
         diagrams = diagrams.unsqueeze(0)
         mask = None if mask is None else mask.unsqueeze(0)
     real = torch.ones(diagrams.shape[:-1], dtype=torch.bool, device=diagrams.device) if mask is None else mask
     birth, death = diagrams.unbind(-1)
-    _check_no_nan(torch.where(real.unsqueeze(-1), diagrams, 0.0), "diagrams")
+    check_no_nan(torch.where(real.unsqueeze(-1), diagrams, 0.0), "diagrams")
     if not torch.isfinite(torch.where(real, birth, 0.0)).all():
         raise ValueError("diagrams: births must be finite")
     finite = torch.isfinite(death)
@@ -352,11 +316,11 @@ def persistence_image(
     >>> divmod(img.argmax().item(), 3)  # (row, column): persistence 1, birth 0, the point (0, 1)
     (2, 0)
     """
-    _check_choice(convention, "convention", _CONVENTIONS)
+    check_choice(convention, "convention", _CONVENTIONS)
     res = tuple(int(r) for r in resolution)
     if len(res) != 2 or min(res) < 1:
         raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
-    _check_positive(bandwidth, "bandwidth")
+    check_positive(bandwidth, "bandwidth")
     bmin, bmax, pmin, pmax = _check_range(im_range, "im_range", 4)
     birth, persistence, w, batched = _prepare(diagrams, mask, weight, infinite)
     gb = _axis_kernel(birth, None, bmin, bmax, res[0], bandwidth, convention)  # (B, K, W)
@@ -424,10 +388,10 @@ def persistence_curve(
     >>> persistence_curve(h0, pers_range=(0, 2), resolution=3, bandwidth=0.5)
     tensor([0.2160, 1.5958, 0.2160])
     """
-    _check_choice(convention, "convention", _CONVENTIONS)
+    check_choice(convention, "convention", _CONVENTIONS)
     if int(resolution) < 1:
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
-    _check_positive(bandwidth, "bandwidth")
+    check_positive(bandwidth, "bandwidth")
     pmin, pmax = _check_range(pers_range, "pers_range", 2)
     _, persistence, w, batched = _prepare(diagrams, mask, weight, infinite)
     gp = _axis_kernel(*persistence, pmin, pmax, int(resolution), bandwidth, convention)
@@ -545,7 +509,7 @@ class PersistenceImage(nn.Module):
         if len(self.resolution) != 2 or min(self.resolution) < 1:
             raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
         if bandwidth != "quantile":
-            _check_positive(bandwidth, "bandwidth")
+            check_positive(bandwidth, "bandwidth")
         if not 0 <= quantile <= 1:
             raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
         self.bandwidth, self.quantile = bandwidth, float(quantile)
@@ -557,9 +521,9 @@ class PersistenceImage(nn.Module):
         self.dims = tuple(int(d) for d in dims)
         if not self.dims or min(self.dims) < 0 or len(set(self.dims)) != len(self.dims):
             raise ValueError(f"dims must be distinct non-negative ints, got {dims!r}")
-        _check_choice(convention, "convention", _CONVENTIONS)
-        _check_choice(h0, "h0", ("curve", "image"))
-        _check_choice(infinite, "infinite", _INFINITE)
+        check_choice(convention, "convention", _CONVENTIONS)
+        check_choice(h0, "h0", ("curve", "image"))
+        check_choice(infinite, "infinite", _INFINITE)
         self.convention, self.h0, self.normalize, self.infinite = convention, h0, bool(normalize), infinite
 
     @classmethod
@@ -606,7 +570,7 @@ class PersistenceImage(nn.Module):
             if not diagrams:
                 raise ValueError("diagrams: the list is empty")
             for i, t in enumerate(diagrams):
-                _check_floating(t, f"diagrams[{i}]")
+                check_floating(t, f"diagrams[{i}]")
             batch = Diagrams.from_list([list(diagrams)])
             return [(batch.pairs[0], batch.mask[0])]
         raise TypeError(f"diagrams must be a Diagrams, a tensor or a list of tensors, got {type(diagrams).__name__}")
