@@ -62,9 +62,11 @@ def gather_diagrams(lengths: Callable[[Tensor], Tensor], pairing: Pairing, *, ke
     their slot (no compaction), so shapes never depend on values and no host sync is needed.
     """
     pairs, masks, births_out, deaths_out = [], [], [], []
-    for births, deaths, mask in zip(pairing.birth_edges, pairing.death_edges, pairing.mask):
+    for dim, (births, deaths, mask) in enumerate(zip(pairing.birth_edges, pairing.death_edges, pairing.mask)):
         infinite = mask & (deaths[..., 0] < 0)
-        birth, death = lengths(births), lengths(deaths)
+        death = lengths(deaths)
+        # Every vertex enters a Rips filtration at 0: no need to measure the (v, v) edges.
+        birth = torch.zeros_like(death) if dim == 0 else lengths(births)
         finite_keep = mask & ~infinite & (death > birth)
         keep = finite_keep | infinite if keep_infinite else finite_keep
         zero = torch.zeros_like(birth)
