@@ -256,3 +256,22 @@ def test_module_wraps_the_function():
     assert "max_dim=1" in repr(layer)
     with pytest.raises(ValueError, match="backend"):
         VietorisRips(backend="fast")
+
+
+# --------------------------------------------------------------------------- H0 implementations
+@settings(max_examples=20)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 40), kind=st.sampled_from(["gaussian", "grid", "duplicates"]))
+def test_h0_torch_loop_and_numba_kernel_agree_exactly(seed, n, kind):
+    from torchtopo.rips.h0 import h0_pairing
+
+    generator = torch.Generator().manual_seed(seed)
+    clouds_ = torch.from_numpy(np.stack([make_cloud(kind, n, 2, seed + b) for b in range(3)]))
+    mask = torch.rand(3, n, generator=generator) > 0.4
+    mask[:, n // 2] = True
+    distances = pairwise_distances(clouds_, mask)
+    expected = h0_pairing(distances, mask, implementation="torch")
+    got = h0_pairing(distances, mask, implementation="numba")
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="implementation"):
+        h0_pairing(distances, mask, implementation="cuda")

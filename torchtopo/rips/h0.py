@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 from torch import Tensor
 
-__all__ = ["h0_pairing"]
+__all__ = ["h0_pairing", "finish_h0_pairing", "numba_available"]
+
+
+def numba_available() -> bool:
+    """Whether the compiled CPU kernels can be used (numba is installed)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 @torch.no_grad()
-def h0_pairing(distances: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def h0_pairing(
+    distances: Tensor, mask: Tensor | None = None, *, implementation: str = "auto"
+) -> tuple[Tensor, Tensor, Tensor]:
     r"""Dimension-0 persistence pairs of the Rips filtrations of a batch, by batched Prim.
 
     Every point is born at 0; each minimum-spanning-tree edge kills one class at its length, and
@@ -17,12 +26,17 @@ def h0_pairing(distances: Tensor, mask: Tensor | None = None) -> tuple[Tensor, T
     steps of ``(B, N)`` tensor operations, with no loop over the clouds, on the device of
     ``distances``.
 
+    On the CPU, when numba is installed, the same steps run compiled, one cloud per thread
+    (``implementation="auto"``); the tensor loop is the path for every other device.
+
     Parameters
     ----------
     distances : Tensor
         ``(B, N, N)`` symmetric distances with a zero diagonal (only used to order edges).
     mask : Tensor, optional
         ``(B, N)`` bool, True for real points; masked points are ignored.
+    implementation : {"auto", "torch", "numba"}
+        Force one implementation (both give identical results).
 
     Returns
     -------
@@ -44,6 +58,10 @@ def h0_pairing(distances: Tensor, mask: Tensor | None = None) -> tuple[Tensor, T
     device = distances.device
     if mask is None:
         mask = torch.ones(batch, n, dtype=torch.bool, device=device)
+    if implementation not in ("auto", "torch", "numba"):
+        raise ValueError(f"implementation must be 'auto', 'torch' or 'numba', got {implementation!r}")
+    if implementation == "numba" or (implementation == "auto" and device.type == "cpu" and numba_available()):
+        return _h0_pairing_numba(distances, mask)
     rows = torch.arange(batch, device=device)
     inf = torch.tensor(float("inf"), dtype=distances.dtype, device=device)
 
@@ -66,6 +84,23 @@ def h0_pairing(distances: Tensor, mask: Tensor | None = None) -> tuple[Tensor, T
         parent = torch.where(closer, vertex.unsqueeze(1), parent)
 
     return finish_h0_pairing(tree_edges, tree_lengths, root, mask)
+
+
+def _h0_pairing_numba(distances: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    from ._h0_numba import prim_batch
+
+    batch, n = mask.shape
+    tree_edges = torch.empty(batch, max(n - 1, 0), 2, dtype=torch.long)
+    tree_lengths = torch.empty(batch, max(n - 1, 0), dtype=distances.dtype)
+    roots = torch.empty(batch, dtype=torch.long)
+    prim_batch(
+        distances.detach().cpu().contiguous().numpy(),
+        mask.cpu().numpy(),
+        tree_edges.numpy(),
+        tree_lengths.numpy(),
+        roots.numpy(),
+    )
+    return finish_h0_pairing(tree_edges, tree_lengths, roots, mask.cpu())
 
 
 def finish_h0_pairing(tree_edges: Tensor, tree_lengths: Tensor, root: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
