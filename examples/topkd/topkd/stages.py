@@ -343,7 +343,7 @@ def _load_shards(folder: str, n: int) -> torch.Tensor:
 
 def ripsnet_path(cfg) -> str:
     """Where the fitted RipsNet is saved."""
-    return os.path.join(paths(cfg)["ripsnet"], "ripsnet")
+    return os.path.join(paths(cfg)["ripsnet"], "ripsnet.pt")
 
 
 def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -354,8 +354,9 @@ def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     -------
     dict
         ``metrics.json``: ``train_mse`` (mean over clouds and pixels), ``train_l2`` (mean
-        ``||p_hat - p||_2`` per cloud, the poster's Table 8 measure), ``initial_mse``,
-        ``epochs``, ``seconds``, ``parameters``.
+        ``||p_hat - p||_2`` per cloud, the poster's Table 8 measure), ``initial_mse`` (before
+        fitting), ``best_val_mse`` and ``constant_val_mse`` (the held-out MSE and that of the
+        best constant predictor), ``epochs``, ``seconds``, ``parameters``.
     """
     import torchtopo
 
@@ -387,16 +388,19 @@ def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     history = torchtopo.fit_ripsnet(
         model, clouds, targets, epochs=rn_cfg["epochs"], lr=rn_cfg["lr"],
         batch_size=rn_cfg["batch_size"], val_fraction=rn_cfg["val_fraction"],
-        patience=rn_cfg["patience"], progress=cfg["progress"], log_dir=os.path.join(p["ripsnet"], "tb"))
+        patience=rn_cfg["patience"], seed=cfg["teacher"]["seed"], progress=cfg["progress"],
+        log_dir=os.path.join(p["ripsnet"], "tb"))
     seconds = time.perf_counter() - tic
     mse, l2 = errors()
     os.makedirs(p["ripsnet"], exist_ok=True)
     model.save(ripsnet_path(cfg), vectorizer=pi)
     metrics = {"train_mse": mse, "train_l2": l2, "initial_mse": initial_mse,
-               "epochs": len(history.get("train_loss", history.get("train", []))),
+               "best_val_mse": history["best_val_loss"],
+               "constant_val_mse": history["constant_val_loss"],
+               "epochs": len(history["train_loss"]), "best_epoch": history["best_epoch"],
                "seconds": seconds, "num_clouds": int(clouds.shape[0]),
                "parameters": sum(q.numel() for q in model.parameters()),
-               "history": {k: v for k, v in history.items() if isinstance(v, (list, float, int))}}
+               "history": {"train_loss": history["train_loss"], "val_loss": history["val_loss"]}}
     _write_json(metrics, metrics_path)
     _log(cfg, f"ripsnet: train MSE {initial_mse:.5f} -> {mse:.5f}, mean L2 {l2:.5f}")
     return metrics

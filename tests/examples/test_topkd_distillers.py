@@ -1,0 +1,177 @@
+"""Every distiller: finite losses, backward, teacher frozen and in eval mode, learnable
+parameters in the optimizer; published weights; error messages."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from topkd.distillers import DISTILLERS, build_distiller, kd_loss
+from topkd.distillers.methods import ConvReg
+from topkd.engine import Trainer
+from topkd.models import build_model
+
+# distillers with learnable connectors/embeddings for a same-width pair (TopKD only needs a
+# projection when the pooled widths differ)
+HAS_CONNECTOR = {"fitnet", "cc", "vid", "crd"}
+
+
+def make(name, student="resnet8", teacher="resnet14", num_classes=10, **kw):
+    torch.manual_seed(0)
+    s, t = build_model(student, num_classes), build_model(teacher, num_classes)
+    if name == "crd":
+        kw.setdefault("n_data", 64)
+        kw.setdefault("nce_k", 20)
+    if name == "topkd":
+        import torchtopo
+
+        kw.setdefault("ripsnet", torchtopo.RipsNet.for_features(t.feature_channels()["pooled"], 20))
+        kw.setdefault("cloud_size", 4)
+    return build_distiller(name, s, t, **kw)
+
+
+def batch(n=8, num_classes=10, with_index=False):
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, num_classes, (n,), generator=g)
+    return x, y, ({"index": torch.arange(n)} if with_index else {})
+
+
+@pytest.mark.parametrize("name", sorted(DISTILLERS))
+def test_distiller_step(name, tmp_path):
+    d = make(name)
+    teacher_before = {k: v.clone() for k, v in d.teacher.state_dict().items()}
+    d.train()
+    assert d.student.training and not d.teacher.training
+    assert not any(p.requires_grad for p in d.teacher.parameters())
+    x, y, kw = batch(with_index=d.needs_index)
+    logits, losses = d.forward_train(x, y, **kw)
+    assert logits.shape == (8, 10)
+    assert losses and all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+    expected = {"vanilla": {"ce"}, "kd": {"ce", "kd"}, "fitnet": {"ce", "hint"},
+                "at": {"ce", "at"}, "sp": {"ce", "sp"}, "cc": {"ce", "cc"},
+                "rkd": {"ce", "rkd"}, "pkt": {"ce", "pkt"}, "vid": {"ce", "vid"},
+                "crd": {"ce", "crd"}, "topkd": {"ce", "kd", "topo"}}[name]
+    assert set(losses) == expected
+    sum(losses.values()).backward()
+    learnable = d.get_learnable_parameters()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.student.parameters())
+    # every extra learnable parameter (connectors, embeddings) gets a gradient
+    extra = d.get_extra_parameters()
+    assert (len(extra) > 0) == (name in HAS_CONNECTOR)
+    assert all(p.grad is not None for p in extra)
+    assert all(p.grad is None for p in d.teacher.parameters())
+    # the optimizer holds exactly the learnable parameters, never the teacher's
+    trainer = Trainer(d, [], [], out_dir=str(tmp_path), epochs=1, lr=0.1, progress=False)
+    in_opt = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert in_opt == {id(p) for p in learnable}
+    assert not in_opt & {id(p) for p in d.teacher.parameters()}
+    trainer.optimizer.step()
+    for k, v in d.teacher.state_dict().items():
+        assert torch.equal(v, teacher_before[k]), k
+    d.train(True)
+    assert not d.teacher.training
+
+
+def test_published_default_weights():
+    w = {n: DISTILLERS[n].defaults for n in DISTILLERS}
+    assert (w["kd"]["gamma"], w["kd"]["alpha"], w["kd"]["temperature"]) == (0.1, 0.9, 4.0)
+    assert {n: w[n]["beta"] for n in ("fitnet", "at", "sp", "cc", "rkd", "pkt", "vid", "crd")} == {
+        "fitnet": 100.0, "at": 1000.0, "sp": 3000.0, "cc": 0.02, "rkd": 1.0, "pkt": 30000.0,
+        "vid": 1.0, "crd": 0.8}
+    topkd = w["topkd"]
+    assert (topkd["gamma"], topkd["alpha"], topkd["delta"], topkd["temperature"]) == (1, 2, 5, 4)
+    assert w["crd"]["nce_k"] == 16384 and w["crd"]["nce_t"] == 0.07 and w["crd"]["nce_m"] == 0.5
+
+
+def test_kd_loss_matches_definition():
+    s, t = torch.randn(5, 7), torch.randn(5, 7)
+    p_t = F.softmax(t / 4, 1)
+    manual = (p_t * (p_t.log() - F.log_softmax(s / 4, 1))).sum(1).mean() * 16
+    torch.testing.assert_close(kd_loss(s, t, 4.0), manual)
+    d = make("kd")
+    x, y, _ = batch()
+    _, losses = d.forward_train(x, y)
+    with torch.no_grad():
+        ls, lt = d.student(x)[0], d.teacher(x)[0]
+    torch.testing.assert_close(losses["kd"], 0.9 * kd_loss(ls, lt, 4.0))
+    torch.testing.assert_close(losses["ce"], 0.1 * F.cross_entropy(ls, y))
+
+
+@pytest.mark.parametrize("student,teacher", [("MobileNetV2", "vgg8"), ("ShuffleV2", "resnet8x4")])
+@pytest.mark.parametrize("name", ["fitnet", "at", "vid", "sp", "cc", "rkd", "pkt", "crd"])
+def test_cross_architecture_connectors(name, student, teacher):
+    d = make(name, student, teacher).train()
+    x, y, kw = batch(4, with_index=d.needs_index)
+    _, losses = d.forward_train(x, y, **kw)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in d.get_extra_parameters())
+
+
+def test_topkd_projection_and_frozen_ripsnet():
+    import torchtopo
+
+    ripsnet = torchtopo.RipsNet.for_features(256, 20)
+    d = make("topkd", "resnet8", "resnet8x4", ripsnet=ripsnet).train()
+    rn_before = {k: v.clone() for k, v in ripsnet.state_dict().items()}
+    extra = d.get_extra_parameters()
+    assert extra and all(p.shape[-1] in (64, 256) or p.dim() == 1 for p in extra)
+    assert not {id(p) for p in ripsnet.parameters()} & {id(p) for p in d.get_learnable_parameters()}
+    x, y, _ = batch(8)
+    _, losses = d.forward_train(x, y)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in extra)
+    opt = torch.optim.SGD(d.get_learnable_parameters(), lr=0.1)
+    opt.step()
+    for k, v in ripsnet.state_dict().items():
+        assert torch.equal(v, rn_before[k])
+
+
+def test_topkd_combined_with_crd():
+    import torchtopo
+
+    torch.manual_seed(0)
+    s, t = build_model("resnet8", 10), build_model("resnet14", 10)
+    d = build_distiller("topkd", s, t, ripsnet=torchtopo.RipsNet.for_features(64, 20),
+                        cloud_size=4, extra=[{"name": "crd", "n_data": 64, "nce_k": 10}])
+    assert d.needs_index
+    x, y, kw = batch(8, with_index=True)
+    _, losses = d.train().forward_train(x, y, **kw)
+    assert set(losses) == {"ce", "kd", "topo", "crd_crd"}
+    crd_params = {id(p) for p in d.extra[0].embed_s.parameters()}
+    assert crd_params <= {id(p) for p in d.get_learnable_parameters()}
+
+
+def test_crd_memory_bank_updates_only_the_batch_rows():
+    d = make("crd").train()
+    before = d.memory.memory_v1.clone()
+    x, y, _ = batch(4)
+    index = torch.tensor([3, 10, 20, 30])
+    contrast = torch.cat([index[:, None], torch.randint(0, 64, (4, 20))], 1)
+    d.forward_train(x, y, index=index, contrast_idx=contrast)
+    changed = (d.memory.memory_v1 != before).any(1).nonzero().flatten()
+    assert changed.tolist() == index.tolist()
+    torch.testing.assert_close(d.memory.memory_v1[index].norm(dim=1), torch.ones(4))
+    assert d.nce_k == 20 and make("crd", nce_k=10_000).nce_k == 63  # capped at n_data - 1
+    with pytest.raises(ValueError, match="index"):
+        d.forward_train(x, y)
+
+
+def test_errors_name_the_problem():
+    s, t = build_model("resnet8", 10), build_model("resnet14", 10)
+    with pytest.raises(ValueError, match="unknown distiller 'dkd'"):
+        build_distiller("dkd", s, t)
+    with pytest.raises(ValueError, match=r"unknown arguments \['bta'\]"):
+        build_distiller("at", s, t, bta=3)
+    with pytest.raises(TypeError, match="kd needs a teacher"):
+        build_distiller("kd", s, None)
+    with pytest.raises(ValueError, match="temperature"):
+        build_distiller("kd", s, t, temperature=0)
+    with pytest.raises(ValueError, match="n_data"):
+        build_distiller("crd", s, t)
+    with pytest.raises(TypeError, match="ripsnet"):
+        build_distiller("topkd", s, t)
+    with pytest.raises(ValueError, match="hint_layer 7 out of range"):
+        build_distiller("fitnet", s, t, hint_layer=7)
+    with pytest.raises(ValueError, match="no FitNet connector rule"):
+        ConvReg((16, 8, 8), (32, 32, 32))
+    assert build_distiller("vanilla", s, None).teacher is None
