@@ -1,0 +1,189 @@
+"""Native batched H1 backend: exact agreement with gudhi, generators, tie-breaks, padding."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import gudhi
+import numpy as np
+import pytest
+import torch
+from helpers import KINDS, make_cloud
+from hypothesis import given
+from hypothesis import strategies as st
+
+import torchtopo.rips
+from torchtopo.rips.native import apparent_share, h1_pairing, native_pairing
+from torchtopo.rips.pairing import gather_diagrams
+
+
+def _distances(points: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``(..., N, N)`` distances computed point by point in float64 (exactly symmetric), then cast."""
+    x = torch.as_tensor(points, dtype=torch.float64)
+    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").to(dtype)
+
+
+def _lengths(distances: torch.Tensor):
+    rows = torch.arange(distances.shape[0]).unsqueeze(1)
+    return lambda edges: distances[rows, edges.clamp_min(0)[..., 0], edges.clamp_min(0)[..., 1]]
+
+
+def _multiset(pairs) -> list[tuple[float, float]]:
+    return sorted(map(tuple, np.asarray(pairs, dtype=np.float64).reshape(-1, 2).tolist()))
+
+
+def _ours(distances: torch.Tensor, mask: torch.Tensor | None, max_edge: float | None) -> list[list[list]]:
+    """``[dim][cloud]`` sorted (birth, death) lists, infinite bars included."""
+    pairing = native_pairing(distances, mask, 1, max_edge)
+    diagrams = gather_diagrams(_lengths(distances), pairing, keep_infinite=True)
+    return [[_multiset(t) for t in diagrams.to_list(d)] for d in (0, 1)]
+
+
+def _gudhi(matrix: np.ndarray, max_edge: float | None, collapse: bool = False) -> list[list]:
+    """gudhi's H0 and H1 over Z/2 (ripser's field and ours), infinite bars included."""
+    threshold = math.inf if max_edge is None else max_edge
+    rips = gudhi.RipsComplex(distance_matrix=matrix, max_edge_length=threshold)
+    if collapse:  # same diagram, far fewer triangles: for the large clouds
+        tree = rips.create_simplex_tree(max_dimension=1)
+        tree.collapse_edges(nb_iterations=10)
+        tree.expansion(2)
+    else:
+        tree = rips.create_simplex_tree(max_dimension=2)
+    # persistence_dim_max: otherwise a complex without edges reports no H0 at all.
+    tree.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
+    return [_multiset(tree.persistence_intervals_in_dimension(d)) for d in (0, 1)]
+
+
+@st.composite
+def padded_batches(draw):
+    """Clouds of the adversarial kinds, padded with masked decoys at random slots."""
+    batch = draw(st.integers(1, 3))
+    dim = draw(st.sampled_from([1, 2, 3, 8]))
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    sizes = [draw(st.integers(1, 24)) for _ in range(batch)]
+    width = max(sizes) + draw(st.integers(0, 5))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(batch, width, dim)) * scale  # the decoys where masked
+    mask = np.zeros((batch, width), dtype=bool)
+    for b, size in enumerate(sizes):
+        kind = draw(st.sampled_from(KINDS))
+        slots = np.sort(rng.choice(width, size, replace=False))
+        points[b, slots] = make_cloud(kind, size, dim, seed + b, scale)
+        mask[b, slots] = True
+    return points, mask
+
+
+@given(
+    batch=padded_batches(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    cut=st.sampled_from([None, 0.2, 0.5]),
+)
+def test_matches_gudhi_exactly(batch, dtype, cut):
+    points, mask = batch
+    distances = _distances(points, dtype)
+    # max_edge as a quantile of the real edge lengths: some loops stay open (infinite bars).
+    max_edge = None if cut is None else float(np.quantile(distances[torch.from_numpy(mask)].double().numpy(), cut))
+    ours = _ours(distances, torch.from_numpy(mask), max_edge)
+    for b in range(points.shape[0]):
+        real = np.flatnonzero(mask[b])
+        matrix = distances[b][real][:, real].double().numpy()
+        reference = _gudhi(matrix, max_edge)
+        assert ours[0][b] == reference[0]
+        assert ours[1][b] == reference[1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "n", "dim"),
+    [("gaussian", 256, 16), ("circle", 256, 2), ("gaussian", 128, 512), ("grid", 128, 3)],
+)
+def test_large_clouds_match_gudhi(kind, n, dim):
+    distances = _distances(make_cloud(kind, n, dim, seed=n + dim)[None])
+    ours = _ours(distances, None, None)
+    reference = _gudhi(distances[0].numpy(), None, collapse=True)
+    assert len(ours[1][0]) == len(reference[1]) > 0  # H1 pair counts equal gudhi's
+    assert ours[0][0] == reference[0]
+    assert ours[1][0] == reference[1]
+
+
+@pytest.mark.parametrize(("sides", "death"), [(4, math.sqrt(2.0)), (6, math.sqrt(3.0))])
+def test_regular_polygons(sides, death):
+    # Unit sides: the loop is born at 1 and killed by the first triangle (diagonals of the
+    # square, the short diagonals of the hexagon).
+    angles = torch.arange(sides, dtype=torch.float64) * 2 * math.pi / sides
+    points = torch.stack([angles.cos(), angles.sin()], dim=-1) / (2 * math.sin(math.pi / sides))
+    distances = _distances(points[None])
+    births, deaths, valid = h1_pairing(distances, None, None)
+    assert valid.tolist() == [[True]]
+    i, j = births[0, 0].tolist()
+    k, l = deaths[0, 0].tolist()
+    assert i < j and k < l
+    assert distances[0, i, j].item() == pytest.approx(1.0, rel=1e-12)
+    assert distances[0, k, l].item() == pytest.approx(death, rel=1e-12)
+    assert (j - i) % sides in (1, sides - 1)  # a side
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(4, 40), cut=st.sampled_from([None, 0.3]))
+def test_generators_match_gudhi_in_general_position(seed, n, cut):
+    # Without ties the generators are unique, so they must be gudhi's edges exactly.
+    distances = _distances(make_cloud("gaussian", n, 3, seed)[None])
+    max_edge = None if cut is None else float(np.quantile(distances.numpy(), cut))
+    births, deaths, valid = h1_pairing(distances, None, max_edge)
+    ours = {(tuple(b), tuple(d)) for b, d in zip(births[0][valid[0]].tolist(), deaths[0][valid[0]].tolist())}
+    rips = gudhi.RipsComplex(distance_matrix=distances[0].numpy(), max_edge_length=max_edge or math.inf)
+    tree = rips.create_simplex_tree(max_dimension=2)
+    tree.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
+    finite, essential = tree.flag_persistence_generators()[1:4:2]
+    edge = lambda a, b: (min(a, b), max(a, b))  # noqa: E731
+    reference = {(edge(*row[:2]), edge(*row[2:])) for row in (finite[0] if finite else [])}
+    reference |= {(edge(*row), (-1, -1)) for row in (essential[0] if essential else [])}
+    # gudhi also lists pairs of zero persistence; the diagram (and our output) does not.
+    lengths = distances[0].numpy()
+    reference = {(b, d) for b, d in reference if d[0] < 0 or lengths[d] > lengths[b]}
+    assert ours == reference
+
+
+def test_padding_never_changes_the_generators():
+    rng = np.random.default_rng(3)
+    cloud = make_cloud("grid", 20, 2, seed=5)  # ties: the tie-break must not see the padding
+    slots = np.sort(rng.choice(32, 20, replace=False))
+    padded = rng.normal(size=(1, 32, 2)) * 10
+    padded[0, slots] = cloud
+    mask = torch.zeros(1, 32, dtype=torch.bool)
+    mask[0, slots] = True
+    alone = h1_pairing(_distances(cloud[None]), None, None)
+    births, deaths, valid = h1_pairing(_distances(padded), mask, None)
+    assert valid.sum().item() == alone[2].sum().item() > 0
+    assert births[valid].tolist() == slots[alone[0][alone[2]].numpy()].tolist()
+    assert deaths[valid].tolist() == slots[alone[1][alone[2]].numpy()].tolist()
+
+
+def test_degenerate_clouds():
+    same = torch.zeros(2, 5, 5, dtype=torch.float64)  # all points identical
+    pairing = native_pairing(same, torch.tensor([[True] * 5, [True] + [False] * 4]), 1, None)
+    assert pairing.mask[1].shape == (2, 0)
+    assert pairing.mask[0].sum(dim=1).tolist() == [5, 1]
+
+
+def test_apparent_share_on_gaussian_clouds():
+    generator = torch.Generator().manual_seed(0)
+    points = torch.randn(4, 128, 64, generator=generator, dtype=torch.float64)
+    share = apparent_share(_distances(points))
+    assert 0.9 < share <= 1.0, share
+
+
+def test_max_dim_zero_and_errors():
+    distances = _distances(make_cloud("gaussian", 10, 2, seed=0)[None])
+    assert len(native_pairing(distances, None, 0, None).mask) == 1
+    with pytest.raises(ValueError, match="max_dim"):
+        native_pairing(distances, None, 2, None)
+
+
+def test_missing_numba_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)
+    monkeypatch.delitem(sys.modules, "torchtopo.rips._native_kernels", raising=False)
+    monkeypatch.delattr(torchtopo.rips, "_native_kernels", raising=False)
+    distances = _distances(make_cloud("gaussian", 6, 2, seed=0)[None])
+    with pytest.raises(ImportError, match="numba"):
+        native_pairing(distances, None, 1, None)

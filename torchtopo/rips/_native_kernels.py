@@ -1,0 +1,295 @@
+"""Numba kernels of the native H1 backend: one cloud per thread, cohomology with clearing.
+
+Imported lazily by :mod:`torchtopo.rips.native`, so ``import torchtopo`` works without numba.
+
+Order (the tie-break every reported generator follows):
+
+- edges by (length, then combinatorial index ``C(j, 2) + i`` for ``i < j``), ripser's edge
+  numbering; the position of an edge in that order is its *rank*;
+- triangles by (rank of their longest edge, then the third vertex), encoded as the int64 key
+  ``rank * n + k``. This refines the diameter order, and a triangle's maximal facet is read off
+  its key.
+
+With that order the pair (edge ``e = {i, j}``, triangle ``t``) is apparent exactly when some
+vertex ``k`` has both ``{i, k}`` and ``{j, k}`` earlier than ``e``; ``t`` is then ``(rank(e),
+smallest such k)`` and the pair has zero persistence. Edges longer than the enclosing radius
+only ever give zero-persistence pairs (the complex is a cone there), so, as in ripser, the
+filtration is cut at ``min(max_edge, enclosing radius)``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# Rank of an edge that is not in the (cut) filtration, and of the diagonal.
+ABSENT = np.int32(2**31 - 1)
+
+
+@nb.njit(cache=True, nogil=True)
+def _find(parent, x):
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@nb.njit(cache=True, nogil=True)
+def _grow(buffer, needed):
+    if needed <= buffer.shape[0]:
+        return buffer
+    bigger = np.empty(max(needed, 2 * buffer.shape[0]), dtype=buffer.dtype)
+    bigger[: buffer.shape[0]] = buffer
+    return bigger
+
+
+@nb.njit(cache=True, nogil=True)
+def _push(heap, size, key):
+    """Insert ``key`` in the binary min-heap ``heap[:size]`` (capacity checked by the caller)."""
+    pos = size
+    while pos > 0:
+        up = (pos - 1) >> 1
+        if heap[up] <= key:
+            break
+        heap[pos] = heap[up]
+        pos = up
+    heap[pos] = key
+    return size + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _pop(heap, size):
+    """Remove the minimum of ``heap[:size]``; the new size."""
+    size -= 1
+    last = heap[size]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= last:
+            break
+        heap[pos] = heap[child]
+        pos = child
+    heap[pos] = last
+    return size
+
+
+@nb.njit(cache=True, nogil=True)
+def _pivot(heap, size):
+    """Cancel equal keys at the top (coefficients mod 2); the size, ``heap[0]`` being the pivot."""
+    while size > 1:
+        top = heap[0]
+        second = heap[1] if size == 2 or heap[1] < heap[2] else heap[2]
+        if second != top:
+            break
+        size = _pop(heap, size)
+        size = _pop(heap, size)
+    return size
+
+
+@nb.njit(cache=True, nogil=True)
+def _push_coboundary(rank, r, i, j, n, heap, size):
+    """Push the keys of the triangles ``{i, j, k}`` in the filtration (edge ``{i, j}`` of rank ``r``).
+
+    ``heap`` must have room for ``n`` more keys.
+    """
+    row_i = rank[i]
+    row_j = rank[j]
+    for k in range(n):
+        a = row_i[k]
+        b = row_j[k]
+        if a == ABSENT or b == ABSENT:  # also k == i or k == j: the diagonal is ABSENT
+            continue
+        if a < r and b < r:
+            key = np.int64(r) * n + k
+        elif a > b:
+            key = np.int64(a) * n + j
+        else:
+            key = np.int64(b) * n + i
+        size = _push(heap, size, key)
+    return size
+
+
+@nb.njit(cache=True, nogil=True)
+def _h1_cloud(dist, valid, max_edge, out, stats):
+    """H1 pairs of one cloud into ``out`` ``(cap, 4)`` rows (birth i, j, death i, j); their count.
+
+    ``stats`` receives (columns outside the spanning tree, apparent columns, reduced columns).
+    """
+    idx = np.nonzero(valid)[0]
+    n = idx.shape[0]
+    stats[0] = 0
+    stats[1] = 0
+    stats[2] = 0
+    if n < 3:
+        return 0
+    # Only the upper triangle is read (the one the gather reads too): exact symmetry either way.
+    d = np.zeros((n, n), dtype=np.float64)
+    for b in range(1, n):
+        for a in range(b):
+            d[a, b] = dist[idx[a], idx[b]]
+            d[b, a] = d[a, b]
+    enclosing = np.inf
+    for a in range(n):
+        enclosing = min(enclosing, d[a].max())
+    cut = min(max_edge, enclosing)
+
+    n_edges = 0
+    for j in range(1, n):
+        for i in range(j):
+            if d[i, j] <= cut:
+                n_edges += 1
+    lengths = np.empty(n_edges, dtype=np.float64)
+    ends = np.empty((n_edges, 2), dtype=np.int32)
+    e = 0
+    for j in range(1, n):  # combinatorial order: the tie-break of the stable sort below
+        for i in range(j):
+            if d[i, j] <= cut:
+                lengths[e] = d[i, j]
+                ends[e, 0] = i
+                ends[e, 1] = j
+                e += 1
+    order = np.argsort(lengths, kind="mergesort")
+    src = np.empty(n_edges, dtype=np.int32)
+    dst = np.empty(n_edges, dtype=np.int32)
+    rank = np.full((n, n), ABSENT, dtype=np.int32)
+    sorted_lengths = np.empty(n_edges, dtype=np.float64)
+    for r in range(n_edges):
+        i = ends[order[r], 0]
+        j = ends[order[r], 1]
+        src[r] = i
+        dst[r] = j
+        sorted_lengths[r] = lengths[order[r]]
+        rank[i, j] = r
+        rank[j, i] = r
+
+    # Kruskal in the same order: its edges are paired in dimension 0, so their columns clear.
+    cleared = np.zeros(n_edges, dtype=np.bool_)
+    parent = np.arange(n, dtype=np.int32)
+    merges = 0
+    for r in range(n_edges):
+        if merges == n - 1:
+            break
+        ru = _find(parent, src[r])
+        rv = _find(parent, dst[r])
+        if ru != rv:
+            parent[max(ru, rv)] = min(ru, rv)
+            cleared[r] = True
+            merges += 1
+
+    # Apparent pairs: the first k (smallest index) closing a triangle whose longest edge is r.
+    apparent = np.full(n_edges, -1, dtype=np.int32)
+    n_columns = 0
+    n_apparent = 0
+    for r in range(n_edges):
+        if cleared[r]:
+            continue
+        n_columns += 1
+        row_i = rank[src[r]]
+        row_j = rank[dst[r]]
+        for k in range(n):
+            if row_i[k] < r and row_j[k] < r:
+                apparent[r] = k
+                n_apparent += 1
+                break
+    stats[0] = n_columns
+    stats[1] = n_apparent
+    stats[2] = n_columns - n_apparent
+
+    # Pivot table of the reduced columns, chained per longest edge of the pivot triangle.
+    n_residual = n_columns - n_apparent
+    head = np.full(n_edges, -1, dtype=np.int32)
+    entry_k = np.empty(n_residual, dtype=np.int32)
+    entry_next = np.empty(n_residual, dtype=np.int32)
+    entry_start = np.empty(n_residual, dtype=np.int64)
+    entry_len = np.empty(n_residual, dtype=np.int64)
+    n_entries = 0
+    store = np.empty(max(16, n_residual * n), dtype=np.int64)
+    used = 0
+    heap = np.empty(4 * n, dtype=np.int64)
+    n_pairs = 0
+    for r in range(n_edges - 1, -1, -1):  # cohomology: reverse filtration order
+        if cleared[r] or apparent[r] >= 0:
+            continue
+        # The working column is a heap holding every added cofacet: only its pivot is needed
+        # until the column settles, so additions cost pushes, never a full merge.
+        size = _push_coboundary(rank, r, src[r], dst[r], n, heap, 0)
+        while True:
+            size = _pivot(heap, size)
+            if size == 0:  # a cocycle never hit: an essential class (only below the cut)
+                out[n_pairs, 0] = idx[src[r]]
+                out[n_pairs, 1] = idx[dst[r]]
+                out[n_pairs, 2] = -1
+                out[n_pairs, 3] = -1
+                n_pairs += 1
+                break
+            pivot = heap[0]
+            top = pivot // n
+            k = pivot - top * n
+            if apparent[top] == k:
+                heap = _grow(heap, size + n)
+                size = _push_coboundary(rank, top, src[top], dst[top], n, heap, size)
+                continue
+            entry = head[top]
+            while entry >= 0 and entry_k[entry] != k:
+                entry = entry_next[entry]
+            if entry >= 0:
+                start = entry_start[entry]
+                heap = _grow(heap, size + entry_len[entry])
+                for t in range(start, start + entry_len[entry]):
+                    size = _push(heap, size, store[t])
+                continue
+            # A new pivot: store the reduced column for the columns still to come, sorted and
+            # with cancelling pairs removed (a sort is cheaper than draining the heap).
+            column = np.sort(heap[:size])
+            store = _grow(store, used + size)
+            begin = used
+            t = 0
+            while t < size:
+                if t + 1 < size and column[t] == column[t + 1]:
+                    t += 2
+                else:
+                    store[used] = column[t]
+                    used += 1
+                    t += 1
+            entry_k[n_entries] = k
+            entry_next[n_entries] = head[top]
+            entry_start[n_entries] = begin
+            entry_len[n_entries] = used - begin
+            head[top] = n_entries
+            n_entries += 1
+            if sorted_lengths[top] > sorted_lengths[r]:
+                out[n_pairs, 0] = idx[src[r]]
+                out[n_pairs, 1] = idx[dst[r]]
+                out[n_pairs, 2] = idx[src[top]]
+                out[n_pairs, 3] = idx[dst[top]]
+                n_pairs += 1
+            break
+    return n_pairs
+
+
+@nb.njit(cache=True, parallel=True)
+def h1_batch(dist, valid, max_edge, out, counts, stats):
+    """H1 pairs of every cloud, one cloud per thread.
+
+    Parameters
+    ----------
+    dist : ndarray
+        ``(B, N, N)`` float64 distances.
+    valid : ndarray
+        ``(B, N)`` bool, True for real points.
+    max_edge : float
+        Longest edge in the filtration (``inf`` for none).
+    out : ndarray
+        ``(B, cap, 4)`` int64 output rows (birth edge, death edge; ``-1`` death for an
+        essential class), ``cap`` at least the number of edges outside a spanning tree.
+    counts : ndarray
+        ``(B,)`` int64 output: rows written per cloud.
+    stats : ndarray
+        ``(B, 3)`` int64 output: columns outside the spanning tree, apparent, reduced.
+    """
+    for b in nb.prange(dist.shape[0]):
+        counts[b] = _h1_cloud(dist[b], valid[b], max_edge, out[b], stats[b])
