@@ -1,0 +1,199 @@
+"""RipsNet: architecture, invariances, ragged input, save/load, fitting on noisy circles."""
+
+import math
+import pickle
+
+import gudhi
+import numpy as np
+import pytest
+import torch
+
+from torchtopo.ripsnet import RipsNet, fit_ripsnet, masked_pool, segment_pool
+from torchtopo.vectorize import PersistenceImage
+
+POOLINGS = ["mean", "sum", "max"]
+
+
+def small_net(pooling="mean", **kw):
+    torch.manual_seed(0)
+    return RipsNet(3, 5, phi=(8, 6), rho=(7,), pooling=pooling, **kw).double()
+
+
+@pytest.mark.parametrize("d, phi, params", [(64, (64, 32, 32), 113_896), (128, (128, 64, 64), 137_128),
+                                            (1024, (512, 256, 256), None), (2048, (1024, 512, 256), None)])
+def test_for_features_is_topkds_table(d, phi, params):
+    net = RipsNet.for_features(d, 400)
+    assert net.phi_widths == phi and net.rho_widths == (50, 100, 200)
+    assert all(layer.bias is None for layer in net.rho if isinstance(layer, torch.nn.Linear))
+    assert isinstance(net.rho[-1], torch.nn.Sigmoid)
+    if params is not None:
+        assert sum(p.numel() for p in net.parameters()) == params
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_permutation_and_padding_invariance(pooling):
+    net = small_net(pooling)
+    points = torch.randn(4, 9, 3, dtype=torch.float64)
+    lengths = torch.tensor([9, 5, 1, 7])
+    mask = torch.arange(9) < lengths.unsqueeze(1)
+    reference = torch.stack([net(p[:n]) for p, n in zip(points, lengths)])
+    padded = torch.where(mask.unsqueeze(-1), points, math.nan)  # padding may hold anything
+    torch.testing.assert_close(net(padded, mask), reference)
+    perm = torch.randperm(9)
+    torch.testing.assert_close(net(padded[:, perm], mask[:, perm]), reference)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_ragged_equals_padded_with_gradients(pooling):
+    net = small_net(pooling)
+    lengths = [3, 1, 6]
+    clouds = [torch.randn(n, 3, dtype=torch.float64, requires_grad=True) for n in lengths]
+    padded = torch.nn.utils.rnn.pad_sequence(clouds, batch_first=True)
+    mask = torch.arange(6) < torch.tensor(lengths).unsqueeze(1)
+    batch = torch.repeat_interleave(torch.arange(3), torch.tensor(lengths))
+    ragged = net(torch.cat(clouds), batch=batch, batch_size=3)
+    torch.testing.assert_close(ragged, net(padded, mask))
+    torch.testing.assert_close(net(torch.cat(clouds), batch=batch), ragged)
+    grads = torch.autograd.grad(ragged.sum(), clouds)
+    grads_padded = torch.autograd.grad(net(padded, mask).sum(), clouds)
+    for g, h in zip(grads, grads_padded):
+        torch.testing.assert_close(g, h)
+
+
+def test_pool_functions():
+    x = torch.tensor([[[1.0, -1.0], [3.0, 2.0], [50.0, 50.0]]])
+    mask = torch.tensor([[True, True, False]])
+    assert masked_pool(x, mask, "max").tolist() == [[3.0, 2.0]]
+    assert masked_pool(x, mask, "sum").tolist() == [[4.0, 1.0]]
+    assert masked_pool(x, None, "max").tolist() == [[50.0, 50.0]]
+    assert segment_pool(x[0], torch.tensor([1, 0, 1]), 2, "mean").tolist() == [[3.0, 2.0], [25.5, 24.5]]
+
+
+def test_unbatched_input_and_gradcheck():
+    net = small_net("mean")
+    cloud = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert net(cloud).shape == (5,)
+    torch.testing.assert_close(net(cloud), net(cloud.unsqueeze(0))[0])
+    assert torch.autograd.gradcheck(net, (cloud,))
+
+
+def test_save_load_round_trip_keeps_the_vectorizer(tmp_path):
+    net = RipsNet(2, 12, phi=(4,), rho=(6,), pooling="sum", activation="gelu", output_activation=None, rho_bias=False)
+    h0 = [torch.tensor([[0.0, 0.5], [0.0, 1.0]]), torch.tensor([[0.0, 0.2]])]
+    vectorizer = PersistenceImage((3, 12), "quantile", "topkd", dims=(0,), normalize=True).fit(h0)
+    net.save(tmp_path / "net.pt", vectorizer=vectorizer)
+    loaded, vec = RipsNet.load(tmp_path / "net.pt")
+    assert loaded.to_config() == net.to_config() and vec.to_config() == vectorizer.to_config()
+    x = torch.randn(2, 4, 2)
+    torch.testing.assert_close(loaded(x), net(x), rtol=0, atol=0)
+    torch.testing.assert_close(vec(h0), vectorizer(h0), rtol=0, atol=0)
+    net.save(tmp_path / "bare.pt")
+    assert RipsNet.load(tmp_path / "bare.pt")[1] is None
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_load_refuses_code_and_foreign_files(tmp_path):
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"format": "torchtopo.RipsNet/1", "x": _Exploit()}, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError):
+        RipsNet.load(tmp_path / "evil.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a RipsNet file"):
+        RipsNet.load(tmp_path / "other.pt")
+
+
+def noisy_circles(n_clouds: int, n_points: int = 60, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """1 to 3 noisy circles of radius 0.5 to 1 on a fixed triangle of centres (as in the RipsNet
+    paper), and the H1 diagrams of their Rips filtrations (gudhi). Angles are stratified so that
+    the H1 bars depend on the number and radii of the circles rather than on chance gaps."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [1.5, 2.6]])
+    clouds, diagrams = [], []
+    for _ in range(n_clouds):
+        k = int(rng.integers(1, 4))
+        sizes = [n_points // k] * (k - 1) + [n_points - (n_points // k) * (k - 1)]
+        parts = []
+        for centre, m in zip(centres[rng.permutation(3)[:k]], sizes):
+            angles = (np.arange(m) + rng.uniform(size=m)) * 2 * np.pi / m
+            radius = rng.uniform(0.5, 1.0)
+            parts.append(centre + radius * np.c_[np.cos(angles), np.sin(angles)] + 0.05 * rng.normal(size=(m, 2)))
+        cloud = np.concatenate(parts)
+        tree = gudhi.RipsComplex(points=cloud).create_simplex_tree(max_dimension=2)
+        tree.persistence()
+        clouds.append(cloud)
+        diagrams.append(torch.tensor(tree.persistence_intervals_in_dimension(1), dtype=torch.float32).reshape(-1, 2))
+    return torch.tensor(np.stack(clouds), dtype=torch.float32), diagrams
+
+
+def test_fit_on_noisy_circles_beats_a_constant_predictor(tmp_path, capsys):
+    clouds, diagrams = noisy_circles(300)
+    vectorizer = PersistenceImage((10, 10), "quantile", "linear", normalize=True).fit(diagrams)
+    targets = vectorizer(diagrams).flatten(1)
+    torch.manual_seed(0)
+    net = RipsNet(2, vectorizer.num_features, phi=(32, 32, 32))
+    history = fit_ripsnet(net, clouds, targets, epochs=200, lr=1e-2, patience=40, log_dir=tmp_path / "tb")
+    ratio = history["best_val_loss"] / history["constant_val_loss"]
+    print(f"RipsNet validation MSE / constant predictor's = {ratio:.3f}")
+    assert ratio < 0.25
+    # the weights kept are those of the best epoch, and the returned model is in eval mode
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    val = order[: round(0.2 * 300)]
+    with torch.no_grad():
+        assert torch.nn.functional.mse_loss(net(clouds[val]), targets[val]).item() == pytest.approx(
+            history["best_val_loss"], rel=1e-5)
+    assert min(history["val_loss"]) == history["best_val_loss"] and not net.training
+    assert "RipsNet" in capsys.readouterr().err  # the tqdm bar
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_early_stopping_stops_at_patience():
+    clouds, targets = torch.randn(20, 5, 3), torch.rand(20, 2)
+    torch.manual_seed(0)
+    history = fit_ripsnet(RipsNet(3, 2, phi=(4,), rho=(4,)), clouds, targets, epochs=500, lr=1.0, patience=3,
+                          progress=False)
+    assert len(history["val_loss"]) == history["best_epoch"] + 1 + 3 < 500
+
+
+def test_fit_accepts_a_list_of_clouds():
+    clouds = [torch.randn(n, 2) for n in (3, 5, 4, 6)]
+    torch.manual_seed(0)
+    history = fit_ripsnet(RipsNet(2, 1, phi=(3,), rho=()), clouds, torch.rand(4, 1), epochs=2, progress=False,
+                          val_fraction=0.5)
+    assert len(history["train_loss"]) == 2
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda n: n(torch.randn(2, 4, 2)), ValueError, r"\(B, N, 3\)"),
+        (lambda n: n(torch.randn(2, 2, 4, 3)), ValueError, "points"),
+        (lambda n: n(torch.randn(2, 4, 3, dtype=torch.float64).long()), TypeError, "floating"),
+        (lambda n: n(torch.randn(2, 4, 3), torch.ones(2, 4)), ValueError, "mask"),
+        (lambda n: n(torch.randn(2, 4, 3), torch.ones(4, 2, dtype=torch.bool)), ValueError, "mask"),
+        (lambda n: n(torch.full((1, 2, 3), math.nan)), ValueError, "NaN"),
+        (lambda n: n(torch.randn(2, 2, 3), torch.tensor([[True, True], [False, False]])), ValueError, "at least one"),
+        (lambda n: n(torch.randn(0, 3)), ValueError, "at least one point"),
+        (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0.0, 0.0, 1.0])), ValueError, "long"),
+        (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0, 0, 2])), ValueError, "at least one point"),
+        (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0, -1, 1])), ValueError, r"\[0, 2\)"),
+        (lambda n: n(torch.randn(3, 3), torch.ones(3, dtype=torch.bool), batch=torch.zeros(3, dtype=torch.long)),
+         ValueError, "not both"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(3, 5), progress=False), ValueError, "targets"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), val_fraction=1.0), ValueError, "val_fraction"),
+        (lambda n: fit_ripsnet(n, torch.randn(1, 2, 3), torch.rand(1, 5), progress=False), ValueError, "at least 2"),
+        (lambda n: RipsNet(3, 5, pooling="median"), ValueError, "pooling"),
+        (lambda n: RipsNet(3, 5, activation="swish"), ValueError, "activation"),
+        (lambda n: RipsNet(3, 0), ValueError, "positive"),
+    ],
+)
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call(RipsNet(3, 5, phi=(4,), rho=(4,)))
+
+
+def test_repr():
+    assert "in_dim=3, out_dim=5, pooling='max'" in repr(RipsNet(3, 5, pooling="max"))
