@@ -51,7 +51,13 @@ def tiny_cifar(tmp_path):
     return root, labels
 
 
-def tiny_config(out_dir, compare=("vanilla", "kd", "topkd"), **overrides):
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(out_dir, compare=..., **overrides)`` builds a config, see :func:`_tiny_config`."""
+    return _tiny_config
+
+
+def _tiny_config(out_dir, compare=("vanilla", "kd", "topkd"), **overrides):
     """A pair config on a small digits subset that runs every stage in seconds."""
     from topkd.config import DEFAULTS, deep_merge
 
