@@ -2,7 +2,22 @@
 
 from .diagrams import Diagrams
 from .rips import VietorisRips, rips_persistence
+from .losses import TopologyLoss
+from .ripsnet import RipsNet, fit_ripsnet
+from .vectorize import ConstantWeight, PersistenceImage, PowerWeight, TopKDWeight, Weight
 
 __version__ = "0.1.0"
 
-__all__ = ["Diagrams", "VietorisRips", "rips_persistence"]
+__all__ = [
+    "ConstantWeight",
+    "Diagrams",
+    "PersistenceImage",
+    "PowerWeight",
+    "RipsNet",
+    "TopKDWeight",
+    "TopologyLoss",
+    "VietorisRips",
+    "Weight",
+    "fit_ripsnet",
+    "rips_persistence",
+]

@@ -1,0 +1,166 @@
+"""TopologyLoss: gradient routing, frozen RipsNet, exact and signature modes, errors."""
+
+import math
+
+import gudhi
+import pytest
+import torch
+
+from torchtopo import Diagrams, PersistenceImage, RipsNet, TopologyLoss
+from torchtopo.functional import signature_loss, topology_loss
+
+
+def ripsnet(in_dim=8, out_dim=6):
+    torch.manual_seed(0)
+    return RipsNet(in_dim, out_dim, phi=(8, 8), rho=(8,))
+
+
+def features(n=24, d_s=5, d_t=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d_s, generator=g, requires_grad=True), torch.randn(n, d_t, generator=g, requires_grad=True)
+
+
+def test_ripsnet_mode_gradients_reach_student_and_projection_only():
+    net = ripsnet()
+    loss = TopologyLoss("ripsnet", net, cloud_size=8, student_dim=5, teacher_dim=8)
+    assert [name for name, _ in loss.named_parameters()] == ["projection.weight", "projection.bias"]
+    assert "ripsnet" not in "".join(loss.state_dict())
+    student, teacher = features()
+    value = loss(student, teacher)
+    value.backward()
+    assert value.item() > 0 and student.grad.abs().sum() > 0 and teacher.grad is None
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.parameters())
+    assert all(p.grad is None and p.requires_grad for p in net.parameters())  # the caller's net is untouched
+    assert all(p.grad is None for p in loss.ripsnet.parameters()) and not loss.ripsnet.training
+
+
+def test_ripsnet_mode_is_topkds_formula():
+    net = ripsnet(5, 6)
+    student, teacher = features(d_s=5, d_t=5)
+    expected = torch.nn.functional.mse_loss(net(student.unsqueeze(0)), net(teacher.unsqueeze(0)))
+    torch.testing.assert_close(TopologyLoss("ripsnet", net)(student, teacher), expected)
+    clouds = topology_loss(student, teacher, ripsnet=net, cloud_size=8, reduction="none")
+    per_cloud = ((net(student.reshape(3, 8, 5)) - net(teacher.reshape(3, 8, 5))) ** 2).mean(-1)
+    torch.testing.assert_close(clouds, per_cloud)
+    torch.testing.assert_close(topology_loss(student, teacher, ripsnet=net, cloud_size=8, reduction="sum"),
+                               per_cloud.sum())
+
+
+def test_ripsnet_frozen_even_when_it_requires_grad_in_the_functional():
+    net = ripsnet(5, 6)
+    student, teacher = features(d_s=5, d_t=5)
+    topology_loss(student, teacher, ripsnet=net).backward()
+    assert all(p.requires_grad and p.grad is None for p in net.parameters())
+    assert student.grad is not None and teacher.grad is None
+
+
+def test_a_short_last_cloud_is_masked():
+    net = ripsnet(5, 6)
+    student, teacher = features(n=20, d_s=5, d_t=5)
+    per_cloud = topology_loss(student, teacher, ripsnet=net, cloud_size=8, reduction="none")
+    last = topology_loss(student[16:], teacher[16:], ripsnet=net, reduction="none")
+    assert per_cloud.shape == (3,)
+    torch.testing.assert_close(per_cloud[2:], last)
+
+
+def test_module_moves_the_frozen_ripsnet_with_it():
+    loss = TopologyLoss("ripsnet", ripsnet(5, 6)).double()
+    assert loss.ripsnet.phi[0].weight.dtype == torch.float64
+    student, teacher = features(d_s=5, d_t=5)
+    assert loss(student.double(), teacher.double()).dtype == torch.float64
+
+
+def test_exact_mode_matches_images_of_gudhi_diagrams():
+    student, teacher = features(n=12, d_s=3, d_t=4)
+    pi = PersistenceImage((6, 5), 0.4, "linear", (0, 3, 0, 3), dims=(0, 1))
+    value = topology_loss(student, teacher, "exact", vectorizer=pi)
+
+    def image(points):  # gudhi's diagrams (zero-length bars weigh 0 with the linear weight)
+        tree = gudhi.RipsComplex(points=points.detach().double().numpy()).create_simplex_tree(max_dimension=2)
+        tree.persistence()
+        return pi(Diagrams.from_list([[torch.tensor(tree.persistence_intervals_in_dimension(d)).reshape(-1, 2)]
+                                      for d in (0, 1)]))[0]
+
+    expected = (image(student) - image(teacher)).square().mean()
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-8)
+    value.backward()
+    assert student.grad.abs().sum() > 0 and teacher.grad is None
+
+
+def test_exact_mode_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    student = torch.randn(7, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    teacher = torch.randn(7, 3, dtype=torch.float64, generator=g)
+    pi = PersistenceImage((4, 5), 0.5, "linear", (0, 2, 0, 3), dims=(0, 1))
+    assert torch.autograd.gradcheck(lambda s: topology_loss(s, teacher, "exact", vectorizer=pi), student)
+
+
+def test_signature_mode_is_moor_et_al_on_a_hand_made_cloud():
+    # Student: 3 collinear points 0, 1, 3 (mean distance 2); teacher: the same scaled by 10.
+    student = torch.tensor([[0.0], [1.0], [3.0]], requires_grad=True)
+    teacher = 10 * student.detach()
+    assert topology_loss(student, teacher, "signature").item() == 0  # scale-free
+    # Teacher 0, 2, 3 (mean 2): its tree edges (0,1), (1,2) have normalised lengths 1, 0.5; the
+    # student's (0,1), (1,2) have 0.5, 1. Both pairings see the same edges: L = 2 * 1/2 * mean(0.25, 0.25).
+    other = torch.tensor([[0.0], [2.0], [3.0]])
+    value = topology_loss(student, other, "signature")
+    assert value.item() == pytest.approx(0.25)
+    value.backward()
+    assert student.grad.abs().sum() > 0
+
+
+def test_signature_loss_invariant_to_rotation_and_with_h1():
+    student, teacher = features(n=16, d_s=3, d_t=3)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(1)))
+    base = topology_loss(student, teacher, "signature", dims=(0, 1))
+    torch.testing.assert_close(topology_loss(student @ q, teacher, "signature", dims=(0, 1)), base)
+    assert torch.isfinite(base) and base != topology_loss(student, teacher, "signature", dims=(0,))
+
+
+def test_signature_gradcheck_and_duplicate_points():
+    g = torch.Generator().manual_seed(5)
+    student = torch.randn(6, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    teacher = torch.randn(6, 4, dtype=torch.float64, generator=g)
+    assert torch.autograd.gradcheck(lambda s: signature_loss(s.unsqueeze(0), teacher.unsqueeze(0)), student)
+    twins = torch.cat([student[:3], student[:3]]).detach().requires_grad_()
+    topology_loss(twins, teacher, "signature").backward()
+    assert torch.isfinite(twins.grad).all()
+
+
+def test_projection_learns_and_default_is_linear():
+    loss = TopologyLoss("signature", student_dim=5, teacher_dim=8)
+    assert isinstance(loss.projection, torch.nn.Linear) and loss.projection.in_features == 5
+    assert TopologyLoss("signature", student_dim=8, teacher_dim=8).projection is None
+    student, teacher = features()
+    loss(student, teacher).backward()
+    assert loss.projection.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda s, t: topology_loss(s, t, ripsnet=ripsnet()), ValueError, "projection"),
+        (lambda s, t: topology_loss(s[:5], t, "signature"), ValueError, "same n"),
+        (lambda s, t: topology_loss(s[0], t[0], "signature"), ValueError, r"\(n, D\)"),
+        (lambda s, t: topology_loss(s.long(), t, "signature"), TypeError, "floating"),
+        (lambda s, t: topology_loss(s.detach() * math.nan, t, "signature"), ValueError, "NaN"),
+        (lambda s, t: topology_loss(s, t * math.nan, "signature"), ValueError, "teacher contains NaN"),
+        (lambda s, t: topology_loss(s, t, "ripsnet"), ValueError, "ripsnet="),
+        (lambda s, t: topology_loss(s, t, "exact"), ValueError, "vectorizer="),
+        (lambda s, t: topology_loss(s, t, "bottleneck"), ValueError, "mode"),
+        (lambda s, t: topology_loss(s, t, "signature", reduction="max"), ValueError, "reduction"),
+        (lambda s, t: topology_loss(s, t, "signature", cloud_size=0), ValueError, "cloud_size"),
+        (lambda s, t: TopologyLoss("ripsnet"), ValueError, "ripsnet="),
+        (lambda s, t: TopologyLoss("exact"), ValueError, "vectorizer="),
+        (lambda s, t: TopologyLoss("signature", cloud_size=2.5), ValueError, "cloud_size"),
+    ],
+)
+def test_bad_input_raises(call, error, match):
+    student, teacher = features()
+    with pytest.raises(error, match=match):
+        call(student, teacher)
+
+
+def test_repr():
+    text = repr(TopologyLoss("ripsnet", ripsnet(), cloud_size=64, student_dim=4, teacher_dim=8))
+    assert "mode='ripsnet', cloud_size=64" in text and "frozen" in text and "Linear(in_features=4" in text

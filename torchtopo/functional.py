@@ -1,0 +1,23 @@
+"""Functional forms of torchtopo's modules, as ``torch.nn.functional`` is to ``torch.nn``.
+
+>>> import torch
+>>> import torchtopo.functional as TF
+>>> dgm = TF.rips_persistence(torch.randn(4, 32, 2), max_dim=1)
+>>> TF.persistence_image(dgm.pairs[1], dgm.mask[1], im_range=(0, 1, 0, 1), bandwidth=0.1).shape
+torch.Size([4, 20, 20])
+"""
+
+from .losses import signature_loss, topology_loss
+from .rips import rips_persistence
+from .ripsnet import masked_pool, segment_pool
+from .vectorize import persistence_curve, persistence_image
+
+__all__ = [
+    "masked_pool",
+    "persistence_curve",
+    "persistence_image",
+    "rips_persistence",
+    "segment_pool",
+    "signature_loss",
+    "topology_loss",
+]

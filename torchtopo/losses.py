@@ -1,0 +1,319 @@
+"""Topology losses between a student's and a teacher's feature clouds (knowledge distillation).
+
+Three ways to compare the topology of two clouds of the same samples:
+
+- ``"ripsnet"`` (TopKD, Kim et al., ICML 2024): a frozen :class:`~torchtopo.RipsNet` maps each
+  cloud to its approximate persistence image; MSE between the two images. No persistent
+  homology at training time.
+- ``"exact"``: the Rips diagrams (:func:`~torchtopo.rips_persistence`) vectorised by a
+  :class:`~torchtopo.PersistenceImage`; differentiable through the student's points.
+- ``"signature"``: the topological signature loss of Moor, Horn, Rieck, Borgwardt,
+  "Topological Autoencoders", ICML 2020: the distances of each cloud at the edges that create
+  and destroy the other cloud's classes must agree. Needs no image and no fitted vectoriser.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ._checks import check_choice, check_floating, check_no_nan, check_shape
+from .ripsnet import RipsNet
+from .vectorize import PersistenceImage
+
+__all__ = ["topology_loss", "signature_loss", "TopologyLoss"]
+
+_MODES = ("ripsnet", "exact", "signature")
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_features(x: Tensor, name: str) -> None:
+    check_floating(x, name)
+    check_shape(x, name, "(n, D) with n >= 1", x.dim() == 2 and x.shape[0] >= 1 and x.shape[1] >= 1)
+    check_no_nan(x, name)
+
+
+def _clouds(x: Tensor, cloud_size: int | None) -> tuple[Tensor, Tensor | None]:
+    """``(n, D)`` -> ``(B, m, D)`` consecutive clouds of ``m`` samples; a shorter last cloud is
+    padded and masked (``mask`` is None when ``m`` divides ``n``)."""
+    n, m = x.shape[0], cloud_size or x.shape[0]
+    count = -(-n // m)
+    if count * m == n:
+        return x.reshape(count, m, x.shape[1]), None
+    padded = torch.cat([x, x.new_zeros(count * m - n, x.shape[1])])
+    mask = (torch.arange(count * m, device=x.device) < n).reshape(count, m)
+    return padded.reshape(count, m, x.shape[1]), mask
+
+
+def _reduce(per_cloud: Tensor, reduction: str) -> Tensor:
+    return {"mean": per_cloud.mean, "sum": per_cloud.sum, "none": lambda: per_cloud}[reduction]()
+
+
+def _frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
+    """``module(*args)`` with its parameters and buffers detached: gradients reach the inputs,
+    never the module, whatever its ``requires_grad`` flags."""
+    state = {k: v.detach() for k, v in (*module.named_parameters(), *module.named_buffers())}
+    return functional_call(module, state, args)
+
+
+def signature_loss(
+    student: Tensor, teacher: Tensor, student_mask: Tensor | None = None, *, dims: Sequence[int] = (0,)
+) -> Tensor:
+    r"""Topological signature loss of Moor et al. (ICML 2020) per cloud, scale-free.
+
+    .. math::
+
+        L = \tfrac12 \operatorname{mean}_{e \in \pi_T} (A_T[e] - A_S[e])^2
+          + \tfrac12 \operatorname{mean}_{e \in \pi_S} (A_T[e] - A_S[e])^2
+
+    where :math:`A` is a cloud's distance matrix divided by its mean pairwise distance and
+    :math:`\pi` the edges of its persistence pairing: the death edges (the spanning tree) in
+    dimension 0 and the birth and death edges in dimension 1. Moor et al. sum over the pairs; the
+    mean and the normalisation make the loss independent of the clouds' sizes and scales
+    (teacher and student features rarely share a scale).
+
+    Parameters
+    ----------
+    student, teacher : Tensor
+        ``(B, m, D_s)`` and ``(B, m, D_t)``: the same ``m`` samples in both spaces.
+    student_mask : Tensor, optional
+        ``(B, m)`` bool, True for real samples (both clouds share it).
+    dims : sequence of int
+        Homology dimensions whose pairings enter (Moor et al.: ``(0,)``).
+
+    Returns
+    -------
+    Tensor
+        ``(B,)``; differentiable with respect to both inputs.
+    """
+    from .rips import rips_persistence
+    from .rips.distances import edge_lengths
+
+    max_dim = max(dims)
+
+    def scaled(points: Tensor) -> Tensor:
+        distances = torch.cdist(points, points, compute_mode="donot_use_mm_for_euclid_dist")
+        if student_mask is None:
+            count = points.shape[1] * (points.shape[1] - 1)
+        else:
+            pair = student_mask.unsqueeze(2) & student_mask.unsqueeze(1)
+            distances = torch.where(pair, distances, 0.0)
+            count = student_mask.sum(1) * (student_mask.sum(1) - 1)
+        scale = distances.sum((1, 2)) / torch.as_tensor(count, dtype=points.dtype).clamp_min(1)
+        return points / scale.clamp_min(torch.finfo(points.dtype).tiny).reshape(-1, 1, 1)
+
+    def pairing_edges(points: Tensor) -> tuple[Tensor, Tensor]:
+        dgm = rips_persistence(points.detach(), max_dim, mask=student_mask)
+        edges, valid = [], []
+        for d in dims:
+            kinds = (dgm.death_edges[d],) if d == 0 else (dgm.birth_edges[d], dgm.death_edges[d])
+            for e in kinds:
+                edges.append(e)
+                valid.append(dgm.mask[d] & (e[..., 0] >= 0))
+        return torch.cat(edges, 1), torch.cat(valid, 1)
+
+    s, t = scaled(student), scaled(teacher)
+    total = student.new_zeros(student.shape[0])
+    for edges, valid in (pairing_edges(teacher), pairing_edges(student)):
+        gap = (edge_lengths(t, edges) - edge_lengths(s, edges)).square()
+        total = total + 0.5 * torch.where(valid, gap, 0.0).sum(1) / valid.sum(1).clamp_min(1)
+    return total
+
+
+def topology_loss(
+    student: Tensor,
+    teacher: Tensor,
+    mode: str = "ripsnet",
+    *,
+    ripsnet: nn.Module | None = None,
+    vectorizer: PersistenceImage | None = None,
+    cloud_size: int | None = None,
+    projection: nn.Module | None = None,
+    reduction: str = "mean",
+    dims: Sequence[int] = (0,),
+) -> Tensor:
+    r"""Topological distillation loss between student and teacher features of the same samples.
+
+    The ``n`` samples are grouped into consecutive point clouds of ``cloud_size`` samples (the
+    whole batch by default, as in TopKD); each cloud of the student is compared with the
+    teacher's cloud of the same samples.
+
+    Convention:
+        Distances are Euclidean (Rips filtration value of an edge = its length, not a radius).
+        The teacher side is detached: it never receives gradients. The RipsNet is called with
+        detached parameters (frozen), whatever their ``requires_grad``. ``projection`` (e.g.
+        TopKD's 1x1 convolution, an ``nn.Linear(D_s, D_t)``) is applied to the student first.
+        A shorter last cloud (when ``cloud_size`` does not divide ``n``) is masked, never padded
+        with fake samples.
+
+    Parameters
+    ----------
+    student : Tensor
+        ``(n, D_s)`` student features.
+    teacher : Tensor
+        ``(n, D_t)`` teacher features.
+    mode : {"ripsnet", "exact", "signature"}
+        ``"ripsnet"``: MSE between ``ripsnet(proj(student cloud))`` and ``ripsnet(teacher
+        cloud)`` (TopKD); needs ``ripsnet`` with ``in_dim == D_t``. ``"exact"``: MSE between
+        the persistence images ``vectorizer(rips_persistence(cloud))`` (needs a fitted
+        ``vectorizer``; computes persistent homology at every call). ``"signature"``:
+        :func:`signature_loss` over ``dims``.
+    ripsnet : nn.Module, optional
+        Maps ``(B, m, D_t)`` clouds (with a ``(B, m)`` mask) to ``(B, P)`` vectors.
+    vectorizer : PersistenceImage, optional
+        For ``mode="exact"``.
+    cloud_size : int, optional
+        Samples per cloud ``m``. Default: ``n``.
+    projection : nn.Module, optional
+        Applied to ``student`` before anything else.
+    reduction : {"mean", "sum", "none"}
+        Over the clouds; ``"none"`` returns one loss per cloud.
+    dims : sequence of int
+        Homology dimensions of ``mode="signature"``. Default ``(0,)``.
+
+    Returns
+    -------
+    Tensor
+        A scalar, or ``(B,)`` with ``reduction="none"``.
+
+    Raises
+    ------
+    TypeError
+        If a feature tensor is not floating.
+    ValueError
+        On a wrong rank, different ``n``, NaN, a width the RipsNet does not take, a missing
+        ``ripsnet`` / ``vectorizer``, or a bad ``mode`` / ``reduction`` / ``cloud_size``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchtopo import RipsNet
+    >>> teacher, student = torch.randn(64, 16), torch.randn(64, 16, requires_grad=True)
+    >>> loss = topology_loss(student, teacher, "ripsnet", ripsnet=RipsNet.for_features(16, 400))
+    >>> loss.backward(); student.grad.shape
+    torch.Size([64, 16])
+    >>> topology_loss(student, teacher, "signature", cloud_size=16, reduction="none").shape
+    torch.Size([4])
+    """
+    check_choice(mode, "mode", _MODES)
+    check_choice(reduction, "reduction", _REDUCTIONS)
+    _check_features(student, "student")
+    _check_features(teacher, "teacher")
+    if student.shape[0] != teacher.shape[0]:
+        raise ValueError(f"student and teacher must hold the same n samples, got {student.shape[0]} and {teacher.shape[0]}")
+    if cloud_size is not None and (not isinstance(cloud_size, int) or cloud_size < 1):
+        raise ValueError(f"cloud_size must be a positive int or None, got {cloud_size!r}")
+    teacher = teacher.detach()
+    if projection is not None:
+        student = projection(student)
+    s, mask = _clouds(student, cloud_size)
+    t, _ = _clouds(teacher, cloud_size)
+
+    if mode == "ripsnet":
+        if ripsnet is None:
+            raise ValueError("mode='ripsnet' needs ripsnet=")
+        in_dim = getattr(ripsnet, "in_dim", t.shape[-1])
+        if t.shape[-1] != in_dim or s.shape[-1] != in_dim:
+            raise ValueError(f"the RipsNet takes {in_dim}-dimensional features, got student {s.shape[-1]} (after "
+                             f"projection) and teacher {t.shape[-1]}; give a projection to the teacher's width")
+        with torch.no_grad():
+            target = _frozen_call(ripsnet, t, mask)
+        per_cloud = (_frozen_call(ripsnet, s, mask) - target).square().mean(-1)
+    elif mode == "exact":
+        if vectorizer is None:
+            raise ValueError("mode='exact' needs vectorizer= (a PersistenceImage, fitted if it learns its range)")
+        from .rips import rips_persistence
+
+        max_dim = max(vectorizer.dims)
+        with torch.no_grad():
+            target = vectorizer(rips_persistence(t, max_dim, mask=mask)).flatten(1)
+        per_cloud = (vectorizer(rips_persistence(s, max_dim, mask=mask)).flatten(1) - target).square().mean(-1)
+    else:
+        per_cloud = signature_loss(s, t, mask, dims=dims)
+    return _reduce(per_cloud, reduction)
+
+
+class TopologyLoss(nn.Module):
+    r"""Module form of :func:`topology_loss`, owning the projection and a frozen RipsNet.
+
+    ``loss.parameters()`` yields the projection's parameters only (give them to the student's
+    optimiser); the RipsNet is a frozen private copy (the caller's model is not modified), kept
+    in eval mode, moved by ``.to()`` with the module and left out of ``state_dict`` (save it
+    with :meth:`RipsNet.save`).
+
+    Parameters
+    ----------
+    mode, cloud_size, reduction, vectorizer, dims
+        See :func:`topology_loss`.
+    ripsnet : RipsNet, optional
+        Required for ``mode="ripsnet"``; copied and frozen.
+    projection : nn.Module, optional
+        Applied to the student features. By default, when ``student_dim != teacher_dim``, an
+        ``nn.Linear(student_dim, teacher_dim)`` (TopKD's 1x1 convolution).
+    student_dim, teacher_dim : int, optional
+        Feature widths, to create the default projection.
+
+    Shape:
+        ``student (n, D_s)``, ``teacher (n, D_t)`` -> scalar (``(B,)`` with ``reduction="none"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchtopo import RipsNet
+    >>> loss = TopologyLoss("ripsnet", RipsNet.for_features(64, 400), student_dim=32, teacher_dim=64)
+    >>> [tuple(p.shape) for p in loss.parameters()]
+    [(64, 32), (64,)]
+    >>> loss(torch.randn(128, 32), torch.randn(128, 64)).shape
+    torch.Size([])
+    """
+
+    def __init__(
+        self,
+        mode: str = "ripsnet",
+        ripsnet: RipsNet | None = None,
+        cloud_size: int | None = None,
+        projection: nn.Module | None = None,
+        reduction: str = "mean",
+        *,
+        vectorizer: PersistenceImage | None = None,
+        student_dim: int | None = None,
+        teacher_dim: int | None = None,
+        dims: Sequence[int] = (0,),
+    ) -> None:
+        super().__init__()
+        check_choice(mode, "mode", _MODES)
+        check_choice(reduction, "reduction", _REDUCTIONS)
+        if mode == "ripsnet" and ripsnet is None:
+            raise ValueError("mode='ripsnet' needs ripsnet=")
+        if mode == "exact" and vectorizer is None:
+            raise ValueError("mode='exact' needs vectorizer=")
+        if cloud_size is not None and (not isinstance(cloud_size, int) or cloud_size < 1):
+            raise ValueError(f"cloud_size must be a positive int or None, got {cloud_size!r}")
+        self.mode, self.cloud_size, self.reduction, self.dims = mode, cloud_size, reduction, tuple(dims)
+        self.vectorizer = vectorizer
+        if projection is None and student_dim is not None and teacher_dim is not None and student_dim != teacher_dim:
+            projection = nn.Linear(student_dim, teacher_dim)
+        self.projection = projection
+        # Held outside the module tree: parameters() and state_dict() must not offer it.
+        frozen = None if ripsnet is None else copy.deepcopy(ripsnet).requires_grad_(False).eval()
+        self.__dict__["ripsnet"] = frozen
+
+    def _apply(self, fn, recurse: bool = True):  # .to(), .cuda(), .double() also move the RipsNet
+        super()._apply(fn, recurse)
+        if self.ripsnet is not None:
+            self.ripsnet._apply(fn, recurse)
+        return self
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        return topology_loss(student, teacher, self.mode, ripsnet=self.ripsnet, vectorizer=self.vectorizer,
+                             cloud_size=self.cloud_size, projection=self.projection, reduction=self.reduction,
+                             dims=self.dims)
+
+    def extra_repr(self) -> str:
+        net = "" if self.ripsnet is None else f", ripsnet=RipsNet({self.ripsnet.extra_repr()}, frozen)"
+        dims = f", dims={self.dims}" if self.mode == "signature" else ""
+        return f"mode={self.mode!r}, cloud_size={self.cloud_size}, reduction={self.reduction!r}{net}{dims}"
