@@ -1,6 +1,5 @@
 """Data: the real CIFAR-100 loader on a tiny on-disk folder, digits, the CRD index wrapper."""
 
-import os
 import time
 
 import numpy as np

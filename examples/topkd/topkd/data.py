@@ -7,7 +7,7 @@ sample index and, for CRD, ``K`` contrastive indices drawn from other classes.
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -247,10 +247,3 @@ def make_loader(dataset: Dataset, batch_size: int, train: bool, num_workers: int
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=num_workers,
                       generator=generator, drop_last=train if drop_last is None else drop_last,
                       pin_memory=torch.cuda.is_available())
-
-
-def dataset_info(name: str) -> Dict[str, object]:
-    """Static facts of a dataset: ``{"num_classes", "input_size"}``."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset name must be one of {DATASETS}, got {name!r}")
-    return {"num_classes": 100 if name == "cifar100" else 10, "input_size": 32}
