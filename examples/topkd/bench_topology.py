@@ -70,12 +70,14 @@ def bench_images(n: int, m: int, dim: int, seed: int = 0) -> dict:
 
 
 def bench_steps(teacher: str, student: str, batch: int, steps: int, seed: int = 0) -> dict:
+    """Median step time of KD and TopKD, steps interleaved so that load changes on a shared
+    machine affect both alike."""
     import torchtopo
 
     from topkd.distillers import build_distiller
     from topkd.models import build_model
 
-    out = {}
+    runs = {}
     for name in ("kd", "topkd"):
         torch.manual_seed(seed)
         s, t = build_model(student, 100), build_model(teacher, 100)
@@ -84,10 +86,10 @@ def bench_steps(teacher: str, student: str, batch: int, steps: int, seed: int = 
             kw = {"ripsnet": torchtopo.RipsNet.for_features(t.feature_channels()["pooled"], 20),
                   "cloud_size": 64}
         d = build_distiller(name, s, t, **kw).train()
-        opt = torch.optim.SGD(d.get_learnable_parameters(), lr=0.01, momentum=0.9)
-        x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 100, (batch,))
-        times = []
-        for i in range(steps + 2):
+        runs[name] = (d, torch.optim.SGD(d.get_learnable_parameters(), lr=0.01, momentum=0.9), [])
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 100, (batch,))
+    for i in range(steps + 2):
+        for name, (d, opt, times) in runs.items():
             tic = time.perf_counter()
             _, losses = d.forward_train(x, y)
             opt.zero_grad()
@@ -95,7 +97,7 @@ def bench_steps(teacher: str, student: str, batch: int, steps: int, seed: int = 
             opt.step()
             if i >= 2:  # warm-up
                 times.append(time.perf_counter() - tic)
-        out[f"{name}_step_s"] = float(np.median(times))
+    out = {f"{name}_step_s": float(np.median(times)) for name, (_, _, times) in runs.items()}
     out["topkd_over_kd"] = out["topkd_step_s"] / out["kd_step_s"]
     out.update(teacher=teacher, student=student, batch=batch)
     return out
