@@ -110,8 +110,10 @@ def test_cross_architecture_connectors(name, student, teacher):
 def test_topkd_projection_and_frozen_ripsnet():
     import torchtopo
 
-    ripsnet = torchtopo.RipsNet.for_features(256, 20)
-    d = make("topkd", "resnet8", "resnet8x4", ripsnet=ripsnet).train()
+    d = make("topkd", "resnet8", "resnet8x4",
+             ripsnet=torchtopo.RipsNet.for_features(256, 20)).train()
+    ripsnet = d.topology.ripsnet  # the loss's frozen copy
+    assert not ripsnet.training
     rn_before = {k: v.clone() for k, v in ripsnet.state_dict().items()}
     extra = d.get_extra_parameters()
     assert extra and all(p.shape[-1] in (64, 256) or p.dim() == 1 for p in extra)
@@ -124,6 +126,7 @@ def test_topkd_projection_and_frozen_ripsnet():
     opt.step()
     for k, v in ripsnet.state_dict().items():
         assert torch.equal(v, rn_before[k])
+    assert not ripsnet.training
 
 
 def test_topkd_combined_with_crd():
