@@ -189,6 +189,23 @@ def _prepare(
     return birth, (persistence, low), torch.where(keep, w, 0.0), batched
 
 
+_CPU_BLOCK = 1 << 18  # elements of one (b, K, R) temporary: 1 MiB in float32, cache-resident
+
+
+def _blocks(coord: Tensor, pixels: int) -> list[slice]:
+    """Slices of the batch to vectorise at once.
+
+    The work is a few elementwise passes over ``(B, K, R)`` temporaries and one ``bmm``. On
+    accelerators that is one block. On the CPU, temporaries of a whole batch live in main memory
+    (and fresh pages cost more than the arithmetic), so blocks of diagrams whose temporaries fit
+    the cache run 3 to 5 times faster; each block is still one batched contraction.
+    """
+    if coord.device.type != "cpu":
+        return [slice(None)]
+    size = max(1, _CPU_BLOCK // max(coord.shape[1] * pixels, 1))
+    return [slice(i, i + size) for i in range(0, max(coord.shape[0], 1), size)]
+
+
 def _axis(lo: float, hi: float, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
     """``linspace(lo, hi, n)`` as a high part in ``like``'s dtype and, below float64, the rounding
     error of that part (None in float64)."""
@@ -212,11 +229,18 @@ def _axis_kernel(
     grid, grid_low = _axis(lo, hi, n if convention == "gudhi" else n + 1, coord)
     # grid - coord is exact or correctly rounded relative to itself; the low parts restore what
     # rounding the grid and the coordinates lost, so that float32 agrees with float64 to ~1e-7.
+    # (In-place updates of fresh temporaries that no backward formula reads: fewer passes.)
     diff = grid - coord.unsqueeze(-1)
     if grid_low is not None:
-        diff = diff + (grid_low - (0 if coord_low is None else coord_low.unsqueeze(-1)))
+        diff.add_(grid_low)
+        if coord_low is not None:
+            diff.sub_(coord_low.unsqueeze(-1))
+    # Values below sqrt(tiny) (1e-19 in float32) become 0: their products in the contraction
+    # would be subnormal numbers, which CPUs process some 100 times slower.
+    floor = torch.finfo(coord.dtype).tiny ** 0.5
     if convention == "gudhi":
-        return torch.exp(-0.5 * (diff / bandwidth).square())
+        exponent = diff.mul_(1 / bandwidth).square().mul_(-0.5).clamp_min_(math.log(floor))
+        return nn.functional.threshold(exponent.exp(), floor * 1.001, 0.0)
     # A pixel's mass is a difference of two close CDF values: in float32 a pixel narrow against
     # the bandwidth would lose digits to cancellation, so this difference is taken in float64.
     u = (diff / (bandwidth * math.sqrt(2.0))).double()
@@ -225,7 +249,7 @@ def _axis_kernel(
     upper, lower = torch.special.erfc(u), torch.special.erfc(-u)
     right = (u[..., 1:] + u[..., :-1]) >= 0
     mass = 0.5 * torch.where(right, upper[..., :-1] - upper[..., 1:], lower[..., 1:] - lower[..., :-1])
-    return mass.to(coord.dtype)
+    return torch.where(mass < floor, 0.0, mass).to(coord.dtype)
 
 
 def persistence_image(
@@ -270,7 +294,9 @@ def persistence_image(
           diagram point (``bandwidth`` at least half the pixel spacing, points inside the range);
           further out a pixel ``u`` bandwidths from every point is off by ~``u**2 * 1e-7`` of its
           own value, the precision of exp's argument in float32. The rounding of ``death -
-          birth`` and of the grid is compensated, so it costs nothing.
+          birth`` and of the grid is compensated, so it costs nothing. Per-axis kernel values
+          below ``sqrt(finfo.tiny)`` (1e-19 in float32, 1e-154 in float64) are flushed to 0, so
+          that no subnormal number slows the contraction down.
 
     Parameters
     ----------
@@ -322,12 +348,16 @@ def persistence_image(
         raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
     check_positive(bandwidth, "bandwidth")
     bmin, bmax, pmin, pmax = _check_range(im_range, "im_range", 4)
-    birth, persistence, w, batched = _prepare(diagrams, mask, weight, infinite)
-    gb = _axis_kernel(birth, None, bmin, bmax, res[0], bandwidth, convention)  # (B, K, W)
-    gp = _axis_kernel(*persistence, pmin, pmax, res[1], bandwidth, convention)  # (B, K, H)
+    birth, (persistence, low), w, batched = _prepare(diagrams, mask, weight, infinite)
     if convention == "gudhi":
         w = w / (2 * math.pi * bandwidth**2)
-    image = torch.bmm((gp * w.unsqueeze(-1)).transpose(1, 2), gb)
+
+    def block(i: slice) -> Tensor:
+        gb = _axis_kernel(birth[i], None, bmin, bmax, res[0], bandwidth, convention)  # (b, K, W)
+        gp = _axis_kernel(persistence[i], None if low is None else low[i], pmin, pmax, res[1], bandwidth, convention)
+        return torch.bmm((gp * w[i].unsqueeze(-1)).transpose(1, 2), gb)  # (b, H, W)
+
+    image = torch.cat([block(i) for i in _blocks(birth, max(res) + 1)])
     return image if batched else image.squeeze(0)
 
 
@@ -393,11 +423,16 @@ def persistence_curve(
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
     check_positive(bandwidth, "bandwidth")
     pmin, pmax = _check_range(pers_range, "pers_range", 2)
-    _, persistence, w, batched = _prepare(diagrams, mask, weight, infinite)
-    gp = _axis_kernel(*persistence, pmin, pmax, int(resolution), bandwidth, convention)
+    _, (persistence, low), w, batched = _prepare(diagrams, mask, weight, infinite)
     if convention == "gudhi":
         w = w / (math.sqrt(2 * math.pi) * bandwidth)
-    curve = torch.einsum("bk,bkh->bh", w, gp)
+
+    def block(i: slice) -> Tensor:
+        gp = _axis_kernel(persistence[i], None if low is None else low[i], pmin, pmax, int(resolution), bandwidth,
+                          convention)
+        return torch.bmm(w[i].unsqueeze(1), gp).squeeze(1)  # (b, H)
+
+    curve = torch.cat([block(i) for i in _blocks(persistence, int(resolution) + 1)])
     return curve if batched else curve.squeeze(0)
 
 
