@@ -7,12 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 EXAMPLE_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples", "topkd")
 sys.path.insert(0, os.path.abspath(EXAMPLE_DIR))
-
-torch.set_num_threads(1)
 
 
 def write_tiny_cifar100(root, n_train=40, n_test=20, seed=0):

@@ -3,6 +3,7 @@ skipping/resuming, and configurations that must fail at start."""
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -76,6 +77,15 @@ def test_every_stage_end_to_end(tmp_path, tiny_config):
                        weights_only=True)
     assert other.shape == shard.shape and not torch.allclose(other, shard)
     assert stages.make_vectorizer(faithful).num_features == 400
+
+    # H0 and H1: the same clouds give 20 + 20x20 features per cloud
+    with_h1 = tiny_config(tmp_path / "h1", topology={"max_dim": 1})
+    shutil.copytree(p["clouds"], stages.paths(with_h1)["clouds"])
+    assert stages.stage_diagrams(with_h1)["num_features"] == 420
+    h1_dir = stages.paths(with_h1)
+    images = torch.load(os.path.join(h1_dir["images"], "shard_00000.pt"), weights_only=True)
+    dgm = torch.load(os.path.join(h1_dir["diagrams"], "shard_00000.pt"), weights_only=True)
+    assert images.shape == (8, 420) and len(dgm["pairs"]) == 2
 
 
 def test_clouds_stage_resumes_missing_shards(tmp_path, tiny_config):
