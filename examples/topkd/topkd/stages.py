@@ -563,8 +563,9 @@ def write_table(rows: List[Dict[str, Any]], cfgs: List[Dict[str, Any]], out_dir:
             lines.append(f"| {s['distiller']} | {s['n']} | {_mean_std([r['best_acc'] for r in rs])} "
                          f"| {_mean_std([r['last_acc'] for r in rs])} "
                          f"| {ref if ref is not None else '–'} | {delta} |")
-        if "teacher" in paper:
-            lines.append(f"\nPaper: teacher {paper['teacher']}, student {paper.get('vanilla', '–')}.")
+        ours = next((r["teacher_last_acc"] for r in rows if r["pair"] == cfg["name"]), None)
+        lines.append(f"\nTeacher top-1 (last epoch): ours "
+                     f"{'–' if ours is None else f'{ours:.2f}'}, paper {paper.get('teacher', '–')}.")
         lines.append("")
     text = "\n".join(lines)
     with open(os.path.join(out_dir, "comparison.md"), "w") as f:
