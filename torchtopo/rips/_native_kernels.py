@@ -58,23 +58,34 @@ def _push(heap, size, key):
 
 
 @nb.njit(cache=True, nogil=True)
-def _pop(heap, size):
-    """Remove the minimum of ``heap[:size]``; the new size."""
-    size -= 1
-    last = heap[size]
-    pos = 0
+def _sift_down(heap, pos, size, key):
+    """Place ``key`` at ``pos`` of ``heap[:size]`` and move it down to restore the heap order."""
     while True:
         child = 2 * pos + 1
         if child >= size:
             break
         if child + 1 < size and heap[child + 1] < heap[child]:
             child += 1
-        if heap[child] >= last:
+        if heap[child] >= key:
             break
         heap[pos] = heap[child]
         pos = child
-    heap[pos] = last
+    heap[pos] = key
+
+
+@nb.njit(cache=True, nogil=True)
+def _pop(heap, size):
+    """Remove the minimum of ``heap[:size]``; the new size."""
+    size -= 1
+    if size > 0:
+        _sift_down(heap, 0, size, heap[size])
     return size
+
+
+@nb.njit(cache=True, nogil=True)
+def _heapify(heap, size):
+    for pos in range(size // 2 - 1, -1, -1):
+        _sift_down(heap, pos, size, heap[pos])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -91,26 +102,59 @@ def _pivot(heap, size):
 
 
 @nb.njit(cache=True, nogil=True)
-def _push_coboundary(rank, r, i, j, n, heap, size):
-    """Push the keys of the triangles ``{i, j, k}`` in the filtration (edge ``{i, j}`` of rank ``r``).
+def _cofacet(row_i, row_j, r, i, j, k, n):
+    """Key of the triangle ``{i, j, k}`` (edge ``{i, j}`` of rank ``r``); -1 if not in the filtration."""
+    a = row_i[k]
+    b = row_j[k]
+    if a == ABSENT or b == ABSENT:  # also k == i or k == j: the diagonal is ABSENT
+        return np.int64(-1)
+    if a < r and b < r:
+        return np.int64(r) * n + k
+    if a > b:
+        return np.int64(a) * n + j
+    return np.int64(b) * n + i
 
-    ``heap`` must have room for ``n`` more keys.
-    """
+
+@nb.njit(cache=True, nogil=True)
+def _coboundary(rank, r, i, j, n, out):
+    """Write the keys of the cofacets of edge ``{i, j}`` (rank ``r``) to ``out``; their count."""
+    count = 0
     row_i = rank[i]
     row_j = rank[j]
     for k in range(n):
-        a = row_i[k]
-        b = row_j[k]
-        if a == ABSENT or b == ABSENT:  # also k == i or k == j: the diagonal is ABSENT
-            continue
-        if a < r and b < r:
-            key = np.int64(r) * n + k
-        elif a > b:
-            key = np.int64(a) * n + j
-        else:
-            key = np.int64(b) * n + i
-        size = _push(heap, size, key)
+        key = _cofacet(row_i, row_j, r, i, j, k, n)
+        if key >= 0:
+            out[count] = key
+            count += 1
+    return count
+
+
+@nb.njit(cache=True, nogil=True)
+def _push_coboundary(rank, r, i, j, n, heap, size):
+    """Push the keys of the cofacets of edge ``{i, j}`` (rank ``r``); ``heap`` has room for ``n``."""
+    row_i = rank[i]
+    row_j = rank[j]
+    for k in range(n):
+        key = _cofacet(row_i, row_j, r, i, j, k, n)
+        if key >= 0:
+            size = _push(heap, size, key)
     return size
+
+
+@nb.njit(cache=True, nogil=True)
+def _cancel_pairs(values, count):
+    """Sort ``values[:count]`` and drop equal pairs (a sum mod 2), in place; the new count."""
+    values[:count].sort()
+    kept = 0
+    t = 0
+    while t < count:
+        if t + 1 < count and values[t] == values[t + 1]:
+            t += 2
+        else:
+            values[kept] = values[t]
+            kept += 1
+            t += 1
+    return kept
 
 
 @nb.njit(cache=True, nogil=True)
@@ -199,7 +243,9 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
     stats[1] = n_apparent
     stats[2] = n_columns - n_apparent
 
-    # Pivot table of the reduced columns, chained per longest edge of the pivot triangle.
+    # Pivot table of the reduced columns, chained per longest edge of the pivot triangle. A
+    # column is stored as its reduction (the edges whose coboundaries sum to it), recomputed when
+    # used, as ripser does: storing the keys instead costs a sort per column and measured slower.
     n_residual = n_columns - n_apparent
     head = np.full(n_edges, -1, dtype=np.int32)
     entry_k = np.empty(n_residual, dtype=np.int32)
@@ -207,18 +253,23 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
     entry_start = np.empty(n_residual, dtype=np.int64)
     entry_len = np.empty(n_residual, dtype=np.int64)
     n_entries = 0
-    store = np.empty(max(16, n_residual * n), dtype=np.int64)
-    used = 0
+    stored = np.empty(max(16, n_residual), dtype=np.int32)
+    n_stored = 0
     heap = np.empty(4 * n, dtype=np.int64)
+    reduction = np.empty(16, dtype=np.int32)
     n_pairs = 0
     for r in range(n_edges - 1, -1, -1):  # cohomology: reverse filtration order
         if cleared[r] or apparent[r] >= 0:
             continue
-        # The working column is a heap holding every added cofacet: only its pivot is needed
-        # until the column settles, so additions cost pushes, never a full merge.
-        size = _push_coboundary(rank, r, src[r], dst[r], n, heap, 0)
+        size = _coboundary(rank, r, src[r], dst[r], n, heap)
+        pivot = heap[:size].min() if size > 0 else np.int64(-1)
+        reduction[0] = r
+        n_reduction = 1
+        # Until a first addition the column is a plain array; after it, a heap holding every
+        # added cofacet: only its pivot is needed until the column settles, so an addition
+        # costs pushes, never a merge.
+        added = False
         while True:
-            size = _pivot(heap, size)
             if size == 0:  # a cocycle never hit: an essential class (only below the cut)
                 out[n_pairs, 0] = idx[src[r]]
                 out[n_pairs, 1] = idx[dst[r]]
@@ -226,48 +277,49 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
                 out[n_pairs, 3] = -1
                 n_pairs += 1
                 break
-            pivot = heap[0]
             top = pivot // n
             k = pivot - top * n
-            if apparent[top] == k:
-                heap = _grow(heap, size + n)
-                size = _push_coboundary(rank, top, src[top], dst[top], n, heap, size)
-                continue
-            entry = head[top]
-            while entry >= 0 and entry_k[entry] != k:
-                entry = entry_next[entry]
-            if entry >= 0:
+            if apparent[top] == k:  # the apparent column of ``top``: its plain coboundary
+                start = -1
+                length = 1
+            else:
+                entry = head[top]
+                while entry >= 0 and entry_k[entry] != k:
+                    entry = entry_next[entry]
+                if entry < 0:
+                    break  # a new pivot
                 start = entry_start[entry]
-                heap = _grow(heap, size + entry_len[entry])
-                for t in range(start, start + entry_len[entry]):
-                    size = _push(heap, size, store[t])
-                continue
-            # A new pivot: store the reduced column for the columns still to come, sorted and
-            # with cancelling pairs removed (a sort is cheaper than draining the heap).
-            column = np.sort(heap[:size])
-            store = _grow(store, used + size)
-            begin = used
-            t = 0
-            while t < size:
-                if t + 1 < size and column[t] == column[t + 1]:
-                    t += 2
-                else:
-                    store[used] = column[t]
-                    used += 1
-                    t += 1
-            entry_k[n_entries] = k
-            entry_next[n_entries] = head[top]
-            entry_start[n_entries] = begin
-            entry_len[n_entries] = used - begin
-            head[top] = n_entries
-            n_entries += 1
-            if sorted_lengths[top] > sorted_lengths[r]:
-                out[n_pairs, 0] = idx[src[r]]
-                out[n_pairs, 1] = idx[dst[r]]
-                out[n_pairs, 2] = idx[src[top]]
-                out[n_pairs, 3] = idx[dst[top]]
-                n_pairs += 1
-            break
+                length = entry_len[entry]
+            if not added:
+                _heapify(heap, size)
+                added = True
+            reduction = _grow(reduction, n_reduction + length)
+            for t in range(length):
+                edge = top if start < 0 else stored[start + t]
+                heap = _grow(heap, size + n)
+                size = _push_coboundary(rank, edge, src[edge], dst[edge], n, heap, size)
+                reduction[n_reduction] = edge
+                n_reduction += 1
+            size = _pivot(heap, size)
+            pivot = heap[0]
+        if size == 0:
+            continue
+        n_reduction = _cancel_pairs(reduction, n_reduction)
+        stored = _grow(stored, n_stored + n_reduction)
+        stored[n_stored : n_stored + n_reduction] = reduction[:n_reduction]
+        entry_k[n_entries] = k
+        entry_next[n_entries] = head[top]
+        entry_start[n_entries] = n_stored
+        entry_len[n_entries] = n_reduction
+        head[top] = n_entries
+        n_entries += 1
+        n_stored += n_reduction
+        if sorted_lengths[top] > sorted_lengths[r]:
+            out[n_pairs, 0] = idx[src[r]]
+            out[n_pairs, 1] = idx[dst[r]]
+            out[n_pairs, 2] = idx[src[top]]
+            out[n_pairs, 3] = idx[dst[top]]
+            n_pairs += 1
     return n_pairs
 
 
