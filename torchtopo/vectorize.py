@@ -270,7 +270,8 @@ def persistence_image(
         I[i, j] = \sum_k w(b_k, p_k)\, K_\sigma(y_i - p_k)\, K_\sigma(x_j - b_k)
 
     with birth :math:`b_k`, persistence :math:`p_k = d_k - b_k`, birth grid :math:`x_j` and
-    persistence grid :math:`y_i`.
+    persistence grid :math:`y_i`: the two axis kernels factor, so the sum over points is one
+    ``bmm`` of ``(B, H, K)`` by ``(B, K, W)`` (on the CPU, one per cache-sized block of diagrams).
 
     Convention:
         - Coordinates are (birth, persistence). Output rows are the persistence axis (row 0 = the
