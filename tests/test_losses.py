@@ -153,6 +153,9 @@ def test_projection_learns_and_default_is_linear():
         (lambda s, t: TopologyLoss("ripsnet"), ValueError, "ripsnet="),
         (lambda s, t: TopologyLoss("exact"), ValueError, "vectorizer="),
         (lambda s, t: TopologyLoss("signature", cloud_size=2.5), ValueError, "cloud_size"),
+        (lambda s, t: topology_loss(s, t, "signature", dims=(2,)), ValueError, "dims"),
+        (lambda s, t: signature_loss(s[None], t[None, :5]), ValueError, r"same \(B, m\)"),
+        (lambda s, t: signature_loss(s, t), ValueError, r"\(B, m, D\)"),
     ],
 )
 def test_bad_input_raises(call, error, match):

@@ -89,10 +89,33 @@ def signature_loss(
     -------
     Tensor
         ``(B,)``; differentiable with respect to both inputs.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On non-floating inputs, wrong ranks, different ``(B, m)``, NaN or empty ``dims``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> line = torch.tensor([[[0.0], [1.0], [3.0]]])
+    >>> signature_loss(line, 10 * line)  # the same shape at another scale
+    tensor([0.])
+    >>> signature_loss(line, torch.tensor([[[0.0], [2.0], [3.0]]]))
+    tensor([0.2500])
     """
     from .rips import rips_persistence
     from .rips.distances import edge_lengths
 
+    for name, x in (("student", student), ("teacher", teacher)):
+        check_floating(x, name)
+        check_shape(x, name, "(B, m, D)", x.dim() == 3)
+        check_no_nan(x, name)
+    if student.shape[:2] != teacher.shape[:2]:
+        raise ValueError(f"student and teacher must hold the same (B, m) clouds, got {tuple(student.shape[:2])} "
+                         f"and {tuple(teacher.shape[:2])}")
+    if not dims or min(dims) < 0 or max(dims) > 1:
+        raise ValueError(f"dims must be a non-empty subset of (0, 1), got {tuple(dims)!r}")
     max_dim = max(dims)
 
     def scaled(points: Tensor) -> Tensor:
