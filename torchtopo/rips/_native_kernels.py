@@ -142,6 +142,44 @@ def _push_coboundary(rank, r, i, j, n, heap, size):
 
 
 @nb.njit(cache=True, nogil=True)
+def _argsort_lengths(lengths):
+    """Stable argsort of non-negative float64 ``lengths`` by LSD radix sort on their bits.
+
+    The bits of a non-negative IEEE double order like its value; passes whose digit is the same
+    everywhere (the low bits of float32 data, mostly the exponent) are skipped.
+    """
+    count = lengths.shape[0]
+    keys = lengths.view(np.uint64)
+    histograms = np.zeros((6, 2048), dtype=np.int64)
+    for t in range(count):
+        key = keys[t]
+        for p in range(6):
+            histograms[p, (key >> np.uint64(11 * p)) & np.uint64(2047)] += 1
+    order = np.arange(count)
+    current = keys.copy()
+    next_order = np.empty(count, dtype=np.int64)
+    next_keys = np.empty(count, dtype=np.uint64)
+    for p in range(6):
+        if histograms[p].max() == count:
+            continue
+        position = np.empty(2048, dtype=np.int64)
+        total = 0
+        for digit in range(2048):
+            position[digit] = total
+            total += histograms[p, digit]
+        shift = np.uint64(11 * p)
+        for t in range(count):
+            digit = (current[t] >> shift) & np.uint64(2047)
+            slot = position[digit]
+            position[digit] = slot + 1
+            next_order[slot] = order[t]
+            next_keys[slot] = current[t]
+        order, next_order = next_order, order
+        current, next_keys = next_keys, current
+    return order
+
+
+@nb.njit(cache=True, nogil=True)
 def _cancel_pairs(values, count):
     """Sort ``values[:count]`` and drop equal pairs (a sum mod 2), in place; the new count."""
     values[:count].sort()
@@ -192,11 +230,11 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
     for j in range(1, n):  # combinatorial order: the tie-break of the stable sort below
         for i in range(j):
             if d[i, j] <= cut:
-                lengths[e] = d[i, j]
+                lengths[e] = d[i, j] + 0.0  # no -0.0: its sign bit would sort it last
                 ends[e, 0] = i
                 ends[e, 1] = j
                 e += 1
-    order = np.argsort(lengths, kind="mergesort")
+    order = _argsort_lengths(lengths)
     src = np.empty(n_edges, dtype=np.int32)
     dst = np.empty(n_edges, dtype=np.int32)
     rank = np.full((n, n), ABSENT, dtype=np.int32)
