@@ -5,8 +5,8 @@ clouds (about 180 diagram points each), H1 of noisy circles (a few points each) 
 128-point clouds (127 finite points each). Each implementation turns a batch of 1024 diagrams
 into 50 x 50 images in its own convention (gudhi: sampled density; persim: pixel integrals),
 and is checked against torchtopo in that convention first (max error relative to the batch's
-peak), so a fast wrong answer cannot enter the table. Rates are diagrams/s, median of repeats;
-persim is timed on a prefix of the batch and extrapolated.
+peak), so a fast wrong answer cannot enter the table. Rates are diagrams/s, median of repeats
+(implementations interleaved); persim is timed on a prefix of the batch and extrapolated.
 
     python benchmarks/bench_image.py                 # about a minute on one core
     python benchmarks/bench_image.py --threads 4 --device cuda
@@ -54,14 +54,18 @@ def diagram_sets(unique: int, seed: int) -> dict[str, list[np.ndarray]]:
     return {"H1 gaussian": bars(gaussian, 1), "H1 circles": bars(circles, 1), "H0": bars(h0, 0)}
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (allocations, lazy imports, kernel caches)
-    times = []
+def median_times(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each call, timed round-robin so that a shared machine's load weighs on
+    every implementation alike."""
+    for fn in calls.values():
+        fn()  # warm-up (allocations, lazy imports, kernel caches)
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -97,8 +101,6 @@ def run(args: argparse.Namespace) -> dict:
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        row["torchtopo_s"] = median_time(ours_call, args.repeats)
-        row["gudhi_s"] = median_time(lambda: gudhi.transform(diagrams), max(1, args.repeats // 3))
 
         # persim convention: pixel integrals, persim's PersistenceImager (square pixels)
         pixel = max(hi_b - lo_b, hi_p - lo_p) / n
@@ -122,9 +124,11 @@ def run(args: argparse.Namespace) -> dict:
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        row["torchtopo_persim_s"] = median_time(ours_persim_call, args.repeats)
-        persim_s = median_time(lambda: imager.transform(prefix), 1)
-        row["persim_s"] = persim_s * args.batch / len(prefix)
+        timed = median_times({"torchtopo": ours_call, "gudhi": lambda: gudhi.transform(diagrams),
+                              "torchtopo_persim": ours_persim_call, "persim": lambda: imager.transform(prefix)},
+                             args.repeats)
+        row.update({f"{name}_s": seconds for name, seconds in timed.items()})
+        row["persim_s"] *= args.batch / len(prefix)
         row["persim_measured_on"] = len(prefix)
         for peer, ours_key in (("gudhi", "torchtopo"), ("persim", "torchtopo_persim")):
             row[f"{peer}_diagrams_per_s"] = args.batch / row[f"{peer}_s"]
@@ -162,7 +166,7 @@ def main() -> None:
     parser.add_argument("--unique", type=int, default=128, help="distinct diagrams per set, tiled to --batch")
     parser.add_argument("--persim-diagrams", type=int, default=64, help="persim is timed on this prefix")
     parser.add_argument("--check", type=int, default=32, help="diagrams compared with the peers")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)

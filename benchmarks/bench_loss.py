@@ -3,7 +3,7 @@
 A small CNN student (features of width 64) learns from a small CNN teacher (width 128) on a
 CIFAR-sized random batch (64 images, 32 x 32, 100 classes). Each variant times one full step —
 teacher forward without gradients, student forward, loss, backward, SGD step — and reports the
-median over ``--steps`` steps and its ratio to the plain KD step (CE + KD at T = 4):
+median over ``--steps`` steps (variants interleaved step by step) and its ratio to the plain KD step (CE + KD at T = 4):
 
 - ``ripsnet``: TopKD's loss, a frozen RipsNet.for_features(128, 400) on the batch as one cloud,
   with a learnable 64 -> 128 projection;
@@ -72,6 +72,33 @@ def variants(teacher: nn.Module, images: torch.Tensor, device: torch.device) -> 
     }
 
 
+def make_step(args: argparse.Namespace, teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+              topology: nn.Module | None, device: torch.device):
+    """One training step of a fresh student with KD (+ ``topology``): a closure."""
+    torch.manual_seed(0)
+    student = SmallCNN(16, 64).to(device)
+    params = list(student.parameters())
+    if topology is not None:
+        topology = topology.to(device)
+        params += list(topology.parameters())
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        with torch.no_grad():
+            t_logits, t_features = teacher(images)
+        s_logits, s_features = student(images)
+        loss = kd_loss(s_logits, t_logits, labels)
+        if topology is not None:
+            loss = loss + args.delta * topology(s_features, t_features)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -82,36 +109,20 @@ def run(args: argparse.Namespace) -> dict:
     results = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                "threads": args.threads, "device": str(device), "batch": args.batch, "steps": args.steps,
                "variants": {}}
-    for name, topology in variants(teacher, images, device).items():
-        torch.manual_seed(0)
-        student = SmallCNN(16, 64).to(device)
-        params = list(student.parameters())
-        if topology is not None:
-            topology = topology.to(device)
-            params += list(topology.parameters())
-        optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-
-        def step() -> None:
-            with torch.no_grad():
-                t_logits, t_features = teacher(images)
-            s_logits, s_features = student(images)
-            loss = kd_loss(s_logits, t_logits, labels)
-            if topology is not None:
-                loss = loss + args.delta * topology(s_features, t_features)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-
+    steps = {name: make_step(args, teacher, images, labels, topology, device)
+             for name, topology in variants(teacher, images, device).items()}
+    for step in steps.values():  # warm-up
         for _ in range(3):
             step()
-        times = []
-        for _ in range(args.steps):
+    # Round-robin, so that a shared machine's load weighs on every variant alike.
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.steps):
+        for name, step in steps.items():
             start = time.perf_counter()
             step()
-            times.append(time.perf_counter() - start)
-        results["variants"][name] = {"step_ms": 1e3 * statistics.median(times)}
+            times[name].append(time.perf_counter() - start)
+    for name, samples in times.items():
+        results["variants"][name] = {"step_ms": 1e3 * statistics.median(samples)}
     base = results["variants"]["kd"]["step_ms"]
     for row in results["variants"].values():
         row["ratio_to_kd"] = row["step_ms"] / base

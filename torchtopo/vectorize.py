@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_floating, check_mask, check_no_nan, check_positive, check_shape
+from ._checks import check_all, check_choice, check_floating, check_mask, check_no_nan, check_positive, check_shape
 from .diagrams import Diagrams
 
 __all__ = [
@@ -166,8 +166,7 @@ def _prepare(
     real = torch.ones(diagrams.shape[:-1], dtype=torch.bool, device=diagrams.device) if mask is None else mask
     birth, death = diagrams.unbind(-1)
     check_no_nan(torch.where(real.unsqueeze(-1), diagrams, 0.0), "diagrams")
-    if not torch.isfinite(torch.where(real, birth, 0.0)).all():
-        raise ValueError("diagrams: births must be finite")
+    check_all(torch.isfinite(torch.where(real, birth, 0.0)), "diagrams: births must be finite")
     finite = torch.isfinite(death)
     if infinite == "raise" and not bool((finite | ~real).all()):
         raise ValueError("diagrams contain infinite deaths; pass infinite='drop' to ignore them")
