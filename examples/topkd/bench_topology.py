@@ -44,7 +44,7 @@ def official_images(clouds: np.ndarray, bandwidth: float, im_range, scale: float
     return pi.fit_transform(diagrams) * scale
 
 
-def bench_images(n: int, m: int, dim: int, seed: int = 0) -> dict:
+def bench_images(n: int, m: int, dim: int, repeats: int = 3, seed: int = 0) -> dict:
     import torchtopo
 
     g = torch.Generator().manual_seed(seed)
@@ -53,20 +53,29 @@ def bench_images(n: int, m: int, dim: int, seed: int = 0) -> dict:
     labels = torch.randint(0, 8, (n, m), generator=g)
     clouds = (centers[labels] + 0.5 * torch.randn(n, m, dim, generator=g)).relu()
     threads = torch.get_num_threads()
-    torchtopo.rips_persistence(clouds[:2], max_dim=0)  # warm-up: load the compiled kernels
-    tic = time.perf_counter()
-    dgm = torchtopo.rips_persistence(clouds, max_dim=0)
-    pi = torchtopo.PersistenceImage.topkd(faithful=True).fit(dgm)
-    ours = pi(dgm).flatten(1)
-    t_ours = time.perf_counter() - tic
-    torch.set_num_threads(threads)  # numba's OpenMP layer resets torch's pool (see stages.py)
-    tic = time.perf_counter()
-    theirs = official_images(clouds.double().numpy(), pi.bandwidth_[0], pi.range_[0], pi.scale_[0])
-    t_official = time.perf_counter() - tic
-    err = float(np.abs(ours.double().numpy() - theirs).max())
+
+    def ours():
+        dgm = torchtopo.rips_persistence(clouds, max_dim=0)
+        torch.set_num_threads(threads)  # numba's OpenMP layer resets torch's pool (stages.py)
+        pi = torchtopo.PersistenceImage.topkd(faithful=True).fit(dgm)
+        return pi, pi(dgm).flatten(1)
+
+    # best of `repeats` (the first call also loads the compiled kernels)
+    t_ours, t_official = math.inf, math.inf
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        pi, images = ours()
+        t_ours = min(t_ours, time.perf_counter() - tic)
+        tic = time.perf_counter()
+        theirs = official_images(clouds.double().numpy(), pi.bandwidth_[0], pi.range_[0],
+                                 pi.scale_[0])
+        t_official = min(t_official, time.perf_counter() - tic)
+    err = float(np.abs(images.double().numpy() - theirs).max())
     return {"clouds": n, "points": m, "dim": dim, "torchtopo_s": t_ours, "official_s": t_official,
             "torchtopo_clouds_per_s": n / t_ours, "official_clouds_per_s": n / t_official,
-            "speedup": t_official / t_ours, "max_abs_image_difference": err}
+            "speedup": t_official / t_ours, "max_abs_image_difference": err,
+            "note": "official = gudhi RipsComplex per cloud + gudhi PersistenceImage, with the "
+                    "bandwidth/range/scale fitted by torchtopo (its fit is timed on our side)"}
 
 
 def bench_steps(teacher: str, student: str, batch: int, steps: int, seed: int = 0) -> dict:
