@@ -1,0 +1,100 @@
+"""Throughput of the native batched H0+H1 backend against gudhi, ripser and giotto-ph.
+
+The same clouds, peers and timing as ``bench_rips.py`` (whose helpers this script imports), for
+H0+H1 only: clouds/s (median over repeats) of the whole torchtopo pipeline from points
+(ordering distances, native pairing, exact differentiable gather), and its ratio to each peer.
+The torchtopo result is checked against gudhi's diagrams first (bottleneck within 1e-5
+relative); the share of apparent columns is reported too.
+
+    python benchmarks/bench_native_h1.py                   # B = 64, d = 512, m in {64, 128, 256}
+    python benchmarks/bench_native_h1.py --m 128 --kinds circle --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from functools import partial
+from pathlib import Path
+
+import gudhi
+import numba
+import torch
+from bench_rips import RESULTS, check_against_gudhi, clouds_per_second, make_batch, peers
+
+from torchtopo.rips.distances import edge_lengths, pairwise_distances
+from torchtopo.rips.native import apparent_share, native_pairing
+from torchtopo.rips.pairing import gather_diagrams
+
+
+def native(points: torch.Tensor):
+    """H0+H1 diagrams of ``points`` ``(B, m, d)`` through the native backend, as the dispatch runs it."""
+    order = pairwise_distances(points)
+    pairing = native_pairing(order, None, 1, None)
+    return gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--d", type=int, default=512)
+    parser.add_argument("--kinds", nargs="+", default=["gaussian", "circle"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-clouds", type=int, default=2, help="peers slower than --budget s are timed on this many")
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds a peer may spend per repeat")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--out", type=Path, default=RESULTS / "native_h1.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+
+    rows = []
+    for kind in args.kinds:
+        for m in args.m:
+            points = make_batch(kind, args.batch, m, args.d, seed=m * args.d)
+            tensor = torch.from_numpy(points)
+            error = check_against_gudhi(points[:2], 1, native)
+            native(tensor)  # warm-up (and numba's compilation on a first run)
+            rates = {"torchtopo (native)": clouds_per_second(lambda: native(tensor), args.batch, args.repeats)}
+            clouds = {"torchtopo (native)": args.batch}
+            for name, run in peers(1, args.threads).items():
+                start = time.perf_counter()
+                run(points[0])
+                estimate = (time.perf_counter() - start) * args.batch
+                count = args.batch if estimate < args.budget else min(args.batch, args.min_clouds)
+                subset = points[:count]
+                rates[name] = clouds_per_second(lambda: [run(c) for c in subset], count, args.repeats)
+                clouds[name] = count
+            share = apparent_share(pairwise_distances(tensor))
+            rows.append({"kind": kind, "m": m, "d": args.d, "batch": args.batch, "rates": rates, "clouds": clouds, "error": error, "apparent": share})
+            print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.1f}" for k, v in rates.items()) + f", apparent {share:.3f}", flush=True)
+    meta = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"numba {numba.__version__}, gudhi {gudhi.__version__}, threads {args.threads}",
+        "unit": "clouds/s, median over repeats",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(markdown(rows))
+
+
+def markdown(rows: list[dict]) -> str:
+    """A markdown table: rates, the ratio of torchtopo (native) to each peer, the apparent share."""
+    names = list(rows[0]["rates"])
+    peer_names = names[1:]
+    header = "| H0+H1 | m | " + " | ".join(names) + " | " + " | ".join(f"vs {k}" for k in peer_names) + " | apparent |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        mine = row["rates"][names[0]]
+        rates = " | ".join(f"{row['rates'][k]:.1f}" for k in names)
+        ratios = " | ".join(f"{mine / row['rates'][k]:.1f}x" for k in peer_names)
+        lines.append(f"| {row['kind']} | {row['m']} | {rates} | {ratios} | {100 * row['apparent']:.1f}% |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
