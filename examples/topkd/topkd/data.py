@@ -6,6 +6,7 @@ sample index and, for CRD, ``K`` contrastive indices drawn from other classes.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional, Tuple
 
@@ -121,6 +122,24 @@ class TensorImageDataset(Dataset):
         return img, int(self.targets[i])
 
 
+@functools.lru_cache(maxsize=4)
+def _digits_arrays(test_fraction: float, seed: int):
+    """The upsampled digits, the split and the train statistics (computed once per process)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x = torch.from_numpy(data.images.astype(np.float32) * (255.0 / 16.0)).unsqueeze(1)
+    x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    x = x.clamp(0, 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
+    y = torch.from_numpy(data.target.astype(np.int64))
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=test_fraction,
+                                           random_state=seed, stratify=data.target)
+    mean = float(x[idx_train].float().mean() / 255.0)
+    std = float(x[idx_train].float().std() / 255.0)
+    return x, y, idx_train, idx_test, mean, std
+
+
 def digits(train: bool, test_fraction: float = 0.2, seed: int = 0) -> TensorImageDataset:
     """scikit-learn's bundled digits (1,797 images, 10 classes) as 3×32×32 images.
 
@@ -136,18 +155,7 @@ def digits(train: bool, test_fraction: float = 0.2, seed: int = 0) -> TensorImag
     seed : int
         Seed of the split.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    data = load_digits()
-    x = torch.from_numpy(data.images.astype(np.float32) * (255.0 / 16.0)).unsqueeze(1)
-    x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
-    x = x.clamp(0, 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
-    y = torch.from_numpy(data.target.astype(np.int64))
-    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=test_fraction,
-                                           random_state=seed, stratify=data.target)
-    mean = float(x[idx_train].float().mean() / 255.0)
-    std = float(x[idx_train].float().std() / 255.0)
+    x, y, idx_train, idx_test, mean, std = _digits_arrays(float(test_fraction), int(seed))
     idx = idx_train if train else idx_test
     return TensorImageDataset(x[idx], y[idx], (mean,) * 3, (std,) * 3, train)
 
