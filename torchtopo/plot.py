@@ -287,7 +287,7 @@ def plot_barcode(
     ax.set_yticks([])
     ax.set_xlabel("filtration value (edge length)")
     if legend:
-        ax.legend(loc="best")
+        ax.legend(loc="upper right")  # bars sorted by birth, then death: the shortest are at the top
     return ax
 
 
