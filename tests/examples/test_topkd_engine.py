@@ -19,6 +19,12 @@ def _run(out_dir, name, stop_after=None):
     train, test = _take(digits(True), 96), _take(digits(False), 32)
     student, teacher = build_model("resnet8", 10), build_model("resnet8", 10)
     kw = {"n_data": len(train), "nce_k": 16} if name == "crd" else {}
+    if name == "topkd":
+        import torchtopo
+
+        # resnet8x4 teacher: a learnable 64 -> 256 projection whose state must resume too
+        teacher = build_model("resnet8x4", 10)
+        kw = {"ripsnet": torchtopo.RipsNet.for_features(256, 20), "cloud_size": 16}
     d = build_distiller(name, student, teacher, **kw)
     if d.needs_index:
         train = IndexedDataset(train, num_negatives=16)
@@ -28,7 +34,7 @@ def _run(out_dir, name, stop_after=None):
     return d, summary
 
 
-@pytest.mark.parametrize("name", ["kd", "crd"])
+@pytest.mark.parametrize("name", ["kd", "crd", "topkd"])
 def test_interrupted_run_resumes_exactly(tmp_path, name):
     full, s_full = _run(tmp_path / "full", name)
     _, s_part = _run(tmp_path / "part", name, stop_after=1)
