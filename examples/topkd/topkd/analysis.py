@@ -28,6 +28,7 @@ markdown), while ``exact_dist`` is still defined (the exact image does not depen
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -116,6 +117,40 @@ def as_clouds(features: torch.Tensor, cloud_size: int) -> torch.Tensor:
     return features.float().reshape(-1, cloud_size, features.shape[1])
 
 
+@contextlib.contextmanager
+def keep_torch_threads():
+    """Restore torch's thread count on exit: torchtopo's numba kernels reset torch's shared
+    OpenMP pool to all cores (as ``stages.stage_diagrams`` notes), which slows the training
+    steps that follow on a busy machine."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def rips_diagrams(clouds: torch.Tensor, max_dim: int, num_workers: Optional[int] = None):
+    """``torchtopo.rips_persistence(clouds, max_dim)`` under :func:`keep_torch_threads`.
+
+    Parameters
+    ----------
+    clouds : torch.Tensor
+        ``(n, m, D)``.
+    max_dim : int
+    num_workers : int, optional
+        Threads of the CPU backend (H1).
+
+    Returns
+    -------
+    torchtopo.Diagrams
+        Batched, ``n`` diagrams.
+    """
+    import torchtopo
+
+    with keep_torch_threads():
+        return torchtopo.rips_persistence(clouds, max_dim=max_dim, num_workers=num_workers)
+
+
 def exact_images(clouds: torch.Tensor, vectorizer, num_workers: Optional[int] = None
                  ) -> torch.Tensor:
     """Exact persistence images of clouds: ``torchtopo.rips_persistence`` then the fitted
@@ -135,11 +170,7 @@ def exact_images(clouds: torch.Tensor, vectorizer, num_workers: Optional[int] = 
     torch.Tensor
         ``(n, P)`` float32, ``P = vectorizer.num_features``.
     """
-    import torchtopo
-
-    dgm = torchtopo.rips_persistence(clouds, max_dim=max(vectorizer.dims),
-                                     num_workers=num_workers)
-    return vectorizer(dgm).flatten(1).float()
+    return vectorizer(rips_diagrams(clouds, max(vectorizer.dims), num_workers)).flatten(1).float()
 
 
 def load_pair_topology(cfg: Dict[str, Any]):

@@ -201,7 +201,8 @@ class ExactTopKD(Distiller):
                                                teacher_dim=d_t)
 
     def method_losses(self, logits_s, feats_s, logits_t, feats_t, **kw):
-        return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
+        with analysis.keep_torch_threads():
+            return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
 
 
 # ------------------------------------------------------------------------------------- grid
@@ -329,6 +330,8 @@ def point_config(grid: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]:
         cfg[role]["arch"] = register_layer_view(base[role]["arch"], point["feature"])
     cfg["topology"].update(cloud_size=point["cloud_size"], max_dim=point["max_dim"],
                            faithful=point["image"] == "official")
+    # the base teacher's RipsNet pooling (the view's registry name hides the architecture)
+    cfg["topology"]["ripsnet"]["pooling"] = stages.ripsnet_pooling(base)
     entry = entry_name(point)
     spec = {k: v for k, v in base["distillers"]["topkd"].items() if k != "extra"}
     spec.update(delta=point["delta"])

@@ -27,7 +27,8 @@ from torch import nn
 
 from . import stages
 from .analysis import (analysis_dir, as_clouds, build_run_distiller, cloud_loader,
-                       cloud_projection, exact_images, load_pair_topology, load_student_run)
+                       cloud_projection, exact_images, load_pair_topology, load_student_run,
+                       rips_diagrams)
 from .data import IndexedDataset, make_loader
 from .engine import atomic_save, seed_everything, select_device
 
@@ -369,7 +370,6 @@ def diagram_comparison(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0,
     str
         The PNG's path.
     """
-    import torchtopo
     from torchtopo.plot import plot_diagram
 
     plt = _pyplot()
@@ -383,7 +383,7 @@ def diagram_comparison(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0,
                                 "student": (distiller.student, cloud_projection(distiller))},
                           num_clouds, device)
     max_dim = max(vectorizer.dims)
-    dgms = {k: torchtopo.rips_persistence(c, max_dim=max_dim) for k, c in clouds.items()}
+    dgms = {k: rips_diagrams(c, max_dim) for k, c in clouds.items()}
     images = {k: exact_images(c, vectorizer) for k, c in clouds.items()}
     panels = [(d, d == 0 and vectorizer.h0 == "curve") for d in vectorizer.dims]
     ncols = 2 + sum(1 if curve else 2 for _, curve in panels)
@@ -550,17 +550,15 @@ def plot_trajectory(path: str, vectorizer, cloud: int = 0, title: str = ""):
     """The student's diagram approaching the teacher's over training.
 
     Panels: the teacher's H0 deaths against those of the student's cloud ``cloud`` at each
-    logged epoch (sorted, as a persistence profile, colour = epoch); the student's image at
-    each logged epoch against the teacher's (H0 curve, or the first dimension's image
-    flattened); ``||p_S - p_T||`` per logged epoch (mean over the probe clouds).
+    logged epoch (sorted, colour = epoch); the student's image at each logged epoch against
+    the teacher's (the first dimension's curve, or its 2-D image averaged over birth);
+    ``||p_S - p_T||`` per logged epoch (mean over the probe clouds).
 
     Returns
     -------
     matplotlib.figure.Figure
         12 by 4 inches.
     """
-    import torchtopo
-
     plt = _pyplot()
     log = torch.load(path, weights_only=True)
     epochs, clouds, images = log["epochs"].tolist(), log["clouds"], log["images"]
@@ -571,19 +569,21 @@ def plot_trajectory(path: str, vectorizer, cloud: int = 0, title: str = ""):
     cmap = plt.get_cmap("viridis")
     colors = [cmap(i / max(len(epochs) - 1, 1)) for i in range(len(epochs))]
     for e, color in zip(range(len(epochs)), colors):
-        dgm = torchtopo.rips_persistence(clouds[e, cloud:cloud + 1], max_dim=0)
+        dgm = rips_diagrams(clouds[e, cloud:cloud + 1], 0)
         deaths = np.sort(dgm.to_list(0)[0][:, 1].numpy())[::-1]
         axes[0].plot(deaths, color=color, label=f"epoch {epochs[e]}")
     axes[0].set_xlabel("H0 bar rank")
     axes[0].set_ylabel("death (edge length)")
     axes[0].set_title(f"student H0 deaths, cloud {cloud}", fontsize=9)
     axes[0].legend(fontsize=7)
-    first = split_image(teacher[cloud], vectorizer)[0][1].flatten()
+    def profile(flat):  # the first dimension's image over persistence (2-D: mean over birth)
+        img = split_image(flat, vectorizer)[0][1]
+        return (img if img.dim() == 1 else img.mean(1)).numpy()
+
     for e, color in zip(range(len(epochs)), colors):
-        axes[1].plot(split_image(images[e, cloud], vectorizer)[0][1].flatten().numpy(),
-                     color=color)
-    axes[1].plot(first.numpy(), color="black", lw=2, ls="--", label="teacher")
-    axes[1].set_xlabel(f"H{vectorizer.dims[0]} image pixel")
+        axes[1].plot(profile(images[e, cloud]), color=color)
+    axes[1].plot(profile(teacher[cloud]), color="black", lw=2, ls="--", label="teacher")
+    axes[1].set_xlabel(f"H{vectorizer.dims[0]} image: persistence pixel")
     axes[1].set_title("student image per epoch vs teacher (dashed)", fontsize=9)
     axes[1].legend(fontsize=7)
     dist = (images - teacher.unsqueeze(0)).norm(dim=2).mean(1).numpy()
