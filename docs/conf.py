@@ -47,6 +47,7 @@ autodoc_inherit_docstrings = False  # no torch.nn.Module boilerplate for undocum
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
+napoleon_custom_sections = list(torchtopo_api.BLOCKS)
 
 # Doctests see the public names, as a docstring sees its module's globals under pytest.
 doctest_global_setup = torchtopo_api.doctest_setup(torchtopo, torchtopo_api.public_modules())

@@ -123,6 +123,21 @@ def write_pages(app: Sphinx) -> None:
             path.write_text(text)
 
 
+# The docstrings' kornia / torch.nn style blocks, written ``Convention:`` or ``Shape:`` over an
+# indented body. numpy style only knows underlined headers, so a ``Shape:`` after the parameters
+# would be read as one more parameter: turn them into headers of napoleon custom sections.
+BLOCKS = ("Convention", "Shape")
+
+
+def underline_blocks(app: Sphinx, what: str, name: str, obj: object, options: dict, lines: list[str]) -> None:
+    for i in reversed(range(len(lines))):
+        title = lines[i].rstrip()[:-1]
+        if lines[i].rstrip().endswith(":") and title in BLOCKS:
+            lines[i:i + 1] = [title, "-" * len(title)]
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", write_pages)
+    # Before napoleon (priority 500), which parses the sections.
+    app.connect("autodoc-process-docstring", underline_blocks, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
