@@ -178,3 +178,7 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="no FitNet connector rule"):
         ConvReg((16, 8, 8), (32, 32, 32))
     assert build_distiller("vanilla", s, None).teacher is None
+    # an extra distiller's term is computed even when the main one needs no teacher
+    x, y, _ = batch(4)
+    _, losses = build_distiller("vanilla", s, t, extra=[{"name": "rkd"}]).forward_train(x, y)
+    assert set(losses) == {"ce", "rkd_rkd"}

@@ -198,7 +198,7 @@ class Distiller(nn.Module):
             raise ValueError(f"targets must be ({images.shape[0]},), got {tuple(targets.shape)}")
         logits_s, feats_s = self.student(images)
         logits_t, feats_t = None, None
-        if self.teacher is not None and self.needs_teacher:
+        if self.teacher is not None and (self.needs_teacher or len(self.extra)):
             with torch.no_grad():
                 logits_t, feats_t = self.teacher(images)
         # losses in float32 even under autocast: softmax at T = 4, Gram matrices, RipsNet
