@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import torchtopo.rips
-from torchtopo.rips.native import apparent_share, h1_pairing, native_pairing
+from torchtopo.rips.native import _h1_arrays, apparent_share, h1_pairing, native_pairing
 from torchtopo.rips.pairing import gather_diagrams
 
 
@@ -142,6 +142,20 @@ def test_generators_match_gudhi_in_general_position(seed, n, cut):
     lengths = distances[0].numpy()
     reference = {(b, d) for b, d in reference if d[0] < 0 or lengths[d] > lengths[b]}
     assert ours == reference
+
+
+@pytest.mark.parametrize("kind", ["circle", "grid"])
+def test_heap_and_bitmap_reductions_agree(kind):
+    # Clouds too large for the working-column bitmap reduce with a heap: same pairs, same order.
+    points = np.stack([make_cloud(kind, 60, 3, seed=s) for s in range(3)])
+    distances = _distances(points)
+    max_edge = float(np.quantile(distances.numpy(), 0.4))
+    for cut in (None, max_edge):
+        out, counts, _ = _h1_arrays(distances, None, cut)
+        heap_out, heap_counts, _ = _h1_arrays(distances, None, cut, bitmap_bits=0)
+        assert counts.tolist() == heap_counts.tolist() and counts.max() > 0
+        for b, count in enumerate(counts):
+            assert out[b, :count].tolist() == heap_out[b, :count].tolist()
 
 
 def test_padding_never_changes_the_generators():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 # Rank of an edge that is not in the (cut) filtration, and of the diagonal.
 ABSENT = np.int32(2**31 - 1)
@@ -142,6 +143,40 @@ def _push_coboundary(rank, r, i, j, n, heap, size):
 
 
 @nb.njit(cache=True, nogil=True)
+def _toggle(bits, key, touched, n_touched):
+    """Flip bit ``key`` of ``bits`` (adding mod 2) and note its word; the new count of notes."""
+    word = key >> 6
+    bits[word] ^= np.int64(1) << (key & 63)
+    touched[n_touched] = word
+    return n_touched + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _toggle_coboundary(rank, r, i, j, n, bits, touched, n_touched):
+    """Flip the bits of the cofacets of edge ``{i, j}`` (rank ``r``); ``touched`` has room for ``n``."""
+    row_i = rank[i]
+    row_j = rank[j]
+    for k in range(n):
+        key = _cofacet(row_i, row_j, r, i, j, k, n)
+        if key >= 0:
+            n_touched = _toggle(bits, key, touched, n_touched)
+    return n_touched
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_set(bits, start):
+    """The smallest set bit at or after ``start``; -1 if none."""
+    word_index = start >> 6
+    word = bits[word_index] & (np.int64(-1) << (start & 63))
+    while word == 0:
+        word_index += 1
+        if word_index == bits.shape[0]:
+            return np.int64(-1)
+        word = bits[word_index]
+    return word_index * 64 + trailing_zeros(word)
+
+
+@nb.njit(cache=True, nogil=True)
 def _argsort_lengths(lengths):
     """Stable argsort of non-negative float64 ``lengths`` by LSD radix sort on their bits.
 
@@ -196,7 +231,7 @@ def _cancel_pairs(values, count):
 
 
 @nb.njit(cache=True, nogil=True)
-def _h1_cloud(dist, valid, max_edge, out, stats):
+def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
     """H1 pairs of one cloud into ``out`` ``(cap, 4)`` rows (birth i, j, death i, j); their count.
 
     ``stats`` receives (columns outside the spanning tree, apparent columns, reduced columns).
@@ -293,8 +328,15 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
     n_entries = 0
     stored = np.empty(max(16, n_residual), dtype=np.int32)
     n_stored = 0
-    heap = np.empty(4 * n, dtype=np.int64)
     reduction = np.empty(16, dtype=np.int32)
+    # A column under reduction is a plain array until its first addition. After it, a bitmap
+    # over all triangle keys where it fits in ``bitmap_bits`` (an addition flips bits, the
+    # pivot is the next set bit: pivots only grow), else a heap of every added cofacet whose
+    # equal keys cancel when they reach the top. Either way only the pivot is ever read.
+    use_bits = np.int64(n_edges) * n <= bitmap_bits
+    bits = np.zeros((np.int64(n_edges) * n + 63) // 64 if use_bits else 1, dtype=np.int64)
+    touched = np.empty(4 * n, dtype=np.int64)
+    heap = np.empty(4 * n, dtype=np.int64)
     n_pairs = 0
     for r in range(n_edges - 1, -1, -1):  # cohomology: reverse filtration order
         if cleared[r] or apparent[r] >= 0:
@@ -303,18 +345,9 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
         pivot = heap[:size].min() if size > 0 else np.int64(-1)
         reduction[0] = r
         n_reduction = 1
-        # Until a first addition the column is a plain array; after it, a heap holding every
-        # added cofacet: only its pivot is needed until the column settles, so an addition
-        # costs pushes, never a merge.
+        n_touched = 0
         added = False
-        while True:
-            if size == 0:  # a cocycle never hit: an essential class (only below the cut)
-                out[n_pairs, 0] = idx[src[r]]
-                out[n_pairs, 1] = idx[dst[r]]
-                out[n_pairs, 2] = -1
-                out[n_pairs, 3] = -1
-                n_pairs += 1
-                break
+        while pivot >= 0:
             top = pivot // n
             k = pivot - top * n
             if apparent[top] == k:  # the apparent column of ``top``: its plain coboundary
@@ -329,18 +362,37 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
                 start = entry_start[entry]
                 length = entry_len[entry]
             if not added:
-                _heapify(heap, size)
                 added = True
+                if use_bits:
+                    touched = _grow(touched, size)
+                    for t in range(size):
+                        n_touched = _toggle(bits, heap[t], touched, n_touched)
+                else:
+                    _heapify(heap, size)
             reduction = _grow(reduction, n_reduction + length)
             for t in range(length):
                 edge = top if start < 0 else stored[start + t]
-                heap = _grow(heap, size + n)
-                size = _push_coboundary(rank, edge, src[edge], dst[edge], n, heap, size)
+                if use_bits:
+                    touched = _grow(touched, n_touched + n)
+                    n_touched = _toggle_coboundary(rank, edge, src[edge], dst[edge], n, bits, touched, n_touched)
+                else:
+                    heap = _grow(heap, size + n)
+                    size = _push_coboundary(rank, edge, src[edge], dst[edge], n, heap, size)
                 reduction[n_reduction] = edge
                 n_reduction += 1
-            size = _pivot(heap, size)
-            pivot = heap[0]
-        if size == 0:
+            if use_bits:
+                pivot = _first_set(bits, pivot)
+            else:
+                size = _pivot(heap, size)
+                pivot = heap[0] if size > 0 else np.int64(-1)
+        for t in range(n_touched):
+            bits[touched[t]] = 0
+        if pivot < 0:  # a cocycle never hit: an essential class (only below the cut)
+            out[n_pairs, 0] = idx[src[r]]
+            out[n_pairs, 1] = idx[dst[r]]
+            out[n_pairs, 2] = -1
+            out[n_pairs, 3] = -1
+            n_pairs += 1
             continue
         n_reduction = _cancel_pairs(reduction, n_reduction)
         stored = _grow(stored, n_stored + n_reduction)
@@ -362,7 +414,7 @@ def _h1_cloud(dist, valid, max_edge, out, stats):
 
 
 @nb.njit(cache=True, parallel=True)
-def h1_batch(dist, valid, max_edge, out, counts, stats):
+def h1_batch(dist, valid, max_edge, bitmap_bits, out, counts, stats):
     """H1 pairs of every cloud, one cloud per thread.
 
     Parameters
@@ -373,6 +425,9 @@ def h1_batch(dist, valid, max_edge, out, counts, stats):
         ``(B, N)`` bool, True for real points.
     max_edge : float
         Longest edge in the filtration (``inf`` for none).
+    bitmap_bits : int
+        Largest working-column bitmap (bits, one per triangle key, per thread); clouds needing
+        more reduce with a heap instead.
     out : ndarray
         ``(B, cap, 4)`` int64 output rows (birth edge, death edge; ``-1`` death for an
         essential class), ``cap`` at least the number of edges outside a spanning tree.
@@ -382,4 +437,4 @@ def h1_batch(dist, valid, max_edge, out, counts, stats):
         ``(B, 3)`` int64 output: columns outside the spanning tree, apparent, reduced.
     """
     for b in nb.prange(dist.shape[0]):
-        counts[b] = _h1_cloud(dist[b], valid[b], max_edge, out[b], stats[b])
+        counts[b] = _h1_cloud(dist[b], valid[b], max_edge, bitmap_bits, out[b], stats[b])

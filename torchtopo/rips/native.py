@@ -31,7 +31,12 @@ def _kernels():
     return _native_kernels
 
 
-def _h1_arrays(distances: Tensor, mask: Tensor | None, max_edge: float | None):
+# Working-column bitmap limit per thread (16 MiB): clouds up to about 640 points use it, larger
+# ones reduce with a heap.
+BITMAP_BITS = 1 << 27
+
+
+def _h1_arrays(distances: Tensor, mask: Tensor | None, max_edge: float | None, bitmap_bits: int = BITMAP_BITS):
     kernels = _kernels()
     batch, n = distances.shape[:2]
     # float64 holds every float32 exactly, so the order (ties included) is the input's.
@@ -47,7 +52,7 @@ def _h1_arrays(distances: Tensor, mask: Tensor | None, max_edge: float | None):
     counts = np.zeros(batch, dtype=np.int64)
     stats = np.zeros((batch, 3), dtype=np.int64)
     limit = float("inf") if max_edge is None else float(max_edge)
-    kernels.h1_batch(dist, valid, limit, out, counts, stats)
+    kernels.h1_batch(dist, valid, limit, bitmap_bits, out, counts, stats)
     return out, counts, stats
 
 
