@@ -125,6 +125,15 @@ def test_signature_gradcheck_and_duplicate_points():
     twins = torch.cat([student[:3], student[:3]]).detach().requires_grad_()
     topology_loss(twins, teacher, "signature").backward()
     assert torch.isfinite(twins.grad).all()
+    # a last cloud of one sample (and one of identical samples) has no edges and no scale
+    lone = student.detach().clone().requires_grad_()
+    per_cloud = topology_loss(lone, teacher, "signature", cloud_size=5, reduction="none")
+    assert per_cloud[1].item() == 0 and per_cloud.isfinite().all()
+    per_cloud.sum().backward()
+    assert lone.grad.isfinite().all()
+    same = student[:1].detach().expand(4, 2).clone().requires_grad_()
+    topology_loss(same, teacher[:4], "signature").backward()
+    assert same.grad.isfinite().all()
 
 
 def test_projection_learns_and_default_is_linear():

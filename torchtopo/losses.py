@@ -61,7 +61,7 @@ def _frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
 
 
 def signature_loss(
-    student: Tensor, teacher: Tensor, student_mask: Tensor | None = None, *, dims: Sequence[int] = (0,)
+    student: Tensor, teacher: Tensor, mask: Tensor | None = None, *, dims: Sequence[int] = (0,)
 ) -> Tensor:
     r"""Topological signature loss of Moor et al. (ICML 2020) per cloud, scale-free.
 
@@ -80,7 +80,7 @@ def signature_loss(
     ----------
     student, teacher : Tensor
         ``(B, m, D_s)`` and ``(B, m, D_t)``: the same ``m`` samples in both spaces.
-    student_mask : Tensor, optional
+    mask : Tensor, optional
         ``(B, m)`` bool, True for real samples (both clouds share it).
     dims : sequence of int
         Homology dimensions whose pairings enter (Moor et al.: ``(0,)``).
@@ -118,19 +118,19 @@ def signature_loss(
         raise ValueError(f"dims must be a non-empty subset of (0, 1), got {tuple(dims)!r}")
     max_dim = max(dims)
 
-    def scaled(points: Tensor) -> Tensor:
+    def mean_distance(points: Tensor) -> Tensor:
+        """``(B, 1)``; a cloud of one point (or of copies of one) has no scale: 1 then."""
         distances = torch.cdist(points, points, compute_mode="donot_use_mm_for_euclid_dist")
-        if student_mask is None:
-            count = points.shape[1] * (points.shape[1] - 1)
+        if mask is None:
+            count = torch.tensor(points.shape[1] * (points.shape[1] - 1), dtype=points.dtype)
         else:
-            pair = student_mask.unsqueeze(2) & student_mask.unsqueeze(1)
-            distances = torch.where(pair, distances, 0.0)
-            count = student_mask.sum(1) * (student_mask.sum(1) - 1)
-        scale = distances.sum((1, 2)) / torch.as_tensor(count, dtype=points.dtype).clamp_min(1)
-        return points / scale.clamp_min(torch.finfo(points.dtype).tiny).reshape(-1, 1, 1)
+            distances = torch.where(mask.unsqueeze(2) & mask.unsqueeze(1), distances, 0.0)
+            count = (mask.sum(1) * (mask.sum(1) - 1)).to(points.dtype)
+        mean = distances.sum((1, 2)) / count.clamp_min(1)
+        return torch.where(mean > 0, mean, 1.0).unsqueeze(1)
 
     def pairing_edges(points: Tensor) -> tuple[Tensor, Tensor]:
-        dgm = rips_persistence(points.detach(), max_dim, mask=student_mask)
+        dgm = rips_persistence(points.detach(), max_dim, mask=mask)
         edges, valid = [], []
         for d in dims:
             kinds = (dgm.death_edges[d],) if d == 0 else (dgm.birth_edges[d], dgm.death_edges[d])
@@ -139,10 +139,10 @@ def signature_loss(
                 valid.append(dgm.mask[d] & (e[..., 0] >= 0))
         return torch.cat(edges, 1), torch.cat(valid, 1)
 
-    s, t = scaled(student), scaled(teacher)
+    scale_s, scale_t = mean_distance(student), mean_distance(teacher)
     total = student.new_zeros(student.shape[0])
     for edges, valid in (pairing_edges(teacher), pairing_edges(student)):
-        gap = (edge_lengths(t, edges) - edge_lengths(s, edges)).square()
+        gap = (edge_lengths(teacher, edges) / scale_t - edge_lengths(student, edges) / scale_s).square()
         total = total + 0.5 * torch.where(valid, gap, 0.0).sum(1) / valid.sum(1).clamp_min(1)
     return total
 
