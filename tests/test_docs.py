@@ -95,6 +95,10 @@ def test_api_reference_documents_every_public_name(docs):
             assert home in documented, f"{module.__name__}.{name} is not documented (expected at {home})"
             if module is not torchtopo:
                 assert f"#{home}" in api[module.__name__] or home == f"{module.__name__}.{name}", (module, name)
+    # The docstrings' "Convention:" / "Shape:" blocks are sections, not parameters.
+    persistence_image = text_of(api["index"]).split("class torchtopo.PersistenceImage", 1)[1]
+    assert "Convention" in persistence_image and "Shape" in persistence_image
+    assert "Shape –" not in text_of(api["index"])
 
 
 @pytest.mark.slow
