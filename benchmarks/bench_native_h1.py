@@ -26,7 +26,8 @@ import torch
 from bench_rips import RESULTS, check_against_gudhi, clouds_per_second, make_batch, peers
 
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
-from torchtopo.rips.native import apparent_share, native_pairing
+from torchtopo.rips.h0 import h0_pairing
+from torchtopo.rips.native import apparent_share, h1_pairing, native_pairing
 from torchtopo.rips.pairing import gather_diagrams
 
 
@@ -35,6 +36,19 @@ def native(points: torch.Tensor):
     order = pairwise_distances(points)
     pairing = native_pairing(order, None, 1, None)
     return gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False)
+
+
+def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median milliseconds per batch of each step of :func:`native`, to see where time goes."""
+    order = pairwise_distances(points)
+    pairing = native_pairing(order, None, 1, None)
+    steps = {
+        "distances": lambda: pairwise_distances(points),
+        "H0": lambda: h0_pairing(order, None),
+        "H1": lambda: h1_pairing(order, None, None),
+        "gather": lambda: gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False),
+    }
+    return {name: 1e3 * len(points) / clouds_per_second(step, len(points), repeats) for name, step in steps.items()}
 
 
 def main() -> None:
@@ -70,8 +84,13 @@ def main() -> None:
                 rates[name] = clouds_per_second(lambda: [run(c) for c in subset], count, args.repeats)
                 clouds[name] = count
             share = apparent_share(pairwise_distances(tensor))
-            rows.append({"kind": kind, "m": m, "d": args.d, "batch": args.batch, "rates": rates, "clouds": clouds, "error": error, "apparent": share})
-            print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.1f}" for k, v in rates.items()) + f", apparent {share:.3f}", flush=True)
+            split = stages(tensor, args.repeats)
+            rows.append(
+                {"kind": kind, "m": m, "d": args.d, "batch": args.batch, "rates": rates, "clouds": clouds,
+                 "error": error, "apparent": share, "stages_ms": split}
+            )
+            print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.1f}" for k, v in rates.items()) + f", apparent {share:.3f}, "
+                  + "ms per batch: " + ", ".join(f"{k} {v:.0f}" for k, v in split.items()), flush=True)
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"numba {numba.__version__}, gudhi {gudhi.__version__}, threads {args.threads}",
@@ -83,16 +102,22 @@ def main() -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    """A markdown table: rates, the ratio of torchtopo (native) to each peer, the apparent share."""
+    """A markdown table: rates, the ratio of torchtopo (native) to each peer, the apparent share and
+    the milliseconds per batch of each torchtopo step."""
     names = list(rows[0]["rates"])
     peer_names = names[1:]
-    header = "| H0+H1 | m | " + " | ".join(names) + " | " + " | ".join(f"vs {k}" for k in peer_names) + " | apparent |"
+    steps = list(rows[0]["stages_ms"])
+    header = (
+        "| H0+H1 | m | " + " | ".join(names) + " | " + " | ".join(f"vs {k}" for k in peer_names)
+        + " | apparent | ms: " + ", ".join(steps) + " |"
+    )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         mine = row["rates"][names[0]]
         rates = " | ".join(f"{row['rates'][k]:.1f}" for k in names)
         ratios = " | ".join(f"{mine / row['rates'][k]:.1f}x" for k in peer_names)
-        lines.append(f"| {row['kind']} | {row['m']} | {rates} | {ratios} | {100 * row['apparent']:.1f}% |")
+        split = ", ".join(f"{row['stages_ms'][k]:.0f}" for k in steps)
+        lines.append(f"| {row['kind']} | {row['m']} | {rates} | {ratios} | {100 * row['apparent']:.1f}% | {split} |")
     return "\n".join(lines)
 
 

@@ -429,7 +429,7 @@ def h1_batch(dist, valid, max_edge, bitmap_bits, out, counts, stats):
         Largest working-column bitmap (bits, one per triangle key, per thread); clouds needing
         more reduce with a heap instead.
     out : ndarray
-        ``(B, cap, 4)`` int64 output rows (birth edge, death edge; ``-1`` death for an
+        ``(B, cap, 4)`` int32 output rows (birth edge, death edge; ``-1`` death for an
         essential class), ``cap`` at least the number of edges outside a spanning tree.
     counts : ndarray
         ``(B,)`` int64 output: rows written per cloud.

@@ -2,10 +2,14 @@
 
 Dimension 0 is the batched Prim (:func:`torchtopo.rips.h0.h0_pairing`) on the device of
 the input. Dimension 1 runs ripser's method in numba, one cloud per thread (``prange``): edges
-sorted per cloud, the spanning tree cleared, apparent pairs found with an early-exit scan over
-the third vertex, and only the remaining columns reduced with a pivot table, enumerating each
-cofacet set when it is needed. See :mod:`torchtopo.rips._native_kernels` for the order that
-breaks ties (it decides which edges are reported as generators, never the values).
+radix-sorted per cloud, the filtration cut at the enclosing radius, the spanning tree cleared,
+apparent pairs found by an early-exit scan over the third vertex (about m²·(short scan) work
+instead of the m³ of a dense tensor test, inside the same thread), and only the remaining
+columns reduced, in cohomology, with a pivot table; a column under reduction is a bitmap over
+triangle keys (or a heap for clouds above about 640 points) and stored columns are kept as
+their reductions, whose coboundaries are enumerated again when used. See
+:mod:`torchtopo.rips._native_kernels` for the order that breaks ties (it decides which edges
+are reported as generators, never the values).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def _h1_arrays(distances: Tensor, mask: Tensor | None, max_edge: float | None, b
     )
     cap = max(1, n * (n - 1) // 2 - (n - 1))
     # np.empty maps pages lazily: only the rows written are touched.
-    out = np.empty((batch, cap, 4), dtype=np.int64)
+    out = np.empty((batch, cap, 4), dtype=np.int32)
     counts = np.zeros(batch, dtype=np.int64)
     stats = np.zeros((batch, 3), dtype=np.int64)
     limit = float("inf") if max_edge is None else float(max_edge)
@@ -82,7 +86,7 @@ def h1_pairing(distances: Tensor, mask: Tensor | None, max_edge: float | None) -
     device = distances.device
     out, counts, _ = _h1_arrays(distances, mask, max_edge)
     k = int(counts.max(initial=0))
-    rows = torch.from_numpy(out[:, :k]).to(device)
+    rows = torch.from_numpy(out[:, :k]).to(device=device, dtype=torch.long)
     slot = torch.arange(k, device=device).unsqueeze(0)
     valid = slot < torch.from_numpy(counts).to(device).unsqueeze(1)
     births = rows[..., :2].masked_fill(~valid.unsqueeze(-1), -1)
