@@ -275,3 +275,15 @@ def test_h0_torch_loop_and_numba_kernel_agree_exactly(seed, n, kind):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="implementation"):
         h0_pairing(distances, mask, implementation="cuda")
+
+
+@pytest.mark.parametrize("max_dim", [0, 1])
+def test_torch_thread_setting_survives_the_compiled_kernels(max_dim):
+    """numba's OpenMP layer would reset torch's thread count (training slowed 10-30x)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rips_persistence(torch.randn(4, 20, 3), max_dim, backend="native" if max_dim == 0 else "auto")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

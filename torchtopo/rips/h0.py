@@ -88,18 +88,20 @@ def h0_pairing(
 
 def _h0_pairing_numba(distances: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     from ._h0_numba import prim_batch
+    from ._numba_threads import torch_thread_budget
 
     batch, n = mask.shape
     tree_edges = torch.empty(batch, max(n - 1, 0), 2, dtype=torch.long)
     tree_lengths = torch.empty(batch, max(n - 1, 0), dtype=distances.dtype)
     roots = torch.empty(batch, dtype=torch.long)
-    prim_batch(
-        distances.detach().cpu().contiguous().numpy(),
-        mask.cpu().numpy(),
-        tree_edges.numpy(),
-        tree_lengths.numpy(),
-        roots.numpy(),
-    )
+    with torch_thread_budget():
+        prim_batch(
+            distances.detach().cpu().contiguous().numpy(),
+            mask.cpu().numpy(),
+            tree_edges.numpy(),
+            tree_lengths.numpy(),
+            roots.numpy(),
+        )
     return finish_h0_pairing(tree_edges, tree_lengths, roots, mask.cpu())
 
 
