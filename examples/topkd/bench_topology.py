@@ -52,11 +52,9 @@ def bench_images(n: int, m: int, dim: int, repeats: int = 3, seed: int = 0) -> d
     centers = torch.randn(8, dim, generator=g).relu() * 2
     labels = torch.randint(0, 8, (n, m), generator=g)
     clouds = (centers[labels] + 0.5 * torch.randn(n, m, dim, generator=g)).relu()
-    threads = torch.get_num_threads()
 
     def ours():
         dgm = torchtopo.rips_persistence(clouds, max_dim=0)
-        torch.set_num_threads(threads)  # numba's OpenMP layer resets torch's pool (stages.py)
         pi = torchtopo.PersistenceImage.topkd(faithful=True).fit(dgm)
         return pi, pi(dgm).flatten(1)
 

@@ -303,12 +303,8 @@ def stage_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     for k in range(n):
         if not os.path.isfile(_shard(p["diagrams"], k)):
             clouds = torch.load(_shard(p["clouds"], k), weights_only=True)
-            threads = torch.get_num_threads()
             dgm = torchtopo.rips_persistence(clouds, max_dim=topo["max_dim"],
                                              num_workers=topo["num_workers"])
-            # torchtopo's numba kernels (OpenMP layer) reset torch's shared OpenMP pool to all
-            # cores, which slowed later training steps ~10x on a busy machine: restore it
-            torch.set_num_threads(threads)
             atomic_save(_diagram_state(dgm), _shard(p["diagrams"], k))
     states = [torch.load(_shard(p["diagrams"], k), weights_only=True) for k in range(n)]
     vec_path = os.path.join(p["images"], "vectorizer.json")
