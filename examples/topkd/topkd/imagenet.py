@@ -249,6 +249,43 @@ def image_folder(root: str, split: str, train: bool, input_size: int = 224,
     return ImageFolder(folder, transform=imagenet_transforms(train, input_size, resize))
 
 
+class ContrastIndexedDataset(Dataset):
+    """Items ``(image, target, index, contrast_idx (K + 1,))`` for CRD: the item's index followed
+    by ``K`` indices drawn uniformly among the samples of *other* classes (CRD's "exact" mode),
+    by rejection, in O(N) memory (per-class lists of negatives, as
+    :class:`topkd.data.IndexedDataset` keeps, would take ~10 GB on ImageNet-1K).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Items ``(image, target)``, with a ``targets`` attribute (``ImageFolder`` has one).
+    num_negatives : int
+        ``K``.
+    """
+
+    def __init__(self, dataset: Dataset, num_negatives: int):
+        from .data import dataset_targets
+
+        if not isinstance(num_negatives, int) or num_negatives < 1:
+            raise ValueError(f"num_negatives must be a positive int, got {num_negatives!r}")
+        self.dataset, self.num_negatives = dataset, num_negatives
+        self.targets = torch.from_numpy(dataset_targets(dataset))
+        if self.targets.unique().numel() < 2:
+            raise ValueError("CRD needs at least two classes to draw negatives from")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        img, target = self.dataset[i]
+        neg = torch.randint(0, len(self.targets), (self.num_negatives,))
+        same = self.targets[neg] == target
+        while bool(same.any()):
+            neg[same] = torch.randint(0, len(self.targets), (int(same.sum()),))
+            same = self.targets[neg] == target
+        return img, target, i, torch.cat([torch.tensor([i]), neg])
+
+
 class SeededDataset(Dataset):
     """Make a dataset's random augmentation depend only on ``(seed, epoch, index)``.
 
@@ -256,7 +293,7 @@ class SeededDataset(Dataset):
     ``torch.random.fork_rng``, so the caller's RNG is untouched): an image gets the same crop and
     flip whatever the number of ranks, data workers or the resume point, which makes a run on
     ``W`` ranks and a resumed run reproduce a one-process run. torchvision's transforms draw
-    from that generator; CRD's negatives (:class:`topkd.data.IndexedDataset` inside) too.
+    from that generator; CRD's negatives (:class:`ContrastIndexedDataset` inside) too.
 
     Parameters
     ----------

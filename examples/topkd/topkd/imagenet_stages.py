@@ -37,8 +37,8 @@ from .data import IndexedDataset
 from .distillers import DISTILLERS, build_distiller
 from .engine import Trainer, evaluate, seed_everything, select_device
 from .generation import generate_clouds, generate_diagrams
-from .imagenet import (IMAGENET_MODELS, NORMS, SeededDataset, build_imagenet_model, image_folder,
-                       load_torchvision_weights)
+from .imagenet import (IMAGENET_MODELS, NORMS, ContrastIndexedDataset, SeededDataset,
+                       build_imagenet_model, image_folder, load_torchvision_weights)
 from .stages import load_ripsnet, paths, stage_ripsnet
 
 AMP_DTYPES = ("bfloat16", "float16")
@@ -327,7 +327,7 @@ def build_student_run(cfg: Dict[str, Any], entry: str, seed: int) -> Trainer:
     distiller = build_distiller(name, student.to(device), teacher, **kwargs)
     if distiller.needs_index:
         k = max(getattr(d, "nce_k", 0) for d in [distiller, *distiller.extra])
-        train = IndexedDataset(train, num_negatives=k or None)
+        train = ContrastIndexedDataset(train, k) if k else IndexedDataset(train)
     if D.is_distributed() and cfg["topology"]["gather"]:
         for module in [distiller, *distiller.extra]:
             if module.name == "topkd":
