@@ -161,7 +161,7 @@ def test_trajectory_logs_every_epoch_and_plots(pipeline):
                                   "trajectory.pt"), weights_only=True)
     assert log["epochs"].tolist() == [0, 1, 2]
     assert log["clouds"].shape == (3, 2, 16, 64) and log["images"].shape == (3, 2, 20)
-    assert log["teacher_images"].shape == (2, 20)
+    assert log["teacher_images"].shape == (2, 20) and log["teacher_clouds"].shape == (2, 16, 64)
     # training moves the student's image: the logged epochs differ
     assert not torch.equal(log["images"][0], log["images"][-1])
 

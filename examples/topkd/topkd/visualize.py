@@ -436,8 +436,10 @@ class TopologyLogger:
     ----------
     probe_images : torch.Tensor
         ``(n * m, 3, H, W)`` test images, ``m`` consecutive images per cloud.
+    teacher_clouds : torch.Tensor
+        ``(n, m, D_t)`` the teacher's clouds of the same images.
     teacher_images : torch.Tensor
-        ``(n, P)`` the teacher's exact images of the same clouds.
+        ``(n, P)`` their exact images.
     vectorizer : torchtopo.PersistenceImage
     cloud_size : int
         ``m``.
@@ -447,8 +449,9 @@ class TopologyLogger:
         Log period in epochs.
     """
 
-    def __init__(self, probe_images: torch.Tensor, teacher_images: torch.Tensor, vectorizer,
-                 cloud_size: int, path: str, every: int = 1):
+    def __init__(self, probe_images: torch.Tensor, teacher_clouds: torch.Tensor,
+                 teacher_images: torch.Tensor, vectorizer, cloud_size: int, path: str,
+                 every: int = 1):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int, got {every!r}")
         if probe_images.shape[0] != cloud_size * teacher_images.shape[0]:
@@ -456,6 +459,7 @@ class TopologyLogger:
                              f"{cloud_size * teacher_images.shape[0]} images, got "
                              f"{probe_images.shape[0]}")
         self.probe_images, self.teacher_images = probe_images, teacher_images
+        self.teacher_clouds = teacher_clouds
         self.vectorizer, self.cloud_size, self.path, self.every = (vectorizer, cloud_size, path,
                                                                    every)
         self.log: Dict[str, Any] = {"epochs": [], "clouds": [], "images": []}
@@ -503,6 +507,7 @@ class TopologyLogger:
         atomic_save({"epochs": torch.tensor(self.log["epochs"]),
                      "clouds": torch.stack(self.log["clouds"]),
                      "images": torch.stack(self.log["images"]),
+                     "teacher_clouds": self.teacher_clouds,
                      "teacher_images": self.teacher_images}, self.path)
         dist = float((images - self.teacher_images).norm(dim=1).mean())
         writer = SummaryWriter(os.path.join(os.path.dirname(self.path), "tb"))
@@ -521,7 +526,7 @@ def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, ever
     -------
     str
         The log ``trajectory.pt``: ``epochs (E,)``, ``clouds (E, n, m, D)``, ``images (E, n,
-        P)`` of the student and ``teacher_images (n, P)``.
+        P)`` of the student, ``teacher_clouds (n, m, D_t)`` and ``teacher_images (n, P)``.
     """
     out = os.path.join(analysis_dir(cfg), "trajectory", entry, f"seed{seed}")
     path = os.path.join(out, "trajectory.pt")
@@ -533,8 +538,8 @@ def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, ever
     _, vectorizer = load_pair_topology(cfg)
     images, _ = next(iter(cloud_loader(cfg, False, num_clouds)))
     teacher_clouds = probe_clouds(cfg, {"teacher": teacher}, num_clouds, device)["teacher"]
-    logger = TopologyLogger(images, exact_images(teacher_clouds, vectorizer), vectorizer,
-                            cfg["topology"]["cloud_size"], path, every)
+    logger = TopologyLogger(images, teacher_clouds, exact_images(teacher_clouds, vectorizer),
+                            vectorizer, cfg["topology"]["cloud_size"], path, every)
     seed_everything(seed)
     distiller = build_run_distiller(cfg, entry, teacher, len(train))
     if distiller.needs_index:
@@ -549,8 +554,8 @@ def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, ever
 def plot_trajectory(path: str, vectorizer, cloud: int = 0, title: str = ""):
     """The student's diagram approaching the teacher's over training.
 
-    Panels: the teacher's H0 deaths against those of the student's cloud ``cloud`` at each
-    logged epoch (sorted, colour = epoch); the student's image at each logged epoch against
+    Panels: the H0 deaths of the student's cloud ``cloud`` at each logged epoch (sorted,
+    colour = epoch) against the teacher's (dashed); the student's image at each logged epoch against
     the teacher's (the first dimension's curve, or its 2-D image averaged over birth);
     ``||p_S - p_T||`` per logged epoch (mean over the probe clouds).
 
@@ -568,13 +573,16 @@ def plot_trajectory(path: str, vectorizer, cloud: int = 0, title: str = ""):
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     cmap = plt.get_cmap("viridis")
     colors = [cmap(i / max(len(epochs) - 1, 1)) for i in range(len(epochs))]
+    def deaths(c):
+        return np.sort(rips_diagrams(c.unsqueeze(0), 0).to_list(0)[0][:, 1].numpy())[::-1]
+
     for e, color in zip(range(len(epochs)), colors):
-        dgm = rips_diagrams(clouds[e, cloud:cloud + 1], 0)
-        deaths = np.sort(dgm.to_list(0)[0][:, 1].numpy())[::-1]
-        axes[0].plot(deaths, color=color, label=f"epoch {epochs[e]}")
+        axes[0].plot(deaths(clouds[e, cloud]), color=color, label=f"epoch {epochs[e]}")
+    axes[0].plot(deaths(log["teacher_clouds"][cloud]), color="black", lw=2, ls="--",
+                 label="teacher")
     axes[0].set_xlabel("H0 bar rank")
     axes[0].set_ylabel("death (edge length)")
-    axes[0].set_title(f"student H0 deaths, cloud {cloud}", fontsize=9)
+    axes[0].set_title(f"H0 deaths, cloud {cloud}: student per epoch vs teacher", fontsize=9)
     axes[0].legend(fontsize=7)
     def profile(flat):  # the first dimension's image over persistence (2-D: mean over birth)
         img = split_image(flat, vectorizer)[0][1]
