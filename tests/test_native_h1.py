@@ -13,7 +13,7 @@ from helpers import KINDS, make_cloud
 from hypothesis import given
 from hypothesis import strategies as st
 
-import torchtopo.rips
+import torchtopo.rips.native
 from torchtopo.rips.native import _h1_arrays, apparent_share, h1_pairing, native_pairing
 from torchtopo.rips.pairing import gather_diagrams
 
@@ -156,6 +156,16 @@ def test_heap_and_bitmap_reductions_agree(kind):
         assert counts.tolist() == heap_counts.tolist() and counts.max() > 0
         for b, count in enumerate(counts):
             assert out[b, :count].tolist() == heap_out[b, :count].tolist()
+
+
+def test_batches_split_into_chunks_give_the_same_pairs(monkeypatch):
+    points = np.stack([make_cloud("gaussian", 40, 3, seed=s) for s in range(7)])
+    distances = _distances(points)
+    whole = h1_pairing(distances, None, None)
+    monkeypatch.setattr(torchtopo.rips.native, "OUTPUT_BYTES", 1 << 14)  # one cloud per thread
+    chunked = h1_pairing(distances, None, None)
+    assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
+    assert (whole[0][~whole[2]] == -1).all() and (whole[1][~whole[2]] == -1).all()
 
 
 def test_padding_never_changes_the_generators():

@@ -38,9 +38,15 @@ def _kernels():
 # Working-column bitmap limit per thread (16 MiB): clouds up to about 640 points use it, larger
 # ones reduce with a heap.
 BITMAP_BITS = 1 << 27
+# Output rows reserved per call: one per edge outside a spanning tree per cloud (a bound on the
+# pairs), so large clouds go through the kernel a few at a time.
+OUTPUT_BYTES = 1 << 28
 
 
-def _h1_arrays(distances: Tensor, mask: Tensor | None, max_edge: float | None, bitmap_bits: int = BITMAP_BITS):
+def _h1_arrays(
+    distances: Tensor, mask: Tensor | None, max_edge: float | None, bitmap_bits: int = BITMAP_BITS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the kernel: rows ``(B, K, 4)`` int32 (birth edge, death edge), counts ``(B,)``, stats ``(B, 3)``."""
     kernels = _kernels()
     batch, n = distances.shape[:2]
     # float64 holds every float32 exactly, so the order (ties included) is the input's.
@@ -50,14 +56,24 @@ def _h1_arrays(distances: Tensor, mask: Tensor | None, max_edge: float | None, b
         if mask is None
         else mask.detach().to("cpu").contiguous().numpy()
     )
+    limit = float("inf") if max_edge is None else float(max_edge)
     cap = max(1, n * (n - 1) // 2 - (n - 1))
-    # np.empty maps pages lazily: only the rows written are touched.
-    out = np.empty((batch, cap, 4), dtype=np.int32)
+    chunk = max(kernels.nb.get_num_threads(), OUTPUT_BYTES // (16 * cap))
     counts = np.zeros(batch, dtype=np.int64)
     stats = np.zeros((batch, 3), dtype=np.int64)
-    limit = float("inf") if max_edge is None else float(max_edge)
-    kernels.h1_batch(dist, valid, limit, bitmap_bits, out, counts, stats)
-    return out, counts, stats
+    pieces = []
+    for start in range(0, batch, chunk):
+        stop = min(start + chunk, batch)
+        # np.empty maps pages lazily: only the rows written are touched.
+        out = np.empty((stop - start, cap, 4), dtype=np.int32)
+        kernels.h1_batch(dist[start:stop], valid[start:stop], limit, bitmap_bits, out, counts[start:stop], stats[start:stop])
+        pieces.append(out[:, : counts[start:stop].max(initial=0)])
+    k = int(counts.max(initial=0))
+    rows = np.full((batch, k, 4), -1, dtype=np.int32)
+    for start, piece in zip(range(0, batch, chunk), pieces):
+        rows[start : start + piece.shape[0], : piece.shape[1]] = piece
+    rows[np.arange(k) >= counts[:, None]] = -1  # the unwritten rows of np.empty
+    return rows, counts, stats
 
 
 @torch.no_grad()
@@ -85,13 +101,10 @@ def h1_pairing(distances: Tensor, mask: Tensor | None, max_edge: float | None) -
     """
     device = distances.device
     out, counts, _ = _h1_arrays(distances, mask, max_edge)
-    k = int(counts.max(initial=0))
-    rows = torch.from_numpy(out[:, :k]).to(device=device, dtype=torch.long)
-    slot = torch.arange(k, device=device).unsqueeze(0)
+    rows = torch.from_numpy(out).to(device=device, dtype=torch.long)
+    slot = torch.arange(out.shape[1], device=device).unsqueeze(0)
     valid = slot < torch.from_numpy(counts).to(device).unsqueeze(1)
-    births = rows[..., :2].masked_fill(~valid.unsqueeze(-1), -1)
-    deaths = rows[..., 2:].masked_fill(~valid.unsqueeze(-1), -1)
-    return births, deaths, valid
+    return rows[..., :2], rows[..., 2:], valid
 
 
 @torch.no_grad()
