@@ -53,7 +53,8 @@ def test_torchvision_weight_file_loads(tmp_path):
     load_torchvision_weights(model, str(tmp_path / "resnet18.pth"))
     assert torch.equal(model.fc.weight, src.fc.weight)
     with pytest.raises(ValueError, match="do not match"):
-        load_torchvision_weights(build_imagenet_model("resnet34", 5), str(tmp_path / "resnet18.pth"))
+        load_torchvision_weights(build_imagenet_model("resnet34", 5),
+                                 str(tmp_path / "resnet18.pth"))
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         load_torchvision_weights(model, str(tmp_path / "absent.pth"))
 
@@ -154,10 +155,12 @@ def test_validation_errors(tmp_path):
     for key, value, match in (("student", {"arch": "vgg13"}, "student.arch"),
                               ("train", {**cfg["train"], "norm": "layer"}, "train.norm"),
                               ("train", {**cfg["train"], "amp_dtype": "float8"}, "amp_dtype"),
-                              ("dataset", {**cfg["dataset"], "batch_size": 0}, "dataset.batch_size"),
+                              ("dataset", {**cfg["dataset"], "batch_size": 0},
+                               "dataset.batch_size"),
                               ("topology", {**cfg["topology"], "cloud_size": 100, "gather": False},
                                "cloud_size"),
                               ("compare", ["kd", "dkd"], "unknown distiller"),
-                              ("distillers", {"kd": {"name": "kd", "delta": 1.0}}, "unknown arguments")):
+                              ("distillers", {"kd": {"name": "kd", "delta": 1.0}},
+                               "unknown arguments")):
         with pytest.raises(ValueError, match=match):
             validate_imagenet({**cfg, key: value}, "diagrams")

@@ -28,9 +28,10 @@ Conventions
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import random
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from .distillers import TopKD
 from .distillers.crd import ContrastMemory
 
 __all__ = ["init_distributed", "cleanup", "is_distributed", "rank", "world_size", "local_rank",
-           "is_main", "barrier", "rank_seed", "all_reduce_sums", "all_reduce_metrics",
+           "is_main", "barrier", "main_only", "rank_seed", "all_reduce_sums", "all_reduce_metrics",
            "all_gather_nograd", "all_gather_with_grad", "broadcast_buffers", "EvalShardSampler",
            "shard_loader", "start_epoch", "wrap_ddp", "enable_ddp_crd",
            "enable_cross_rank_clouds", "convert_sync_batchnorm", "NullWriter"]
@@ -146,6 +147,23 @@ def barrier() -> None:
         dist.barrier()
 
 
+def main_only(fn: Callable) -> Callable:
+    """Decorate a resumable stage so that rank 0 runs it while the other ranks wait; then the
+    others call it too and, finding its outputs on disk, return them (the suite's stages skip
+    finished work). A single process just calls ``fn``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if is_main():
+            result = fn(*args, **kwargs)
+            barrier()
+            return result
+        barrier()
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def rank_seed(seed: int, *salt: int) -> int:
     """A seed for this rank: ``seed`` itself on rank 0 with no ``salt`` (so a single process
     is unchanged), else a deterministic mix of ``seed``, the ``salt`` integers and the rank.
@@ -198,7 +216,8 @@ def all_reduce_sums(*values) -> Tuple:
         return tuple(values)
     for v in values:
         if torch.is_tensor(v) and v.numel() != 1:
-            raise ValueError(f"all_reduce_sums takes scalars, got a tensor of shape {tuple(v.shape)}")
+            raise ValueError(f"all_reduce_sums takes scalars, got a tensor of shape "
+                             f"{tuple(v.shape)}")
     packed = torch.tensor([float(v) if not torch.is_tensor(v) else 0.0 for v in values],
                           dtype=torch.float64, device=_reduce_device())
     tensors = [v.detach().reshape(()).to(packed) for v in values if torch.is_tensor(v)]
@@ -377,20 +396,22 @@ def shard_loader(loader: DataLoader, train: bool, seed: int = 0) -> DataLoader:
     Raises
     ------
     ValueError
-        When the global batch size is not a multiple of the world size.
+        When the global training batch size is not a multiple of the world size.
     """
     if not isinstance(loader, DataLoader):
         raise TypeError(f"loader must be a DataLoader, got {type(loader).__name__}")
     if not is_distributed() or isinstance(loader.sampler, (DistributedSampler, EvalShardSampler)):
         return loader
     world = world_size()
-    if loader.batch_size % world:
+    if train and loader.batch_size % world:
         raise ValueError(f"the global batch size ({loader.batch_size}) must be a multiple of "
                          f"the world size ({world})")
     sampler = (DistributedSampler(loader.dataset, shuffle=True, seed=seed, drop_last=True)
                if train else EvalShardSampler(loader.dataset))
     generator = torch.Generator().manual_seed(rank_seed(seed)) if train else loader.generator
-    return DataLoader(loader.dataset, batch_size=loader.batch_size // world, sampler=sampler,
+    # evaluation batches only bound memory: round up instead of requiring a multiple
+    batch_size = loader.batch_size // world if train else -(-loader.batch_size // world)
+    return DataLoader(loader.dataset, batch_size=batch_size, sampler=sampler,
                       num_workers=loader.num_workers, pin_memory=loader.pin_memory,
                       drop_last=loader.drop_last, generator=generator,
                       collate_fn=loader.collate_fn)

@@ -31,7 +31,8 @@ from .engine import atomic_save
 from .stages import _diagram_state, _shard, cat_diagrams, make_vectorizer, paths
 
 
-def cloud_plan(num_images: int, cloud_size: int, passes: int, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def cloud_plan(num_images: int, cloud_size: int, passes: int,
+               seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Which images make each cloud.
 
     Pass ``p`` draws a permutation of the images from ``(seed, p)`` and cuts it into
@@ -174,7 +175,8 @@ def generate_clouds(teacher: nn.Module, dataset, folder: str, cloud_size: int,
     if D.is_main():
         missing = [k for k in range(num_shards) if not os.path.isfile(_shard(folder, k))]
         if missing:
-            raise RuntimeError(f"cloud shards {missing[:5]} missing in {folder!r} after the barrier")
+            raise RuntimeError(f"cloud shards {missing[:5]} missing in {folder!r} after the "
+                               "barrier")
         _write_json(meta, os.path.join(folder, "meta.json"))
     D.barrier()
     return meta

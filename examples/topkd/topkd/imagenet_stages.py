@@ -374,7 +374,8 @@ def stage_student(cfg: Dict[str, Any], entry: str, seed: int, resume: bool = Fal
     if summary["epochs_done"] < trainer.epochs:
         return summary
     rows = trainer.history
-    summary.update(last_top5=rows[-1]["test_acc5"], best_top5=rows[trainer.best_epoch - 1]["test_acc5"],
+    summary.update(last_top5=rows[-1]["test_acc5"],
+                   best_top5=rows[trainer.best_epoch - 1]["test_acc5"],
                    distiller=entry, seed=seed, world_size=D.world_size())
     if D.is_main():
         _write_json(summary, summary_path)
