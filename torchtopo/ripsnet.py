@@ -162,6 +162,24 @@ class RipsNet(nn.Module):
     def forward(
         self, points: Tensor, mask: Tensor | None = None, *, batch: Tensor | None = None, batch_size: int | None = None
     ) -> Tensor:
+        """Map clouds to vectors.
+
+        Parameters
+        ----------
+        points : Tensor
+            ``(B, N, D)`` or ``(N, D)`` padded clouds; ragged ``(P, D)`` with ``batch``.
+        mask : Tensor, optional
+            ``(B, N)`` bool, True for real points (padded input only).
+        batch : Tensor, optional
+            ``(P,)`` long cloud index of each point (ragged input).
+        batch_size : int, optional
+            Number of ragged clouds; default ``batch.max() + 1`` (reads it back from the device).
+
+        Returns
+        -------
+        Tensor
+            ``(B, out_dim)``, or ``(out_dim,)`` for one unbatched cloud.
+        """
         check_floating(points, "points")
         if batch is not None:
             check_shape(points, "points", f"(P, {self.in_dim}) with batch", points.dim() == 2 and points.shape[1] == self.in_dim)
