@@ -8,6 +8,8 @@ relative); the share of apparent columns is reported too.
 
     python benchmarks/bench_native_h1.py                   # B = 64, d = 512, m in {64, 128, 256}
     python benchmarks/bench_native_h1.py --m 128 --kinds circle --repeats 3
+
+Writes ``results/native_h1.json`` and ``results/native_h1.md``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(markdown(rows))
+    table = markdown(rows)
+    args.out.with_suffix(".md").write_text(f"{meta['machine']}; {meta['unit']}\n\n{table}\n")
+    print(table)
 
 
 def markdown(rows: list[dict]) -> str:
