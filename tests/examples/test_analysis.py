@@ -14,9 +14,9 @@ import yaml
 
 from topkd import analysis, stages, sweep, visualize
 from topkd.config import DEFAULTS, deep_merge
-from topkd.distillers import build_distiller
+from topkd.distillers import DISTILLERS, build_distiller
 from topkd.engine import load_model_weights
-from topkd.models import build_model
+from topkd.models import MODELS, build_model
 
 
 def _config(out_dir, **overrides):
@@ -125,8 +125,9 @@ def test_umap_figure_and_trained_features_beat_random(pipeline):
     scores = visualize.umap_analysis(cfg, ["kd", "topkd"], seed=0, max_images=160, k=10)
     teacher = scores["teacher (resnet8)"]
     random = scores["random features"]
+    # 10 balanced classes: random features agree at about the chance level 0.1
+    assert random["knn_agreement"] < 0.2
     assert teacher["knn_agreement"] > random["knn_agreement"] + 0.1
-    assert teacher["silhouette"] > random["silhouette"]
     for s in scores.values():
         assert 0 <= s["knn_agreement"] <= 1 and -1 <= s["silhouette"] <= 1
     out = analysis.analysis_dir(cfg)
@@ -168,7 +169,23 @@ def test_trajectory_logs_every_epoch_and_plots(pipeline):
 
 # ------------------------------------------------------------------------------- sweep
 
-def test_layer_view_reads_another_layer_with_the_same_weights(pipeline):
+def test_ablation_registry_is_scoped():
+    models, distillers = set(MODELS), set(DISTILLERS)
+    with sweep.ablation_registry():
+        sweep.register_layer_view("resnet8", "logits")
+        assert "resnet8@logits" in MODELS and "topkd_exact" in DISTILLERS
+    # the zoo and the distiller list are the suite's again
+    assert set(MODELS) == models and set(DISTILLERS) == distillers
+    assert "topkd_exact" not in DISTILLERS
+
+
+@pytest.fixture
+def registry():
+    with sweep.ablation_registry():
+        yield
+
+
+def test_layer_view_reads_another_layer_with_the_same_weights(pipeline, registry):
     cfg, _ = pipeline
     name = sweep.register_layer_view("resnet8", "stage2")
     assert name == "resnet8@stage2" and sweep.register_layer_view("resnet8", "pooled") == "resnet8"
@@ -190,7 +207,7 @@ def test_layer_view_reads_another_layer_with_the_same_weights(pipeline):
         build_model(sweep.register_layer_view("resnet8", "stage7"), 10)(x)
 
 
-def test_exact_topkd_loss_trains_the_student(pipeline):
+def test_exact_topkd_loss_trains_the_student(pipeline, registry):
     cfg, _ = pipeline
     _, vectorizer = analysis.load_pair_topology(cfg)
     teacher, student = build_model("resnet8", 10), build_model("resnet8", 10)

@@ -36,6 +36,7 @@ top-1 and, from :func:`topkd.analysis.approximation_errors`, ``||p_S - p_T||`` (
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import itertools
@@ -51,7 +52,7 @@ import yaml
 
 from . import analysis, stages
 from .config import deep_merge, load_config, preset_path, validate
-from .distillers import Distiller, feature_shapes, register
+from .distillers import DISTILLERS, Distiller, feature_shapes, register
 from .models import MODELS, canonical_name
 
 #: Grid axes and their defaults (``None``: taken from the base config).
@@ -128,6 +129,7 @@ def _view_class(cls: type) -> type:
 def register_layer_view(arch: str, layer: str) -> str:
     """Register (once) the model ``<arch>@<layer>``: ``arch`` whose ``pooled`` feature is
     ``layer`` (logits unchanged), so the ``clouds`` stage, the RipsNet and TopKD read that layer.
+    Call it inside :func:`ablation_registry`, which removes the view afterwards.
 
     Parameters
     ----------
@@ -161,9 +163,9 @@ def register_layer_view(arch: str, layer: str) -> str:
 
 # ------------------------------------------------------------------------ exact-loss TopKD
 
-@register("topkd_exact")
 class ExactTopKD(Distiller):
-    """TopKD with the exact topology loss: ``gamma * CE + alpha * KD(T) + delta *
+    """TopKD with the exact topology loss (registered as ``topkd_exact`` inside
+    :func:`ablation_registry`): ``gamma * CE + alpha * KD(T) + delta *
     MSE(PI(dgm(proj(f_s))), PI(dgm(f_t)))`` per cloud of ``cloud_size`` pooled features, the
     persistence computed at every step (``torchtopo.TopologyLoss(mode="exact")``), no RipsNet.
 
@@ -177,6 +179,7 @@ class ExactTopKD(Distiller):
         Points per cloud ``m``.
     """
 
+    name = "topkd_exact"
     defaults = {"gamma": 1.0, "alpha": 2.0, "temperature": 4.0, "delta": 5.0, "cloud_size": 64,
                 "vectorizer": None}
 
@@ -203,6 +206,23 @@ class ExactTopKD(Distiller):
     def method_losses(self, logits_s, feats_s, logits_t, feats_t, **kw):
         with analysis.keep_torch_threads():
             return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
+
+
+@contextlib.contextmanager
+def ablation_registry():
+    """Make the sweep's additions buildable by name for the duration of the block:
+    ``topkd_exact`` in the distiller registry and every ``<arch>@<layer>`` view that
+    :func:`register_layer_view` adds to the model zoo; both registries are restored on exit,
+    so the zoo and the distiller list stay those of the suite elsewhere."""
+    models, distillers = dict(MODELS), dict(DISTILLERS)
+    register(ExactTopKD.name)(ExactTopKD)
+    try:
+        yield
+    finally:
+        MODELS.clear()
+        MODELS.update(models)
+        DISTILLERS.clear()
+        DISTILLERS.update(distillers)
 
 
 # ------------------------------------------------------------------------------------- grid
@@ -359,7 +379,8 @@ def _shared_clouds(grid, point, cfg) -> str:
 
 
 def run_point(grid: Dict[str, Any], point: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Run (or reuse) every stage of one grid point and measure each seed.
+    """Run (or reuse) every stage of one grid point and measure each seed (inside
+    :func:`ablation_registry`).
 
     Returns
     -------
@@ -470,17 +491,18 @@ def run_sweep(path: str, out_dir: Optional[str] = None) -> str:
     str
         The markdown table (also in ``<out_dir>/sweep.md``).
     """
-    grid = load_grid(path)
-    if out_dir:
-        grid["out_dir"] = out_dir
-    validate(grid["base"])
-    stages.stage_teacher(grid["base"])
-    rows = []
-    for point in grid["points"]:
-        rows += run_point(grid, point)
+    with ablation_registry():
+        grid = load_grid(path)
+        if out_dir:
+            grid["out_dir"] = out_dir
+        validate(grid["base"])
+        stages.stage_teacher(grid["base"])
+        rows = []
+        for point in grid["points"]:
+            rows += run_point(grid, point)
     return write_sweep_table(rows, grid["out_dir"], grid["name"])
 
 
-__all__ = ["AXES", "ExactTopKD", "check_layer", "layer_features", "register_layer_view",
+__all__ = ["AXES", "ExactTopKD", "ablation_registry", "check_layer", "layer_features", "register_layer_view",
            "load_grid", "resolve_point", "point_config", "run_point", "summarize",
            "write_sweep_table", "run_sweep", "entry_name"]
