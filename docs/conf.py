@@ -28,7 +28,7 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
     "myst_parser",  # renders the Markdown of benchmarks/README.md where the docs include it
     "torchtopo_api",
-    "script_docstring",
+    "scripts",
 ]
 # No intersphinx: builds must work offline.
 

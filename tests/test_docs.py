@@ -83,6 +83,18 @@ def test_every_page_is_built_with_its_figures(docs):
 
 
 @pytest.mark.slow
+def test_markdown_is_rendered_and_benchmarks_are_all_listed(docs):
+    benchmarks = html(docs, "benchmarks")
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        assert script.name in benchmarks
+    results = sorted((ROOT / "benchmarks" / "results").glob("*.md"))
+    assert results and benchmarks.count("<table") >= len(results)
+    # The TopKD tutorial includes the suite's README as rendered Markdown, not raw text.
+    title = (ROOT / "examples" / "topkd" / "README.md").read_text().splitlines()[0].lstrip("# ")
+    assert re.search(rf"<h2>{re.escape(title)}<a", html(docs, "tutorials/topkd"))
+
+
+@pytest.mark.slow
 def test_api_reference_documents_every_public_name(docs):
     modules = torchtopo_api.public_modules()
     homes = torchtopo_api._homes(torchtopo, modules)
