@@ -32,10 +32,9 @@ PAGES = {  # page -> the figures drawn into it at build time
     "benchmarks": 0,
     "comparison": 0,
 }
-# One thread each: CI has two shared cores, and numba's OpenMP layer (the CPU persistence
-# kernels) would otherwise also raise torch's intra-op thread count, which slows the tutorials'
-# training loops down many times on a busy machine.
-ENV = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MPLBACKEND="Agg")
+# One thread: CI has two shared cores, where oversubscribed intra-op threads slow the tutorials'
+# small training loops down many times (the numba kernels follow torch's thread count).
+ENV = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
 
 
 def sphinx(builder: str, out: Path) -> str:
