@@ -68,6 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
 
+    load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     rows = []
     for kind in args.kinds:
         for m in args.m:
@@ -97,11 +98,12 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"numba {numba.__version__}, gudhi {gudhi.__version__}, threads {args.threads}",
         "unit": "clouds/s, median over repeats",
+        "load": f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     table = markdown(rows)
-    args.out.with_suffix(".md").write_text(f"{meta['machine']}; {meta['unit']}\n\n{table}\n")
+    args.out.with_suffix(".md").write_text(f"{meta['machine']}; {meta['unit']}; {meta['load']}\n\n{table}\n")
     print(table)
 
 
