@@ -29,13 +29,14 @@ def test_h0_native_matches_gudhi(cloud, dtype, rtol):
     assert_same_diagram(ours.to_list(0)[0], reference[0], rtol)
 
 
+@pytest.mark.parametrize("backend", ["native", "gudhi"])
 @pytest.mark.parametrize("dtype,rtol", DTYPES)
 @settings(max_examples=25)
 @given(cloud=clouds(max_points=25))
 @example(cloud=make_cloud("grid", 25, 2, seed=3))
 @example(cloud=make_cloud("circle", 25, 2, seed=4))
-def test_h0_h1_gudhi_backend_matches_gudhi(cloud, dtype, rtol):
-    ours = rips_persistence(torch.tensor(cloud, dtype=dtype), max_dim=1, backend="gudhi")
+def test_h0_h1_matches_gudhi(cloud, dtype, rtol, backend):
+    ours = rips_persistence(torch.tensor(cloud, dtype=dtype), max_dim=1, backend=backend)
     reference = gudhi_diagrams(cloud.astype(np.float32) if dtype == torch.float32 else cloud, 1)
     for d in (0, 1):
         assert_same_diagram(ours.to_list(d)[0], reference[d], rtol)
@@ -44,7 +45,7 @@ def test_h0_h1_gudhi_backend_matches_gudhi(cloud, dtype, rtol):
 def test_batch_of_mixed_clouds_matches_gudhi_cloud_by_cloud():
     kinds = ["gaussian", "circle", "grid", "duplicates", "collinear"]
     batch = np.stack([make_cloud(k, 30, 3, seed=i) for i, k in enumerate(kinds)])
-    for backend, max_dim in [("native", 0), ("gudhi", 1)]:
+    for backend, max_dim in [("native", 0), ("native", 1), ("gudhi", 1)]:
         ours = rips_persistence(torch.tensor(batch), max_dim=max_dim, backend=backend)
         for b, cloud in enumerate(batch):
             reference = gudhi_diagrams(cloud, max_dim)
@@ -52,7 +53,7 @@ def test_batch_of_mixed_clouds_matches_gudhi_cloud_by_cloud():
                 assert_same_diagram(ours.to_list(d)[b], reference[d], 1e-10)
 
 
-@pytest.mark.parametrize("backend,max_dim", [("native", 0), ("gudhi", 1)])
+@pytest.mark.parametrize("backend,max_dim", [("native", 0), ("native", 1), ("gudhi", 1)])
 def test_max_edge_matches_gudhi_and_makes_bars_infinite(backend, max_dim):
     cloud = make_cloud("circle", 30, 2, seed=5)
     ours = rips_persistence(torch.tensor(cloud), max_dim=max_dim, max_edge=0.3, backend=backend, keep_infinite=True)
@@ -87,7 +88,7 @@ def _sorted(pairs: torch.Tensor) -> torch.Tensor:
     return pairs[torch.from_numpy(order)]
 
 
-@pytest.mark.parametrize("max_dim,backend", [(0, "native"), (1, "gudhi")])
+@pytest.mark.parametrize("max_dim,backend", [(0, "native"), (1, "native"), (1, "gudhi")])
 @settings(max_examples=15)
 @given(seed=st.integers(0, 10_000), kind=st.sampled_from(["gaussian", "circle", "grid"]))
 def test_invariant_under_permutation_rigid_motion_and_scales(seed, kind, max_dim, backend):
@@ -105,7 +106,7 @@ def test_invariant_under_permutation_rigid_motion_and_scales(seed, kind, max_dim
         assert_same_diagram(scaled.to_list(d)[0], 2.5 * reference, 1e-12)
 
 
-@pytest.mark.parametrize("max_dim,backend", [(0, "native"), (1, "gudhi")])
+@pytest.mark.parametrize("max_dim,backend", [(0, "native"), (1, "native"), (1, "gudhi")])
 def test_padding_with_masked_points_never_changes_the_result(max_dim, backend):
     sizes = [5, 17, 1, 30, 2]
     generator = torch.Generator().manual_seed(0)
@@ -180,7 +181,7 @@ def test_h0_gradient_of_two_points_is_the_unit_direction():
     assert torch.allclose(points.grad, torch.tensor([[-0.6, -0.8], [0.6, 0.8]], dtype=torch.float64))
 
 
-@pytest.mark.parametrize("max_dim,backend", [(0, "native"), (1, "gudhi")])
+@pytest.mark.parametrize("max_dim,backend", [(0, "native"), (1, "native"), (1, "gudhi")])
 def test_gradcheck_on_generic_clouds(max_dim, backend):
     cloud = torch.tensor(make_cloud("circle", 12, 2, seed=7), requires_grad=True)
 

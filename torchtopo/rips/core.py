@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +10,7 @@ from torch import Tensor, nn
 from ..diagrams import Diagrams
 from .distances import edge_lengths, mask_distances, pairwise_distances
 from .gudhi_backend import gudhi_pairing
-from .h0 import h0_pairing
+from .h0 import h0_pairing, numba_available
 from .pairing import Pairing, gather_diagrams
 
 __all__ = ["rips_persistence", "VietorisRips", "BACKENDS"]
@@ -78,19 +77,36 @@ def _use_triton(points: Tensor | None) -> bool:
     return points is not None and points.is_cuda and points.shape[1] <= 2048 and triton_available()
 
 
-def _native_h0(points: Tensor | None, order: Callable[[], Tensor], mask: Tensor | None, lengths, max_edge: float | None) -> Pairing:
-    """Native dimension-0 pairing: the Triton kernel on CUDA points, batched Prim in torch otherwise."""
-    if _use_triton(points):
+def _native_pairing(
+    points: Tensor | None, matrix: Tensor | None, mask: Tensor | None, lengths, max_dim: int, max_edge: float | None
+) -> Pairing:
+    """Native pairing of dimensions 0 (and 1): H0 by the Triton kernel on CUDA points or batched
+    Prim, H1 by the compiled cohomology reduction on the CPU."""
+    triton_h0 = _use_triton(points)
+    order = None
+    if max_dim == 1 or not triton_h0:
+        # Edges are ordered by the product-form distances (fast); values are re-measured exactly.
+        if points is not None:
+            order = pairwise_distances(points, mask)
+        else:
+            order = matrix if mask is None else mask_distances(matrix, mask)
+    if triton_h0:
         from .triton_h0 import h0_pairing_triton
 
         births, deaths, valid = h0_pairing_triton(points, mask)
     else:
-        births, deaths, valid = h0_pairing(order(), mask)
+        births, deaths, valid = h0_pairing(order, mask)
     if max_edge is not None:
         # Tree edges longer than max_edge are not in the filtration: their classes never die.
         too_long = lengths(deaths).detach() > max_edge
         deaths = deaths.masked_fill(too_long.unsqueeze(-1), -1)
-    return Pairing((births,), (deaths,), (valid,))
+    per_dim = [(births, deaths, valid)]
+    if max_dim == 1:
+        from .native import h1_pairing
+
+        per_dim.append(h1_pairing(order, mask, max_edge))
+    births, deaths, valid = zip(*per_dim)
+    return Pairing(births, deaths, valid)
 
 
 def rips_persistence(
@@ -135,9 +151,12 @@ def rips_persistence(
     keep_infinite : bool
         Keep infinite bars, with death ``inf``.
     backend : {"auto", "native", "gudhi"}
-        ``"native"``: batched torch on the input's device (dimension 0). ``"gudhi"``: gudhi's
-        ``flag_persistence_generators`` on the CPU, one cloud per thread, with edge collapse.
-        ``"auto"``: native when ``max_dim == 0``, else gudhi.
+        ``"native"`` (dimensions 0 and 1): H0 by batched Prim on the input's device (a Triton
+        kernel for CUDA points, a numba kernel on the CPU, tensor operations elsewhere); H1 by
+        ripser's cohomology reduction with clearing and apparent pairs, compiled with numba, one
+        cloud per thread on the CPU. ``"gudhi"``: gudhi's ``flag_persistence_generators`` on
+        the CPU, one cloud per thread, with edge collapse; any ``max_dim``. ``"auto"``: native
+        for ``max_dim <= 1`` (H1 needs numba), gudhi otherwise.
     num_workers : int, optional
         Threads of the gudhi backend (default: all cores).
 
@@ -192,16 +211,18 @@ def rips_persistence(
 
     detached = source.detach()
     lengths = partial(edge_lengths if points is not None else _matrix_lengths, source)
-    if backend == "native" or (backend == "auto" and max_dim == 0):
-        if max_dim > 0:
-            raise ValueError(f"backend='native' computes max_dim=0 only, got max_dim={max_dim}; use backend='gudhi'")
-
-        def order() -> Tensor:
-            if points is not None:
-                return pairwise_distances(detached, mask)
-            return detached if mask is None else mask_distances(detached, mask)
-
-        pairing = _native_h0(detached if points is not None else None, order, mask, lengths, max_edge)
+    native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim == 1 and numba_available())))
+    if native:
+        if max_dim > 1:
+            raise ValueError(f"backend='native' computes dimensions 0 and 1, got max_dim={max_dim}; use backend='gudhi'")
+        pairing = _native_pairing(
+            detached if points is not None else None,
+            detached if points is None else None,
+            mask,
+            lengths,
+            max_dim,
+            max_edge,
+        )
     else:
         # gudhi orders edges by float64 distances computed point by point (not the product
         # form), so near-ties are resolved exactly; it reads the real points of each cloud only.
