@@ -154,13 +154,21 @@ def test_diagram_comparison_figure(pipeline):
     assert _png_size(path) == (960, 640)
 
 
-def test_trajectory_logs_every_epoch_and_plots(pipeline):
+def test_trajectory_logs_every_epoch_resumes_and_plots(pipeline):
     cfg = deep_merge(pipeline[0], {"train": {"epochs": 2, "milestones": [2]}})
+    # interrupted after one epoch, then resumed by the figure's command
+    path = visualize.track_student(cfg, "topkd", seed=0, every=1, num_clouds=2, stop_after=1)
+    assert torch.load(path, weights_only=True)["epochs"].tolist() == [0, 1]
     png = visualize.trajectory_figure(cfg, "topkd", seed=0, every=1, num_clouds=2)
     assert _png_size(png) == (1200, 400)
-    log = torch.load(os.path.join(analysis.analysis_dir(cfg), "trajectory", "topkd", "seed0",
-                                  "trajectory.pt"), weights_only=True)
+    log = torch.load(path, weights_only=True)
     assert log["epochs"].tolist() == [0, 1, 2]
+    # the last entry is the final student's: recompute its images from final.pt
+    run = os.path.dirname(path)
+    student = build_model("resnet8", 10)
+    load_model_weights(student, os.path.join(run, "final.pt"))
+    clouds = visualize.probe_clouds(cfg, {"student": student}, 2, torch.device("cpu"))["student"]
+    torch.testing.assert_close(clouds, log["clouds"][-1])
     assert log["clouds"].shape == (3, 2, 16, 64) and log["images"].shape == (3, 2, 20)
     assert log["teacher_images"].shape == (2, 20) and log["teacher_clouds"].shape == (2, 16, 64)
     # training moves the student's image: the logged epochs differ

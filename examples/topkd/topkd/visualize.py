@@ -517,10 +517,11 @@ class TopologyLogger:
 
 
 def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, every: int = 1,
-                  num_clouds: int = 2) -> str:
+                  num_clouds: int = 2, stop_after: Optional[int] = None) -> str:
     """Train a student of ``entry`` as the ``student`` stage does, with a
     :class:`TopologyLogger` on the first ``num_clouds`` test clouds, into
     ``<out_dir>/analysis/trajectory/<entry>/seed<k>/`` (resumable; skipped when done).
+    ``stop_after`` stops after that many epochs (an interruption, as ``Trainer.fit``'s).
 
     Returns
     -------
@@ -547,7 +548,7 @@ def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, ever
         train = IndexedDataset(train, num_negatives=k or None)
     trainer = stages._trainer(cfg, distiller, train, test, out, seed, cfg["student"]["arch"])
     logger.attach(trainer)
-    trainer.fit(resume=True)
+    trainer.fit(resume=True, stop_after=stop_after)
     return path
 
 
