@@ -267,13 +267,9 @@ def stage_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def stage_ripsnet_main(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Fit the RipsNet on rank 0 (:func:`topkd.stages.stage_ripsnet`); the others wait and
-    read its metrics."""
-    if D.is_main():
-        stage_ripsnet(cfg)
-    D.barrier()
-    with open(os.path.join(paths(cfg)["ripsnet"], "metrics.json")) as f:
-        return json.load(f)
+    """Fit the RipsNet on rank 0 (:func:`topkd.stages.stage_ripsnet`); the other ranks wait,
+    then read its saved metrics."""
+    return D.main_only(stage_ripsnet)(cfg)
 
 
 def student_dir(cfg: Dict[str, Any], entry: str, seed: int) -> str:
