@@ -69,8 +69,8 @@ def test_table8_cli_writes_finite_non_negative_errors(pipeline, tmp_path):
     assert [r["distiller"] for r in rows] == ["vanilla", "kd", "topkd"]
     assert list(rows[0]) == list(analysis.COLUMNS)
     for r in rows:
-        # 192 // 16 = 12 clouds, all in batches of 8: one batch, 8 clouds
-        assert int(r["num_clouds"]) == 8 and int(r["cloud_size"]) == 16
+        # one pass: 192 // 16 = 12 clouds (batches of 8 clouds and 4)
+        assert int(r["num_clouds"]) == 12 and int(r["cloud_size"]) == 16
         values = {k: float(r[k]) for k in ("ripsnet_train_l2", "teacher_err", "student_err",
                                            "approx_dist", "exact_dist", "triangle_bound")}
         assert all(math.isfinite(v) and v >= 0 for v in values.values()), values
@@ -152,6 +152,8 @@ def test_diagram_comparison_figure(pipeline):
     path = visualize.diagram_comparison(cfg, "topkd", seed=0, num_clouds=2)
     # 2 clouds x (teacher diagram, student diagram, one H0-curve panel), 3.2 in each
     assert _png_size(path) == (960, 640)
+    with pytest.raises(ValueError, match="num_clouds=11: the test set holds 10 clouds"):
+        visualize.probe_images(cfg, 11)
 
 
 def test_trajectory_logs_every_epoch_resumes_and_plots(pipeline):

@@ -87,14 +87,21 @@ def cloud_loader(cfg: Dict[str, Any], train: bool = True, clouds_per_batch: int 
     Returns
     -------
     torch.utils.data.DataLoader
-        Yields ``(images (k*m, 3, H, W), labels (k*m,))``, incomplete batches dropped.
+        Yields ``(images (k*m, 3, H, W), labels (k*m,))``; the last batch may be shorter
+        (:func:`whole_clouds` keeps its complete clouds), so one pass holds every complete
+        cloud, ``N // m``.
     """
     if not isinstance(clouds_per_batch, int) or clouds_per_batch < 1:
         raise ValueError(f"clouds_per_batch must be a positive int, got {clouds_per_batch!r}")
     train_set, test_set, _ = stages.load_data(cfg)
     m = cfg["topology"]["cloud_size"]
     return make_loader(train_set if train else test_set, clouds_per_batch * m, train,
-                       cfg["dataset"]["num_workers"], seed, drop_last=True)
+                       cfg["dataset"]["num_workers"], seed, drop_last=False)
+
+
+def whole_clouds(images: torch.Tensor, cloud_size: int) -> torch.Tensor:
+    """The first ``(B // m) * m`` images of a batch ``(B, 3, H, W)``: its complete clouds."""
+    return images[:images.shape[0] // cloud_size * cloud_size]
 
 
 def as_clouds(features: torch.Tensor, cloud_size: int) -> torch.Tensor:
@@ -331,8 +338,10 @@ def approximation_errors(cfg: Dict[str, Any], entries: Optional[Sequence[str]] =
         for images, _ in cloud_loader(cfg, True, clouds_per_batch, seed=0):
             if n >= limit:
                 break
-            images = images.to(device)
+            images = whole_clouds(images, m).to(device)
             keep = min(images.shape[0] // m, limit - n)
+            if keep == 0:
+                continue
             f_t = as_clouds(teacher(images)[1]["pooled"], m)[:keep]
             p_t = exact_images(f_t.cpu(), vectorizer, workers)
             ph_t = ripsnet(f_t).float().cpu()
@@ -355,8 +364,8 @@ def approximation_errors(cfg: Dict[str, Any], entries: Optional[Sequence[str]] =
                         acc[key] = math.nan
             n += keep
     if n == 0:
-        raise ValueError(f"the training set holds no complete minibatch of {clouds_per_batch} "
-                         f"clouds of {m} images; lower clouds_per_batch")
+        raise ValueError(f"the training set ({len(train_set)} images) holds no cloud of "
+                         f"cloud_size={m} images")
     return [{"pair": cfg["name"], "teacher": cfg["teacher"]["arch"],
              "student": cfg["student"]["arch"], "distiller": entry, "seed": seed,
              "cloud_size": m, "num_clouds": n, "ripsnet_train_l2": train_l2,

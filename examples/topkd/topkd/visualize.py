@@ -28,7 +28,7 @@ from torch import nn
 from . import stages
 from .analysis import (analysis_dir, as_clouds, build_run_distiller, cloud_loader,
                        cloud_projection, exact_images, load_pair_topology, load_student_run,
-                       rips_diagrams)
+                       rips_diagrams, whole_clouds)
 from .data import IndexedDataset, make_loader
 from .engine import atomic_save, seed_everything, select_device
 
@@ -325,6 +325,22 @@ def _plot_image(ax, img: torch.Tensor, im_range, title: str, color: Optional[str
     ax.set_title(title, fontsize=9)
 
 
+def probe_images(cfg: Dict[str, Any], num_clouds: int) -> torch.Tensor:
+    """The first ``num_clouds * m`` test images, in order: ``(num_clouds * m, 3, H, W)``.
+
+    Raises
+    ------
+    ValueError
+        When the test set holds fewer images.
+    """
+    m = cfg["topology"]["cloud_size"]
+    images = whole_clouds(next(iter(cloud_loader(cfg, False, num_clouds)))[0], m)
+    if images.shape[0] < num_clouds * m:
+        raise ValueError(f"num_clouds={num_clouds}: the test set holds {images.shape[0] // m} "
+                         f"clouds of {m} images")
+    return images
+
+
 @torch.no_grad()
 def probe_clouds(cfg: Dict[str, Any], models: Dict[str, nn.Module], num_clouds: int,
                  device) -> Dict[str, torch.Tensor]:
@@ -341,8 +357,7 @@ def probe_clouds(cfg: Dict[str, Any], models: Dict[str, nn.Module], num_clouds: 
     dict of str to torch.Tensor
         ``(num_clouds, m, D)`` float32 CPU clouds per model.
     """
-    images, _ = next(iter(cloud_loader(cfg, False, num_clouds)))
-    images = images.to(device)
+    images = probe_images(cfg, num_clouds).to(device)
     m = cfg["topology"]["cloud_size"]
     out = {}
     for name, entry in models.items():
@@ -537,7 +552,7 @@ def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, ever
     train, test, num_classes = stages.load_data(cfg)
     teacher = stages.load_teacher(cfg, num_classes).to(device)
     _, vectorizer = load_pair_topology(cfg)
-    images, _ = next(iter(cloud_loader(cfg, False, num_clouds)))
+    images = probe_images(cfg, num_clouds)
     teacher_clouds = probe_clouds(cfg, {"teacher": teacher}, num_clouds, device)["teacher"]
     logger = TopologyLogger(images, teacher_clouds, exact_images(teacher_clouds, vectorizer),
                             vectorizer, cfg["topology"]["cloud_size"], path, every)
