@@ -12,12 +12,18 @@ each rate is measured on. Every torchtopo result is checked against gudhi's diag
 
 from __future__ import annotations
 
+import os
+
+# torch's OpenMP workers spin for a while after each parallel region; in one process with
+# single-threaded peers they would steal a core from the peer being timed.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -121,6 +127,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "rips.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="The input point cloud has more columns than rows")  # ripser, d > m
 
     rows = []
     for max_dim in args.dims:

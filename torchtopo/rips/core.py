@@ -224,13 +224,8 @@ def rips_persistence(
             max_edge,
         )
     else:
-        # gudhi orders edges by float64 distances computed point by point (not the product
-        # form), so near-ties are resolved exactly; it reads the real points of each cloud only.
-        if points is not None:
-            exact = detached.double()
-            order = torch.cdist(exact, exact, compute_mode="donot_use_mm_for_euclid_dist")
-        else:
-            order = detached
+        # gudhi gets float64 distances (it reads the real points of each cloud only).
+        order = pairwise_distances(detached.double()) if points is not None else detached
         pairing = gudhi_pairing(order, mask, max_dim, max_edge, num_workers=num_workers)
 
     diagrams = gather_diagrams(lengths, pairing, keep_infinite=keep_infinite)
