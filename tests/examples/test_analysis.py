@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from topkd import analysis, stages, sweep, visualize
-from topkd.config import DEFAULTS, deep_merge
+from topkd.config import CONFIG_DIR, DEFAULTS, deep_merge
 from topkd.distillers import DISTILLERS, build_distiller
 from topkd.engine import load_model_weights
 from topkd.models import MODELS, build_model
@@ -281,3 +281,12 @@ def test_sweep_table_one_row_per_point_with_mean_and_std(pipeline, tmp_path):
     assert os.path.realpath(pooled) == os.path.realpath(stages.paths(cfg)["clouds"])
     assert os.path.isfile(out / "stage2_m16_h0_curve" / "topology" / "ripsnet" / "ripsnet.pt")
     assert not os.path.exists(out / "teacher")
+
+
+@pytest.mark.parametrize("name", sorted(f[:-5] for f in os.listdir(
+    os.path.join(CONFIG_DIR, "ablations")) if f.endswith(".yaml")))
+def test_shipped_grids_load(name):
+    grid = sweep.load_grid(os.path.join(CONFIG_DIR, "ablations", f"{name}.yaml"))
+    sizes = {"smoke_delta": 4, "smoke_ablations": 13, "res56_res20": 7}
+    assert len(grid["points"]) == sizes[name] and grid["seeds"] == [0, 1, 2]
+    assert all(set(p) == set(sweep.AXES) for p in grid["points"])
