@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from gudhi.representations import PersistenceImage as GudhiPI
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from persim import PersistenceImager
 from scipy.spatial.distance import pdist

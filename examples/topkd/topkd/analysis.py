@@ -28,7 +28,6 @@ markdown), while ``exact_dist`` is still defined (the exact image does not depen
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -124,20 +123,8 @@ def as_clouds(features: torch.Tensor, cloud_size: int) -> torch.Tensor:
     return features.float().reshape(-1, cloud_size, features.shape[1])
 
 
-@contextlib.contextmanager
-def keep_torch_threads():
-    """Restore torch's thread count on exit: torchtopo's numba kernels reset torch's shared
-    OpenMP pool to all cores (as ``stages.stage_diagrams`` notes), which slows the training
-    steps that follow on a busy machine."""
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def rips_diagrams(clouds: torch.Tensor, max_dim: int, num_workers: Optional[int] = None):
-    """``torchtopo.rips_persistence(clouds, max_dim)`` under :func:`keep_torch_threads`.
+    """``torchtopo.rips_persistence(clouds, max_dim)`` of a batch of clouds.
 
     Parameters
     ----------
@@ -154,8 +141,7 @@ def rips_diagrams(clouds: torch.Tensor, max_dim: int, num_workers: Optional[int]
     """
     import torchtopo
 
-    with keep_torch_threads():
-        return torchtopo.rips_persistence(clouds, max_dim=max_dim, num_workers=num_workers)
+    return torchtopo.rips_persistence(clouds, max_dim=max_dim, num_workers=num_workers)
 
 
 def exact_images(clouds: torch.Tensor, vectorizer, num_workers: Optional[int] = None

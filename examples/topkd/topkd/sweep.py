@@ -204,8 +204,7 @@ class ExactTopKD(Distiller):
                                                teacher_dim=d_t)
 
     def method_losses(self, logits_s, feats_s, logits_t, feats_t, **kw):
-        with analysis.keep_torch_threads():
-            return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
+        return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
 
 
 @contextlib.contextmanager
