@@ -2,7 +2,8 @@
 
 The same clouds, peers and timing as ``bench_rips.py`` (whose helpers this script imports), for
 H0+H1 only: clouds/s (median over repeats) of the whole torchtopo pipeline from points
-(ordering distances, native pairing, exact differentiable gather), and its ratio to each peer.
+(ordering distances, native pairing, exact differentiable gather), and its ratio to each peer;
+repeats interleave the implementations, as the machine may be shared.
 The torchtopo result is checked against gudhi's diagrams first (bottleneck within 1e-5
 relative); the share of apparent columns is reported too.
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from functools import partial
 from pathlib import Path
@@ -76,16 +78,23 @@ def main() -> None:
             tensor = torch.from_numpy(points)
             error = check_against_gudhi(points[:2], 1, native)
             native(tensor)  # warm-up (and numba's compilation on a first run)
-            rates = {"torchtopo (native)": clouds_per_second(lambda: native(tensor), args.batch, args.repeats)}
-            clouds = {"torchtopo (native)": args.batch}
+            runs = {"torchtopo (native)": (lambda: native(tensor), args.batch)}
             for name, run in peers(1, args.threads).items():
                 start = time.perf_counter()
                 run(points[0])
                 estimate = (time.perf_counter() - start) * args.batch
                 count = args.batch if estimate < args.budget else min(args.batch, args.min_clouds)
-                subset = points[:count]
-                rates[name] = clouds_per_second(lambda: [run(c) for c in subset], count, args.repeats)
-                clouds[name] = count
+                runs[name] = (partial(lambda run, subset: [run(c) for c in subset], run, points[:count]), count)
+            # Repeats interleave the implementations, so a change in the load of a shared machine
+            # hits all of them alike and the ratios stay meaningful.
+            times = {name: [] for name in runs}
+            for _ in range(args.repeats):
+                for name, (call, _count) in runs.items():
+                    start = time.perf_counter()
+                    call()
+                    times[name].append(time.perf_counter() - start)
+            rates = {name: runs[name][1] / statistics.median(times[name]) for name in runs}
+            clouds = {name: runs[name][1] for name in runs}
             share = apparent_share(pairwise_distances(tensor))
             split = stages(tensor, args.repeats)
             rows.append(
