@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as ddp
 from .distillers import Distiller
 
 CHECKPOINT_NAMES = ("latest.pt", "best.pt", "final.pt")
@@ -140,11 +141,16 @@ def _unpack(batch, device):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False,
-             channels_last: bool = False) -> Dict[str, float]:
+             channels_last: bool = False,
+             amp_dtype: torch.dtype = torch.bfloat16) -> Dict[str, float]:
     """Top-1 accuracy (%) and mean cross-entropy of ``model(images) -> logits`` (or
-    ``(logits, features)``) over ``loader``, in eval mode (the mode is restored)."""
+    ``(logits, features)``) over ``loader``, in eval mode (the mode is restored); ``acc5`` is
+    the top-5 accuracy. Under DDP each rank evaluates its shard of ``loader`` with rank 0's
+    buffers and the sums are all-reduced, so the metrics are exact global averages."""
     mode = model.training
     model.eval()
+    ddp.broadcast_buffers(model)
+    correct5 = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     loss = torch.zeros((), device=device)
     n = 0
@@ -152,16 +158,20 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False,
         images, targets, _ = _unpack(batch, device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
             out = model(images)
         logits = (out[0] if isinstance(out, tuple) else out).float()
         loss += F.cross_entropy(logits, targets, reduction="sum")
         correct += (logits.argmax(1) == targets).sum()
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct5 += (top5 == targets[:, None]).any(1).sum()
         n += targets.shape[0]
+    loss, correct, correct5, n = ddp.all_reduce_sums(loss, correct, correct5, n)
     model.train(mode)
     if n == 0:
         raise ValueError("evaluation loader is empty")
-    return {"acc": 100.0 * float(correct) / n, "loss": float(loss) / n}
+    return {"acc": 100.0 * float(correct) / n, "acc5": 100.0 * float(correct5) / n,
+            "loss": float(loss) / n}
 
 
 class Trainer:
@@ -191,14 +201,21 @@ class Trainer:
     channels_last : bool or None
         ``None`` = on exactly when running on CUDA.
     progress : bool
-        tqdm bars.
+        tqdm bars (rank 0 only).
+    amp_dtype : {"bfloat16", "float16"}
+        Autocast dtype; float16 adds a GradScaler.
+
+    Under ``torchrun`` (see :mod:`topkd.distributed`) the loaders are split over the ranks
+    (batch sizes are global), the distiller is wrapped in DDP, metrics are all-reduced and only
+    rank 0 writes checkpoints, metrics and TensorBoard logs.
     """
 
     def __init__(self, distiller: Distiller, train_loader, test_loader, out_dir: str,
                  epochs: int, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
                  milestones=(150, 180, 210), lr_decay: float = 0.1, seed: int = 0,
                  device: str = "auto", amp: Optional[bool] = None,
-                 channels_last: Optional[bool] = None, progress: bool = True):
+                 channels_last: Optional[bool] = None, progress: bool = True,
+                 amp_dtype: str = "bfloat16"):
         if not isinstance(distiller, Distiller):
             raise TypeError(f"distiller must be a Distiller, got {type(distiller).__name__}")
         if not isinstance(epochs, int) or epochs < 1:
@@ -208,12 +225,21 @@ class Trainer:
         self.device = select_device(device)
         on_gpu = self.device.type == "cuda"
         self.amp = on_gpu if amp is None else bool(amp)
+        if amp_dtype not in ("bfloat16", "float16"):
+            raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', got {amp_dtype!r}")
+        self.amp_dtype = getattr(torch, amp_dtype)
+        # float16 needs loss scaling; a disabled scaler is a pass-through
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.amp and amp_dtype == "float16")
         self.channels_last = on_gpu if channels_last is None else bool(channels_last)
         self.distiller = distiller.to(self.device)
         if self.channels_last:
             self.distiller.to(memory_format=torch.channels_last)
-        self.train_loader, self.test_loader = train_loader, test_loader
-        self.out_dir, self.epochs, self.seed, self.progress = out_dir, epochs, seed, progress
+        self.train_loader = ddp.shard_loader(train_loader, True, seed)
+        self.test_loader = ddp.shard_loader(test_loader, False, seed)
+        self.out_dir, self.epochs, self.seed = out_dir, epochs, seed
+        self.progress = progress and ddp.is_main()
+        self.step_module = ddp.wrap_ddp(self.distiller, self.train_loader.batch_size)
         self.optimizer = torch.optim.SGD(distiller.get_learnable_parameters(), lr=lr,
                                          momentum=momentum, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
@@ -226,6 +252,10 @@ class Trainer:
     def _path(self, name: str) -> str:
         return os.path.join(self.out_dir, name)
 
+    def _save(self, obj, name: str) -> None:
+        if ddp.is_main():
+            atomic_save(obj, self._path(name))
+
     def state_dict(self) -> dict:
         """Everything :meth:`load_state_dict` needs to continue exactly."""
         return {"model": self.distiller.student.state_dict(),
@@ -233,7 +263,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "epoch": self.epoch, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                 "accuracy": self.history[-1]["test_acc"] if self.history else None,
-                "history": self.history, "rng": get_rng_state(), "seed": self.seed}
+                "history": self.history, "rng": get_rng_state(), "seed": self.seed,
+                "scaler": self.scaler.state_dict(), "world_size": ddp.world_size()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict` (model, connectors, optimizer, scheduler, RNG)."""
@@ -247,6 +278,8 @@ class Trainer:
         self.epoch, self.history = state["epoch"], list(state["history"])
         self.best_acc, self.best_epoch = state["best_acc"], state["best_epoch"]
         set_rng_state(state["rng"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
     def train_epoch(self) -> Dict[str, float]:
         """One epoch over the training loader; returns averaged losses, accuracy and timings."""
@@ -255,6 +288,7 @@ class Trainer:
         self.distiller.train()
         # the epoch's shuffling (and worker seeds) depend only on (seed, epoch)
         self.train_loader.generator.manual_seed(self.seed * 100_003 + self.epoch)
+        ddp.start_epoch(self.train_loader, self.epoch, self.seed)
         sums: Dict[str, torch.Tensor] = {}
         correct = torch.zeros((), device=self.device)
         n, data_time, step_time = 0, 0.0, 0.0
@@ -267,19 +301,21 @@ class Trainer:
                 images = images.contiguous(memory_format=torch.channels_last)
             start = time.perf_counter()
             data_time += start - tic
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+            with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype,
                                 enabled=self.amp):
-                logits, losses = self.distiller.forward_train(images, targets, **extra)
+                logits, losses = self.step_module.forward_train(images, targets, **extra)
             total = sum(losses.values())
             self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value.detach() * targets.shape[0]
             correct += (logits.detach().argmax(1) == targets).sum()
             n += targets.shape[0]
             tic = time.perf_counter()
             step_time += tic - start
+        sums, correct, n = ddp.all_reduce_metrics(sums, correct, n)
         if n == 0:
             raise ValueError("training loader produced no batch (dataset smaller than a batch?)")
         row = {f"loss_{k}": float(v) / n for k, v in sums.items()}
@@ -310,7 +346,8 @@ class Trainer:
             self.load_state_dict(load_checkpoint(latest))
         elif self.epoch == 0:
             seed_everything(self.seed)
-        writer = SummaryWriter(self._path("tb"), purge_step=self.epoch + 1)
+        writer = (SummaryWriter(self._path("tb"), purge_step=self.epoch + 1) if ddp.is_main()
+                  else ddp.NullWriter())
         end = self.epochs if stop_after is None else min(self.epochs, stop_after)
         try:
             while self.epoch < end:
@@ -319,16 +356,16 @@ class Trainer:
                 row.update(self.train_epoch())
                 self.scheduler.step()
                 test = evaluate(self.distiller.student, self.test_loader, self.device, self.amp,
-                                self.channels_last)
-                row.update(test_acc=test["acc"], test_loss=test["loss"],
+                                self.channels_last, self.amp_dtype)
+                row.update(test_acc=test["acc"], test_acc5=test["acc5"], test_loss=test["loss"],
                            epoch_time=time.perf_counter() - tic)
                 self.epoch += 1
                 self.history.append(row)
                 if row["test_acc"] > self.best_acc:
                     self.best_acc, self.best_epoch = row["test_acc"], self.epoch
-                    atomic_save({"model": self.distiller.student.state_dict(), "epoch": self.epoch,
-                                 "accuracy": self.best_acc}, self._path("best.pt"))
-                atomic_save(self.state_dict(), latest)
+                    self._save({"model": self.distiller.student.state_dict(),
+                                "epoch": self.epoch, "accuracy": self.best_acc}, "best.pt")
+                self._save(self.state_dict(), "latest.pt")
                 self._write_metrics()
                 for key, value in row.items():
                     if key != "epoch":
@@ -336,11 +373,12 @@ class Trainer:
         finally:
             writer.close()
         summary = self.summary()
-        if self.epoch >= self.epochs:
+        if self.epoch >= self.epochs and ddp.is_main():
             atomic_save({"model": self.distiller.student.state_dict(), "epoch": self.epoch,
                          "accuracy": summary["last_acc"]}, self._path("final.pt"))
             with open(self._path("summary.json"), "w") as f:
                 json.dump(summary, f, indent=2)
+        ddp.barrier()
         return summary
 
     def summary(self) -> Dict[str, object]:
@@ -350,11 +388,13 @@ class Trainer:
         rows = self.history
         return {"last_acc": rows[-1]["test_acc"], "best_acc": self.best_acc,
                 "best_epoch": self.best_epoch, "epochs_done": self.epoch, "seed": self.seed,
-                "device": self.device.type,
+                "device": self.device.type, "world_size": ddp.world_size(),
                 "step_time_mean": sum(r["step_time"] for r in rows) / sum(r["steps"] for r in rows),
                 "data_time_mean": sum(r["data_time"] for r in rows) / sum(r["steps"] for r in rows)}
 
     def _write_metrics(self) -> None:
+        if not ddp.is_main():
+            return
         keys = []
         for row in self.history:
             keys += [k for k in row if k not in keys]
