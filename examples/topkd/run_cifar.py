@@ -29,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from topkd import distributed as D  # noqa: E402
 from topkd import stages  # noqa: E402
 from topkd.config import load_config, preset_path, validate  # noqa: E402
 
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
                              f"list {pair['compare']}; add it with --set 'compare=[...]'")
         validate(pair)
     seeds = [args.seed] if args.seed is not None else None
+    D.init_distributed()  # under torchrun: DDP training, rank 0 writes (topkd/distributed.py)
     tic = time.perf_counter()
     rows = []
     for pair in pairs:
@@ -84,11 +86,12 @@ def main(argv=None) -> int:
                     print(json.dumps(stages.stage_student(pair, entry, seed), indent=2))
         else:
             rows += stages.run_all(pair, [args.distiller] if args.distiller else None, seeds)
-    if stage in ("all", "table"):
+    if stage in ("all", "table") and D.is_main():
         out = args.out if (args.out and "pairs" in cfg) else os.path.join(
             pairs[0]["out_dir"] if len(pairs) == 1 else os.path.join("runs", cfg["name"]), "table")
         print(stages.write_table(rows, pairs, out))
         print(f"results in {out} ({time.perf_counter() - tic:.1f} s)")
+    D.cleanup()
     return 0
 
 

@@ -29,6 +29,7 @@ from typing import Any, Dict, List
 import numpy as np
 import torch
 
+from . import distributed as D
 from .config import default_lr, distiller_spec, uses_topology
 from .data import IndexedDataset, build_datasets, dataset_targets, make_loader
 from .distillers import build_distiller
@@ -161,12 +162,15 @@ def _read_meta(folder: str):
 
 
 def _write_json(obj, path: str) -> None:
+    if not D.is_main():
+        return
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
     os.replace(tmp, path)
 
 
+@D.main_only  # under torchrun: rank 0 computes, the others read its outputs
 def stage_clouds(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Teacher point clouds: the pooled penultimate features ``(m, D)`` of each minibatch of
     ``m = topology.cloud_size`` augmented training images, ``topology.passes`` passes over the
@@ -275,6 +279,7 @@ def cat_diagrams(states: List[Dict[str, List[torch.Tensor]]]):
     return Diagrams(**fields)
 
 
+@D.main_only
 def stage_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Rips persistence of every cloud shard (``torchtopo.rips_persistence``: native batched H0,
     parallel CPU backend for H1), then the vectoriser fitted on all diagrams and the images
@@ -346,6 +351,7 @@ def ripsnet_path(cfg) -> str:
     return os.path.join(paths(cfg)["ripsnet"], "ripsnet.pt")
 
 
+@D.main_only
 def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Fit ``RipsNet.for_features(D, P)`` on (cloud, image) pairs with ``torchtopo.fit_ripsnet``
     (MSE, Adamax, early stopping) and save it with its vectoriser.
