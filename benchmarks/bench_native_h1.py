@@ -31,21 +31,22 @@ from bench_rips import RESULTS, check_against_gudhi, clouds_per_second, make_bat
 
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
 from torchtopo.rips.h0 import h0_pairing
-from torchtopo.rips.native import apparent_share, h1_pairing, native_pairing
-from torchtopo.rips.pairing import gather_diagrams
+from torchtopo import rips_persistence
+from torchtopo.rips.native import apparent_share, h1_pairing
+from torchtopo.rips.pairing import Pairing, gather_diagrams
 
 
 def native(points: torch.Tensor):
-    """H0+H1 diagrams of ``points`` ``(B, m, d)`` through the native backend, as the dispatch runs it."""
-    order = pairwise_distances(points)
-    pairing = native_pairing(order, None, 1, None)
-    return gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False)
+    """H0+H1 diagrams of ``points`` ``(B, m, d)`` through the native backend."""
+    return rips_persistence(points, 1, backend="native")
 
 
 def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
     """Median milliseconds per batch of each step of :func:`native`, to see where time goes."""
     order = pairwise_distances(points)
-    pairing = native_pairing(order, None, 1, None)
+    h0 = h0_pairing(order, None)
+    h1 = h1_pairing(order, None, None)
+    pairing = Pairing(*zip(h0, h1))
     steps = {
         "distances": lambda: pairwise_distances(points),
         "H0": lambda: h0_pairing(order, None),

@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import torchtopo.rips.native
-from torchtopo.rips.native import _h1_arrays, apparent_share, h1_pairing, native_pairing
-from torchtopo.rips.pairing import gather_diagrams
+from torchtopo import rips_persistence
+from torchtopo.rips.h0 import h0_pairing
+from torchtopo.rips.native import _h1_arrays, apparent_share, h1_pairing
 
 
 def _distances(points: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -24,19 +25,15 @@ def _distances(points: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.
     return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist").to(dtype)
 
 
-def _lengths(distances: torch.Tensor):
-    rows = torch.arange(distances.shape[0]).unsqueeze(1)
-    return lambda edges: distances[rows, edges.clamp_min(0)[..., 0], edges.clamp_min(0)[..., 1]]
-
-
 def _multiset(pairs) -> list[tuple[float, float]]:
     return sorted(map(tuple, np.asarray(pairs, dtype=np.float64).reshape(-1, 2).tolist()))
 
 
 def _ours(distances: torch.Tensor, mask: torch.Tensor | None, max_edge: float | None) -> list[list[list]]:
     """``[dim][cloud]`` sorted (birth, death) lists, infinite bars included."""
-    pairing = native_pairing(distances, mask, 1, max_edge)
-    diagrams = gather_diagrams(_lengths(distances), pairing, keep_infinite=True)
+    diagrams = rips_persistence(
+        distances=distances, mask=mask, max_dim=1, max_edge=max_edge, keep_infinite=True, backend="native"
+    )
     return [[_multiset(t) for t in diagrams.to_list(d)] for d in (0, 1)]
 
 
@@ -185,9 +182,9 @@ def test_padding_never_changes_the_generators():
 
 def test_degenerate_clouds():
     same = torch.zeros(2, 5, 5, dtype=torch.float64)  # all points identical
-    pairing = native_pairing(same, torch.tensor([[True] * 5, [True] + [False] * 4]), 1, None)
-    assert pairing.mask[1].shape == (2, 0)
-    assert pairing.mask[0].sum(dim=1).tolist() == [5, 1]
+    mask = torch.tensor([[True] * 5, [True] + [False] * 4])
+    assert h1_pairing(same, mask, None)[2].shape == (2, 0)
+    assert h0_pairing(same, mask)[2].sum(dim=1).tolist() == [5, 1]
 
 
 def test_apparent_share_on_gaussian_clouds():
@@ -199,9 +196,9 @@ def test_apparent_share_on_gaussian_clouds():
 
 def test_max_dim_zero_and_errors():
     distances = _distances(make_cloud("gaussian", 10, 2, seed=0)[None])
-    assert len(native_pairing(distances, None, 0, None).mask) == 1
+    assert rips_persistence(distances=distances, max_dim=0, backend="native").max_dim == 0
     with pytest.raises(ValueError, match="max_dim"):
-        native_pairing(distances, None, 2, None)
+        rips_persistence(distances=distances, max_dim=2, backend="native")
 
 
 def test_missing_numba_names_the_package(monkeypatch):
@@ -210,4 +207,4 @@ def test_missing_numba_names_the_package(monkeypatch):
     monkeypatch.delattr(torchtopo.rips, "_native_kernels", raising=False)
     distances = _distances(make_cloud("gaussian", 6, 2, seed=0)[None])
     with pytest.raises(ImportError, match="numba"):
-        native_pairing(distances, None, 1, None)
+        h1_pairing(distances, None, None)

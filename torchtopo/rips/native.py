@@ -1,7 +1,7 @@
-"""Native batched H0 + H1 pairing of Vietoris–Rips filtrations (no gudhi).
+"""Native batched dimension-1 pairing of Vietoris–Rips filtrations (no gudhi).
 
-Dimension 0 is the batched Prim (:func:`torchtopo.rips.h0.h0_pairing`) on the device of
-the input. Dimension 1 runs ripser's method in numba, one cloud per thread (``prange``): edges
+Dimension 0 is :func:`torchtopo.rips.h0.h0_pairing`; the dispatch in :mod:`torchtopo.rips.core`
+puts both together. Dimension 1 runs ripser's method in numba, one cloud per thread (``prange``): edges
 radix-sorted per cloud, the filtration cut at the enclosing radius, the spanning tree cleared,
 apparent pairs found by an early-exit scan over the third vertex (about m²·(short scan) work
 instead of the m³ of a dense tensor test, inside the same thread), and only the remaining
@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .h0 import h0_pairing
-from .pairing import Pairing
+from ._numba_threads import torch_thread_budget
 
-__all__ = ["native_pairing", "h1_pairing", "apparent_share"]
+__all__ = ["h1_pairing", "apparent_share"]
 
 
 def _kernels():
@@ -58,7 +57,7 @@ def _h1_arrays(
     )
     limit = float("inf") if max_edge is None else float(max_edge)
     cap = max(1, n * (n - 1) // 2 - (n - 1))
-    chunk = max(kernels.nb.get_num_threads(), OUTPUT_BYTES // (16 * cap))
+    chunk = max(torch.get_num_threads(), OUTPUT_BYTES // (16 * cap))
     counts = np.zeros(batch, dtype=np.int64)
     stats = np.zeros((batch, 3), dtype=np.int64)
     pieces = []
@@ -66,7 +65,8 @@ def _h1_arrays(
         stop = min(start + chunk, batch)
         # np.empty maps pages lazily: only the rows written are touched.
         out = np.empty((stop - start, cap, 4), dtype=np.int32)
-        kernels.h1_batch(dist[start:stop], valid[start:stop], limit, bitmap_bits, out, counts[start:stop], stats[start:stop])
+        with torch_thread_budget():
+            kernels.h1_batch(dist[start:stop], valid[start:stop], limit, bitmap_bits, out, counts[start:stop], stats[start:stop])
         pieces.append(out[:, : counts[start:stop].max(initial=0)])
     k = int(counts.max(initial=0))
     rows = np.full((batch, k, 4), -1, dtype=np.int32)
@@ -105,71 +105,6 @@ def h1_pairing(distances: Tensor, mask: Tensor | None, max_edge: float | None) -
     slot = torch.arange(out.shape[1], device=device).unsqueeze(0)
     valid = slot < torch.from_numpy(counts).to(device).unsqueeze(1)
     return rows[..., :2], rows[..., 2:], valid
-
-
-@torch.no_grad()
-def native_pairing(distances: Tensor, mask: Tensor | None, max_dim: int, max_edge: float | None) -> Pairing:
-    r"""Birth and death edges of the Rips persistence pairs of a batch, in dimensions 0 and 1.
-
-    Convention:
-        Filtration value of an edge = its length in ``distances`` (gudhi's and ripser's
-        diameter convention); a triangle enters with its longest edge. Ties are broken by a
-        fixed total order (edges by length, then ripser's combinatorial index ``C(j, 2) + i``),
-        which decides the reported generators only; the multiset of values equals gudhi's.
-        A dimension-1 pair's death edge is the longest edge of the triangle that kills it, in
-        that order. Pairs of zero persistence are left out in dimension 1 (kept in dimension 0,
-        where the gather masks them).
-
-    Parameters
-    ----------
-    distances : Tensor
-        ``(B, N, N)`` floating, symmetric, zero diagonal, any device; only the order of its
-        values is used (no gradient).
-    mask : Tensor, optional
-        ``(B, N)`` bool, True for real points; masked points are ignored entirely.
-    max_dim : int
-        0 or 1.
-    max_edge : float, optional
-        Edges longer than this are not in the filtration; classes still open there are
-        infinite bars (death edge ``-1``).
-
-    Returns
-    -------
-    Pairing
-        Per dimension ``d <= max_dim``: ``birth_edges[d]``, ``death_edges[d]`` ``(B, K_d, 2)``
-        long and ``mask[d]`` ``(B, K_d)`` on the device of ``distances``. Dimension 0 comes from
-        :func:`~torchtopo.rips.h0.h0_pairing` (born at ``(v, v)``), dimension 1 from
-        :func:`h1_pairing`.
-
-    Raises
-    ------
-    ImportError
-        If numba is not installed (dimension 1 only).
-    ValueError
-        If ``max_dim`` is not 0 or 1.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torchtopo.rips.native import native_pairing
-    >>> square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    >>> pairing = native_pairing(torch.cdist(square, square)[None], None, 1, None)
-    >>> pairing.birth_edges[1][0].tolist(), pairing.death_edges[1][0].tolist()
-    ([[2, 3]], [[0, 2]])
-    """
-    if max_dim not in (0, 1):
-        raise ValueError(f"the native backend computes dimensions 0 and 1, got max_dim={max_dim}")
-    births, deaths, valid = h0_pairing(distances, mask)
-    if max_edge is not None:
-        # Tree edges longer than max_edge are not in the filtration: their classes never die.
-        index = deaths.clamp_min(0)
-        rows = torch.arange(distances.shape[0], device=distances.device).unsqueeze(1)
-        too_long = distances[rows, index[..., 0], index[..., 1]] > max_edge
-        deaths = deaths.masked_fill(too_long.unsqueeze(-1), -1)
-    if max_dim == 0:
-        return Pairing((births,), (deaths,), (valid,))
-    h1_births, h1_deaths, h1_valid = h1_pairing(distances, mask, max_edge)
-    return Pairing((births, h1_births), (deaths, h1_deaths), (valid, h1_valid))
 
 
 def apparent_share(distances: Tensor, mask: Tensor | None = None, max_edge: float | None = None) -> float:

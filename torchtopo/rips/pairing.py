@@ -64,9 +64,12 @@ def gather_diagrams(lengths: Callable[[Tensor], Tensor], pairing: Pairing, *, ke
     pairs, masks, births_out, deaths_out = [], [], [], []
     for dim, (births, deaths, mask) in enumerate(zip(pairing.birth_edges, pairing.death_edges, pairing.mask)):
         infinite = mask & (deaths[..., 0] < 0)
-        death = lengths(deaths)
-        # Every vertex enters a Rips filtration at 0: no need to measure the (v, v) edges.
-        birth = torch.zeros_like(death) if dim == 0 else lengths(births)
+        if dim == 0:  # every vertex enters a Rips filtration at 0: no (v, v) edge to measure
+            death = lengths(deaths)
+            birth = torch.zeros_like(death)
+        else:  # one gather for both ends of every pair
+            both = lengths(torch.cat([births, deaths], dim=1))
+            birth, death = both[:, : births.shape[1]], both[:, births.shape[1] :]
         finite_keep = mask & ~infinite & (death > birth)
         keep = finite_keep | infinite if keep_infinite else finite_keep
         zero = torch.zeros_like(birth)
