@@ -288,3 +288,16 @@ def test_torch_thread_setting_survives_the_compiled_kernels(max_dim):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_concurrent_calls_from_python_threads_agree_with_sequential_ones():
+    """numba's workqueue layer aborts on concurrent launches: the kernels must serialise them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [torch.randn(4, 24, 3, generator=torch.Generator().manual_seed(s)) for s in range(6)]
+    sequential = [rips_persistence(b, 1) for b in batches]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        concurrent = list(pool.map(lambda b: rips_persistence(b, 1), batches))
+    for a, b in zip(sequential, concurrent):
+        for d in (0, 1):
+            assert torch.equal(a.pairs[d], b.pairs[d])
