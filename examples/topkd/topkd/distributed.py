@@ -398,9 +398,11 @@ def shard_loader(loader: DataLoader, train: bool, seed: int = 0) -> DataLoader:
     ValueError
         When the global training batch size is not a multiple of the world size.
     """
+    if not is_distributed():
+        return loader
     if not isinstance(loader, DataLoader):
-        raise TypeError(f"loader must be a DataLoader, got {type(loader).__name__}")
-    if not is_distributed() or isinstance(loader.sampler, (DistributedSampler, EvalShardSampler)):
+        raise TypeError(f"loader must be a DataLoader under torchrun, got {type(loader).__name__}")
+    if isinstance(loader.sampler, (DistributedSampler, EvalShardSampler)):
         return loader
     world = world_size()
     if train and loader.batch_size % world:
@@ -421,10 +423,9 @@ def start_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
     """Prepare an epoch: ``sampler.set_epoch`` and ``dataset.set_epoch`` where they exist and,
     in a multi-process run, per-rank seeds for the loader's generator (worker augmentation
     seeds) and for Python, numpy and torch (derived from ``(seed, epoch, rank)``)."""
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
-    if hasattr(loader.dataset, "set_epoch"):
-        loader.dataset.set_epoch(epoch)
+    for part in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)
     if not is_distributed():
         return
     s = rank_seed(seed, epoch)

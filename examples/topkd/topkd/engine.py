@@ -239,7 +239,8 @@ class Trainer:
         self.test_loader = ddp.shard_loader(test_loader, False, seed)
         self.out_dir, self.epochs, self.seed = out_dir, epochs, seed
         self.progress = progress and ddp.is_main()
-        self.step_module = ddp.wrap_ddp(self.distiller, self.train_loader.batch_size)
+        self.step_module = ddp.wrap_ddp(self.distiller,
+                                        getattr(self.train_loader, "batch_size", None))
         self.optimizer = torch.optim.SGD(distiller.get_learnable_parameters(), lr=lr,
                                          momentum=momentum, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
