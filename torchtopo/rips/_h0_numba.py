@@ -1,4 +1,4 @@
-"""Numba kernel of the CPU H0 path: Prim's algorithm, one cloud per thread.
+"""Numba kernel of the CPU H0 path: Prim's algorithm, clouds split across threads.
 
 The same steps and tie-breaks as the torch loop in :mod:`torchtopo.rips.h0` (lowest index among
 equal candidates; after a cloud's real points are exhausted, steps pick vertex 0 at length
@@ -12,11 +12,12 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True, parallel=True)
-def prim_batch(distances, valid, tree_edges, tree_lengths, roots):
-    """Fill ``tree_edges`` ``(B, N - 1, 2)``, ``tree_lengths`` ``(B, N - 1)`` and ``roots`` ``(B,)``."""
-    batch, n = valid.shape
-    for b in nb.prange(batch):
+@nb.njit(cache=True, nogil=True)
+def prim_batch(distances, valid, tree_edges, tree_lengths, roots, start, stop):
+    """Fill ``tree_edges`` ``(B, N - 1, 2)``, ``tree_lengths`` ``(B, N - 1)`` and ``roots`` ``(B,)``
+    for clouds ``start .. stop - 1``, without the GIL."""
+    n = valid.shape[1]
+    for b in range(start, stop):
         root = 0
         while root < n - 1 and not valid[b, root]:
             root += 1

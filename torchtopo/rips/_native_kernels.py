@@ -1,4 +1,4 @@
-"""Numba kernels of the native H1 backend: one cloud per thread, cohomology with clearing.
+"""Numba kernels of the native H1 backend: one cloud at a time per thread, cohomology with clearing.
 
 Imported lazily by :mod:`torchtopo.rips.native`, so ``import torchtopo`` works without numba.
 
@@ -413,9 +413,10 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
     return n_pairs
 
 
-@nb.njit(cache=True, parallel=True)
-def h1_batch(dist, valid, max_edge, bitmap_bits, out, counts, stats):
-    """H1 pairs of every cloud, one cloud per thread.
+@nb.njit(cache=True, nogil=True)
+def h1_batch(dist, valid, max_edge, bitmap_bits, out, counts, stats, start, stop):
+    """H1 pairs of clouds ``start .. stop - 1``, one after the other, without the GIL (the caller
+    runs several ranges on threads: :func:`torchtopo.rips._numba_threads.run_on_threads`).
 
     Parameters
     ----------
@@ -435,6 +436,8 @@ def h1_batch(dist, valid, max_edge, bitmap_bits, out, counts, stats):
         ``(B,)`` int64 output: rows written per cloud.
     stats : ndarray
         ``(B, 3)`` int64 output: columns outside the spanning tree, apparent, reduced.
+    start, stop : int
+        The clouds to process.
     """
-    for b in nb.prange(dist.shape[0]):
+    for b in range(start, stop):
         counts[b] = _h1_cloud(dist[b], valid[b], max_edge, bitmap_bits, out[b], stats[b])

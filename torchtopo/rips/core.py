@@ -154,7 +154,7 @@ def rips_persistence(
         ``"native"`` (dimensions 0 and 1): H0 by batched Prim on the input's device (a Triton
         kernel for CUDA points, a numba kernel on the CPU, tensor operations elsewhere); H1 by
         ripser's cohomology reduction with clearing and apparent pairs, compiled with numba, one
-        cloud per thread on the CPU. ``"gudhi"``: gudhi's ``flag_persistence_generators`` on
+        clouds split across threads on the CPU. ``"gudhi"``: gudhi's ``flag_persistence_generators`` on
         the CPU, one cloud per thread, with edge collapse; any ``max_dim``. ``"auto"``: native
         for ``max_dim <= 1`` (H1 needs numba), gudhi otherwise.
     num_workers : int, optional

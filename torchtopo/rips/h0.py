@@ -26,7 +26,7 @@ def h0_pairing(
     steps of ``(B, N)`` tensor operations, with no loop over the clouds, on the device of
     ``distances``.
 
-    On the CPU, when numba is installed, the same steps run compiled, one cloud per thread
+    On the CPU, when numba is installed, the same steps run compiled, clouds split across threads
     (``implementation="auto"``); the tensor loop is the path for every other device.
 
     Parameters
@@ -88,20 +88,20 @@ def h0_pairing(
 
 def _h0_pairing_numba(distances: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     from ._h0_numba import prim_batch
-    from ._numba_threads import torch_thread_budget
+    from ._numba_threads import run_on_threads
 
     batch, n = mask.shape
     tree_edges = torch.empty(batch, max(n - 1, 0), 2, dtype=torch.long)
     tree_lengths = torch.empty(batch, max(n - 1, 0), dtype=distances.dtype)
     roots = torch.empty(batch, dtype=torch.long)
-    with torch_thread_budget():
-        prim_batch(
-            distances.detach().cpu().contiguous().numpy(),
-            mask.cpu().numpy(),
-            tree_edges.numpy(),
-            tree_lengths.numpy(),
-            roots.numpy(),
-        )
+    arrays = (
+        distances.detach().cpu().contiguous().numpy(),
+        mask.cpu().numpy(),
+        tree_edges.numpy(),
+        tree_lengths.numpy(),
+        roots.numpy(),
+    )
+    run_on_threads(lambda start, stop: prim_batch(*arrays, start, stop), batch)
     return finish_h0_pairing(tree_edges, tree_lengths, roots, mask.cpu())
 
 

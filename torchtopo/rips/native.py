@@ -1,7 +1,7 @@
 """Native batched dimension-1 pairing of Vietoris–Rips filtrations (no gudhi).
 
 Dimension 0 is :func:`torchtopo.rips.h0.h0_pairing`; the dispatch in :mod:`torchtopo.rips.core`
-puts both together. Dimension 1 runs ripser's method in numba, one cloud per thread (``prange``): edges
+puts both together. Dimension 1 runs ripser's method in numba, ranges of clouds on threads (GIL released): edges
 radix-sorted per cloud, the filtration cut at the enclosing radius, the spanning tree cleared,
 apparent pairs found by an early-exit scan over the third vertex (about m²·(short scan) work
 instead of the m³ of a dense tensor test, inside the same thread), and only the remaining
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._numba_threads import torch_thread_budget
+from ._numba_threads import run_on_threads
 
 __all__ = ["h1_pairing", "apparent_share"]
 
@@ -65,8 +65,8 @@ def _h1_arrays(
         stop = min(start + chunk, batch)
         # np.empty maps pages lazily: only the rows written are touched.
         out = np.empty((stop - start, cap, 4), dtype=np.int32)
-        with torch_thread_budget():
-            kernels.h1_batch(dist[start:stop], valid[start:stop], limit, bitmap_bits, out, counts[start:stop], stats[start:stop])
+        arrays = (dist[start:stop], valid[start:stop], limit, bitmap_bits, out, counts[start:stop], stats[start:stop])
+        run_on_threads(lambda first, last: kernels.h1_batch(*arrays, first, last), stop - start)
         pieces.append(out[:, : counts[start:stop].max(initial=0)])
     k = int(counts.max(initial=0))
     rows = np.full((batch, k, 4), -1, dtype=np.int32)
