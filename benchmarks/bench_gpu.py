@@ -1,0 +1,114 @@
+"""GPU check and timing: one prepared script for a lent CUDA machine.
+
+1. Correctness: for every shape, the diagrams computed from CUDA points (Triton H0 kernel,
+   native H1) equal those computed from the same points on the CPU, exactly as multisets.
+2. Timing: clouds/s of ``rips_persistence`` on the GPU for B in {64, 1024}, m in {64, 128, 256},
+   d = 512, H0 and H0+H1, against giotto-ph on the same machine's CPU (all its cores) when it is
+   installed. The native path needs no gudhi.
+
+    python benchmarks/bench_gpu.py --out benchmarks/results/gpu.json
+
+Writes the JSON and a markdown table (``.md`` beside it) naming the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from torchtopo import rips_persistence
+
+
+def make_batch(batch: int, m: int, d: int, seed: int) -> torch.Tensor:
+    return torch.randn(batch, m, d, generator=torch.Generator().manual_seed(seed))
+
+
+def same_diagrams(a, b) -> bool:
+    for dim in range(a.max_dim + 1):
+        for x, y in zip(a.to_list(dim), b.to_list(dim)):
+            x = np.sort(x.detach().cpu().double().numpy(), axis=0)
+            y = np.sort(y.detach().cpu().double().numpy(), axis=0)
+            if x.shape != y.shape or not np.allclose(x, y, rtol=1e-5, atol=0):
+                return False
+    return True
+
+
+def rate(run, clouds: int, repeats: int, sync) -> float:
+    run()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append(time.perf_counter() - start)
+    return clouds / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
+    parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--d", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu.json")
+    parser.add_argument("--device", default="cuda", help="'cpu' only to dry-run the script itself")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("bench_gpu.py needs a CUDA device")
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)"
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    try:
+        from gph import ripser_parallel
+    except ImportError:
+        ripser_parallel = None
+
+    rows, checks = [], []
+    for m in args.m:
+        sample = make_batch(8, m, args.d, seed=m)
+        for max_dim in (0, 1):
+            gpu = rips_persistence(sample.to(device), max_dim)
+            cpu = rips_persistence(sample, max_dim)
+            checks.append({"m": m, "max_dim": max_dim, "equal": same_diagrams(gpu, cpu)})
+            print(f"check m={m} H0{'+H1' if max_dim else ''}: {'ok' if checks[-1]['equal'] else 'MISMATCH'}", flush=True)
+        for batch in args.batches:
+            points = make_batch(batch, m, args.d, seed=batch + m).to(device)
+            for max_dim in (0, 1):
+                row = {"batch": batch, "m": m, "d": args.d, "max_dim": max_dim}
+                row["torchtopo_gpu"] = rate(lambda: rips_persistence(points, max_dim), batch, args.repeats, sync)
+                if ripser_parallel is not None:
+                    host = points[: min(batch, 64)].cpu().numpy()
+                    row["giotto_ph_cpu"] = rate(
+                        lambda: [ripser_parallel(c, maxdim=max_dim, n_threads=os.cpu_count()) for c in host],
+                        len(host),
+                        max(1, args.repeats // 2),
+                        lambda: None,
+                    )
+                    row["ratio"] = row["torchtopo_gpu"] / row["giotto_ph_cpu"]
+                rows.append(row)
+                print(row, flush=True)
+    meta = {"card": card, "torch": torch.__version__, "cpu_cores": os.cpu_count(), "unit": "clouds/s, median"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "checks": checks, "rows": rows}, indent=1))
+    lines = [f"GPU: {card}; giotto-ph on the same machine's CPU ({os.cpu_count()} threads)", "",
+             "| dims | B | m | torchtopo GPU | giotto-ph CPU | ratio |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        peer = f"{row['giotto_ph_cpu']:.1f}" if "giotto_ph_cpu" in row else "n/a"
+        ratio = f"{row['ratio']:.1f}x" if "ratio" in row else "n/a"
+        lines.append(f"| H0{'+H1' if row['max_dim'] else ''} | {row['batch']} | {row['m']} | {row['torchtopo_gpu']:.1f} | {peer} | {ratio} |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    if not all(c["equal"] for c in checks):
+        raise SystemExit("GPU and CPU diagrams differ")
+
+
+if __name__ == "__main__":
+    main()
