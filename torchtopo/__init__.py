@@ -1,5 +1,6 @@
 """torchtopo: differentiable, batched topology for PyTorch."""
 
+from . import functional, plot
 from .diagrams import Diagrams
 from .rips import VietorisRips, rips_persistence
 from .losses import TopologyLoss
