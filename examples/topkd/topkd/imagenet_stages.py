@@ -285,6 +285,9 @@ def _runtime_spec(cfg, spec: Dict[str, Any], n_data: int, input_size: int) -> Di
         kwargs["n_data"] = n_data
     if name == "topkd":
         clouds = os.path.join(paths(cfg)["clouds"], "meta.json")
+        if not os.path.isfile(clouds):
+            raise FileNotFoundError(f"topkd needs the topology stages: no {clouds!r}; "
+                                    "run 'clouds diagrams ripsnet' first")
         with open(clouds) as f:
             trained_m = json.load(f)["cloud_size"]
         if trained_m != cloud_size(cfg):
