@@ -50,7 +50,10 @@ def make_batch(kind: str, batch: int, m: int, d: int, seed: int) -> np.ndarray:
 def gudhi_cloud(cloud: np.ndarray, max_dim: int, collapse: bool) -> list:
     if collapse and max_dim >= 1:
         tree = gudhi.RipsComplex(points=cloud).create_simplex_tree(max_dimension=1)
-        tree.collapse_edges(-1)
+        size = -1
+        while tree.num_simplices() != size:  # one collapse pass per call, until nothing changes
+            size = tree.num_simplices()
+            tree.collapse_edges(nb_iterations=1)
         tree.expansion(max_dim + 1)
     else:
         tree = gudhi.RipsComplex(points=cloud).create_simplex_tree(max_dimension=max_dim + 1)
@@ -94,6 +97,18 @@ def clouds_per_second(run: Callable[[], object], clouds: int, repeats: int) -> f
         run()
         times.append(time.perf_counter() - start)
     return clouds / statistics.median(times)
+
+
+def time_on_prefix(row: dict, name: str, run: Callable[[np.ndarray], object], points: np.ndarray, args) -> None:
+    """Rate of ``run`` on the whole batch, or on its first ``--min-clouds`` clouds when the whole
+    batch would take longer than ``--budget`` seconds a repeat (after a one-cloud warm-up)."""
+    start = time.perf_counter()
+    run(points[:1])
+    estimate = (time.perf_counter() - start) * len(points)
+    clouds = len(points) if estimate < args.budget else min(len(points), args.min_clouds)
+    prefix = points[:clouds]
+    row["rates"][name] = clouds_per_second(lambda: run(prefix), clouds, args.repeats)
+    row["clouds"][name] = clouds
 
 
 def check_against_gudhi(points: np.ndarray, max_dim: int, run: Callable[[torch.Tensor], object]) -> float:
@@ -149,18 +164,9 @@ def main() -> None:
                     row = {"max_dim": max_dim, "kind": kind, "m": m, "d": d, "batch": args.batch, "rates": {}, "clouds": {}}
                     for name, run in ours(max_dim).items():
                         row.setdefault("error", {})[name] = check_against_gudhi(points, max_dim, run)
-                        tensor = torch.from_numpy(points)
-                        run(tensor)  # warm-up
-                        row["rates"][name] = clouds_per_second(lambda: run(tensor), args.batch, args.repeats)
-                        row["clouds"][name] = args.batch
+                        time_on_prefix(row, name, lambda prefix: run(torch.from_numpy(prefix)), points, args)
                     for name, run in peers(max_dim, args.threads).items():
-                        start = time.perf_counter()
-                        run(points[0])
-                        estimate = (time.perf_counter() - start) * args.batch
-                        clouds = args.batch if estimate < args.budget else min(args.batch, args.min_clouds)
-                        subset = points[:clouds]
-                        row["rates"][name] = clouds_per_second(lambda: [run(c) for c in subset], clouds, args.repeats)
-                        row["clouds"][name] = clouds
+                        time_on_prefix(row, name, lambda prefix: [run(c) for c in prefix], points, args)
                     rows.append(row)
                     rates = ", ".join(f"{k}: {v:.1f}" for k, v in row["rates"].items())
                     print(f"H0{'+H1' if max_dim else ''} {kind} m={m} d={d}: {rates}", flush=True)

@@ -40,9 +40,10 @@ def test_detach_and_unbatch():
         rips_persistence(torch.randn(2, 6, 2), 0).unbatch()
 
 
-def test_generators_index_the_edges_whose_lengths_are_the_values():
-    points = torch.randn(4, 12, 3, dtype=torch.float64)
-    dgm = rips_persistence(points, 1)
+@pytest.mark.parametrize("backend", ["native", "gudhi"])
+def test_generators_index_the_edges_whose_lengths_are_the_values(backend):
+    points = torch.randn(4, 40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    dgm = rips_persistence(points, 1, backend=backend)
     for d in (0, 1):
         for b in range(4):
             m = dgm.mask[d][b]

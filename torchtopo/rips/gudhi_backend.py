@@ -22,17 +22,15 @@ def _import_gudhi():
     return gudhi
 
 
-def _cloud_generators(distances: np.ndarray, max_dim: int, max_edge: float | None, collapse: bool):
+def _cloud_generators(distances: np.ndarray, max_dim: int, max_edge: float | None):
     """Per-dimension ``(birth_edges (k, 2), death_edges (k, 2))`` of one cloud, as gudhi gives them."""
     gudhi = _import_gudhi()
     threshold = float("inf") if max_edge is None else max_edge
-    tree = gudhi.RipsComplex(distance_matrix=distances, max_edge_length=threshold).create_simplex_tree(max_dimension=1)
-    if max_dim >= 1:
-        # Edge collapse keeps the flag filtration's diagrams and, as the tests check against the
-        # uncollapsed complex, generator edges of the same lengths; it shrinks the complex a lot.
-        if collapse:
-            tree.collapse_edges(-1)
-        tree.expansion(max_dim + 1)
+    # No edge collapse: it keeps the diagram but raises the filtration values of surviving edges,
+    # so its generators are no longer the edges whose lengths are the values (tested).
+    tree = gudhi.RipsComplex(distance_matrix=distances, max_edge_length=threshold).create_simplex_tree(
+        max_dimension=max_dim + 1
+    )
     # gudhi skips the complex's top dimension unless asked: needed when that dimension is one we
     # report (a lone vertex), wasted when it is the triangles of an H1 computation.
     tree.compute_persistence(persistence_dim_max=tree.dimension() <= max_dim)
@@ -58,7 +56,6 @@ def gudhi_pairing(
     max_dim: int,
     max_edge: float | None,
     *,
-    collapse: bool = True,
     num_workers: int | None = None,
 ) -> Pairing:
     """Persistence generators of each cloud from ``gudhi.SimplexTree.flag_persistence_generators``.
@@ -77,8 +74,6 @@ def gudhi_pairing(
         Highest homology dimension computed.
     max_edge : float, optional
         Edges longer than this are left out of the filtration.
-    collapse : bool
-        Apply gudhi's edge collapse before the expansion (dimensions >= 1 only).
     """
     matrices = distances.detach().to("cpu", torch.float64).numpy()
     index = [np.arange(distances.shape[1])] * distances.shape[0]
@@ -87,7 +82,7 @@ def gudhi_pairing(
 
     def run(b: int):
         real = index[b]
-        per_dim = _cloud_generators(matrices[b][np.ix_(real, real)], max_dim, max_edge, collapse)
+        per_dim = _cloud_generators(matrices[b][np.ix_(real, real)], max_dim, max_edge)
         # Back from the real points' local numbering to the padded one; -1 stays -1.
         lookup = np.append(real, -1)
         return [(torch.from_numpy(lookup[births]), torch.from_numpy(lookup[deaths])) for births, deaths in per_dim]
