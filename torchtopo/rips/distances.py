@@ -5,17 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["pairwise_distances", "mask_distances", "edge_lengths", "safe_norm"]
-
-
-def safe_norm(diff: Tensor) -> Tensor:
-    """Euclidean norm over the last axis whose gradient at zero is 0 instead of NaN.
-
-    Duplicate points give zero-length edges; ``Tensor.norm`` would back-propagate ``0/0`` there.
-    """
-    squared = diff.square().sum(-1)
-    positive = squared > 0
-    return torch.where(positive, torch.where(positive, squared, 1.0).sqrt(), 0.0)
+__all__ = ["pairwise_distances", "mask_distances", "edge_lengths"]
 
 
 def pairwise_distances(points: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -74,4 +64,6 @@ def edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
     offsets = (torch.arange(batch, device=points.device) * n).view(batch, 1, 1)
     index = (edges.clamp_min(0) + offsets).reshape(-1)
     ends = points.reshape(batch * n, dim).index_select(0, index).view(batch, -1, 2, dim)
-    return safe_norm(ends[:, :, 0] - ends[:, :, 1])
+    # In place where autograd allows, and a fused norm: every large temporary costs page faults
+    # on the CPU. vector_norm's gradient at a zero-length edge (duplicate points) is 0, not NaN.
+    return torch.linalg.vector_norm(ends[:, :, 0].sub_(ends[:, :, 1]), dim=-1)
