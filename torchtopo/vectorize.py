@@ -8,6 +8,8 @@ on a grid. Here the two axis Gaussians factor, so a whole batch is one ``bmm`` o
 
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any, Callable, ClassVar, Sequence, Union
 
@@ -35,7 +37,7 @@ _INFINITE = ("drop", "raise")
 # --------------------------------------------------------------------------- weight functions
 
 
-class Weight:
+class Weight(abc.ABC):
     """A weight function on the (birth, persistence) plane, applied to tensors.
 
     Subclasses implement ``__call__(birth, persistence) -> Tensor`` elementwise on ``(B, K)``
@@ -52,8 +54,9 @@ class Weight:
         super().__init_subclass__(**kwargs)
         Weight._registry[cls.name] = cls
 
+    @abc.abstractmethod
     def __call__(self, birth: Tensor, persistence: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The weight of each pair, same shape as ``birth`` and ``persistence``."""
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-able dict; :func:`get_weight` turns it back into the weight."""

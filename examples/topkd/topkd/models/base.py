@@ -16,13 +16,15 @@ are sized from the models and never by hand.
 """
 from __future__ import annotations
 
+import abc
+
 from typing import Dict, List
 
 import torch
 from torch import nn
 
 
-class CifarModel(nn.Module):
+class CifarModel(nn.Module, abc.ABC):
     """Base class: subclasses set ``stage_channels`` and ``pooled_channels`` and implement
     :meth:`forward_features`.
 
@@ -47,13 +49,13 @@ class CifarModel(nn.Module):
         """
         return {"stages": list(self.stage_channels), "pooled": int(self.pooled_channels)}
 
+    @abc.abstractmethod
     def forward_features(self, x: torch.Tensor):
         """Return ``(stages, preact_stages, pooled)``; see the module docstring."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         """Map the pooled vector ``(B, C_pooled)`` to logits ``(B, num_classes)``."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor):
         """Compute logits and features.
