@@ -52,7 +52,8 @@ import yaml
 
 from . import analysis, stages
 from .config import deep_merge, load_config, preset_path, validate
-from .distillers import DISTILLERS, Distiller, feature_shapes, register
+from .distillers import DISTILLERS, feature_shapes, register
+from .distillers.topkd import TopKD
 from .models import MODELS, canonical_name
 
 #: Grid axes and their defaults (``None``: taken from the base config).
@@ -163,7 +164,7 @@ def register_layer_view(arch: str, layer: str) -> str:
 
 # ------------------------------------------------------------------------ exact-loss TopKD
 
-class ExactTopKD(Distiller):
+class ExactTopKD(TopKD):
     """TopKD with the exact topology loss (registered as ``topkd_exact`` inside
     :func:`ablation_registry`): ``gamma * CE + alpha * KD(T) + delta *
     MSE(PI(dgm(proj(f_s))), PI(dgm(f_t)))`` per cloud of ``cloud_size`` pooled features, the
@@ -180,11 +181,13 @@ class ExactTopKD(Distiller):
     """
 
     name = "topkd_exact"
-    defaults = {"gamma": 1.0, "alpha": 2.0, "temperature": 4.0, "delta": 5.0, "cloud_size": 64,
-                "vectorizer": None}
+    defaults = {**TopKD.defaults, "vectorizer": None}
+    defaults.pop("ripsnet")
 
-    def __init__(self, student, teacher, vectorizer=None, delta=5.0, cloud_size=64, **kw):
-        super().__init__(student, teacher, **kw)
+    def __init__(self, student, teacher, vectorizer=None, **kw):
+        super().__init__(student, teacher, ripsnet=vectorizer, **kw)
+
+    def _topology_loss(self, vectorizer, student_dim: int, teacher_dim: int):
         import torchtopo
 
         if isinstance(vectorizer, dict):
@@ -192,19 +195,8 @@ class ExactTopKD(Distiller):
         if not isinstance(vectorizer, torchtopo.PersistenceImage):
             raise TypeError(f"topkd_exact needs a fitted PersistenceImage (or its config dict) as "
                             f"vectorizer, got {type(vectorizer).__name__}")
-        if not isinstance(cloud_size, int) or cloud_size < 2:
-            raise ValueError(f"cloud_size must be an int >= 2, got {cloud_size!r}")
-        if not isinstance(delta, (int, float)) or delta < 0:
-            raise ValueError(f"delta must be a non-negative number, got {delta!r}")
-        self.delta, self.cloud_size = float(delta), cloud_size
-        d_s = feature_shapes(student, self.input_size)["pooled"]
-        d_t = feature_shapes(teacher, self.input_size)["pooled"]
-        self.topology = torchtopo.TopologyLoss(mode="exact", cloud_size=cloud_size,
-                                               vectorizer=vectorizer, student_dim=d_s,
-                                               teacher_dim=d_t)
-
-    def method_losses(self, logits_s, feats_s, logits_t, feats_t, **kw):
-        return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
+        return torchtopo.TopologyLoss(mode="exact", cloud_size=self.cloud_size, vectorizer=vectorizer,
+                                      student_dim=student_dim, teacher_dim=teacher_dim)
 
 
 @contextlib.contextmanager

@@ -33,21 +33,24 @@ class TopKD(Distiller):
 
     def __init__(self, student, teacher, ripsnet=None, delta=5.0, cloud_size=64, **kw):
         super().__init__(student, teacher, **kw)
-        import torchtopo
-
-        if not isinstance(ripsnet, nn.Module):
-            raise TypeError(f"topkd needs a fitted torchtopo.RipsNet as ripsnet, got "
-                            f"{type(ripsnet).__name__}")
         if not isinstance(cloud_size, int) or cloud_size < 2:
             raise ValueError(f"cloud_size must be an int >= 2, got {cloud_size!r}")
         if not isinstance(delta, (int, float)) or delta < 0:
             raise ValueError(f"delta must be a non-negative number, got {delta!r}")
         self.delta, self.cloud_size = float(delta), cloud_size
-        d_s = feature_shapes(student, self.input_size)["pooled"]
-        d_t = feature_shapes(teacher, self.input_size)["pooled"]
-        self.topology = torchtopo.TopologyLoss(mode="ripsnet", ripsnet=ripsnet,
-                                               cloud_size=cloud_size, student_dim=d_s,
-                                               teacher_dim=d_t)
+        self.topology = self._topology_loss(ripsnet, feature_shapes(student, self.input_size)["pooled"],
+                                            feature_shapes(teacher, self.input_size)["pooled"])
+
+    def _topology_loss(self, ripsnet, student_dim: int, teacher_dim: int) -> nn.Module:
+        """The ``torchtopo.TopologyLoss`` between pooled features, built from the constructor's
+        ``ripsnet`` argument (a subclass may take another source there and change the mode)."""
+        import torchtopo
+
+        if not isinstance(ripsnet, nn.Module):
+            raise TypeError(f"topkd needs a fitted torchtopo.RipsNet as ripsnet, got "
+                            f"{type(ripsnet).__name__}")
+        return torchtopo.TopologyLoss(mode="ripsnet", ripsnet=ripsnet, cloud_size=self.cloud_size,
+                                      student_dim=student_dim, teacher_dim=teacher_dim)
 
     def method_losses(self, logits_s, feats_s, logits_t, feats_t, **kw):
         return {"topo": self.delta * self.topology(feats_s["pooled"], feats_t["pooled"])}
