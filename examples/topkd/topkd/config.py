@@ -83,6 +83,27 @@ def parse_override(item: str) -> Dict[str, Any]:
     return out
 
 
+def read_yaml(path: str, overrides=()) -> Dict[str, Any]:
+    """The YAML mapping at ``path`` (``yaml.safe_load``) with ``key.sub=value`` overrides merged in.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file does not hold a mapping, or an override is malformed.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path!r}")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path!r} must hold a YAML mapping, got {type(raw).__name__}")
+    for item in overrides:
+        raw = deep_merge(raw, parse_override(item))
+    return raw
+
+
 def load_config(path: str, overrides: List[str] = ()) -> Dict[str, Any]:
     """Load a pair config (or a table config listing pair configs) merged over the defaults.
 
@@ -99,14 +120,7 @@ def load_config(path: str, overrides: List[str] = ()) -> Dict[str, Any]:
         The full config; a table config (key ``pairs``) is returned as
         ``{"pairs": [config, ...], ...}``.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file not found: {path!r}")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path!r} must hold a YAML mapping, got {type(raw).__name__}")
-    for item in overrides:
-        raw = deep_merge(raw, parse_override(item))
+    raw = read_yaml(path, overrides)
     if "pairs" in raw:
         common = {k: v for k, v in raw.items() if k not in ("pairs", "name")}
         pairs = []

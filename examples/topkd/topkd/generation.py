@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import distributed as D
 from .engine import atomic_save
-from .stages import _diagram_state, _shard, cat_diagrams, make_vectorizer, paths
+from .stages import _diagram_state, _read_meta, _shard, _write_json, cat_diagrams, make_vectorizer, paths
 
 
 def cloud_plan(num_images: int, cloud_size: int, passes: int,
@@ -83,21 +83,6 @@ class _PlannedImages(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.dataset.item(self.indices[i], self.epochs[i])[0]
-
-
-def _read_meta(folder: str):
-    path = os.path.join(folder, "meta.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def _write_json(obj, path: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def generate_clouds(teacher: nn.Module, dataset, folder: str, cloud_size: int,

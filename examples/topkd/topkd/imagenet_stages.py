@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from . import distributed as D
-from .config import deep_merge, distiller_spec, parse_override, uses_topology
+from .config import deep_merge, distiller_spec, read_yaml, uses_topology
 from .data import IndexedDataset
 from .distillers import DISTILLERS, build_distiller
 from .engine import Trainer, evaluate, seed_everything, select_device
@@ -86,17 +86,7 @@ def load_imagenet_config(path: str, overrides: List[str] = ()) -> Dict[str, Any]
     ------
     FileNotFoundError, ValueError
     """
-    import yaml
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file not found: {path!r}")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path!r} must hold a YAML mapping, got {type(raw).__name__}")
-    for item in overrides:
-        raw = deep_merge(raw, parse_override(item))
-    cfg = deep_merge(IMAGENET_DEFAULTS, raw)
+    cfg = deep_merge(IMAGENET_DEFAULTS, read_yaml(path, overrides))
     if not cfg["name"]:
         cfg["name"] = os.path.splitext(os.path.basename(path))[0]
     cfg["out_dir"] = cfg["out_dir"].format(name=cfg["name"])
