@@ -51,3 +51,111 @@ def test_h0_kernel_refuses_too_many_points():
 
     with pytest.raises(ValueError, match="points"):
         h0_pairing_triton(torch.zeros(1, MAX_POINTS + 1, 2, device=DEVICE))
+
+
+# ---- H1: filtration order, spanning forest and apparent pairs on the GPU --------------------
+
+
+def _cpu_marks(distances: torch.Tensor, mask: torch.Tensor | None, max_edge: float | None):
+    """Per cloud, the CPU path's ranks and column marks, in the original point indices."""
+    from torchtopo.rips._native_kernels import CLEARED, REDUCE, _filtration, _mark_columns
+
+    batch, n = distances.shape[:2]
+    valid = np.ones((batch, n), dtype=bool) if mask is None else mask.numpy()
+    limit = np.inf if max_edge is None else max_edge
+    for b in range(batch):
+        idx, rank, src, dst, _ = _filtration(distances[b].double().numpy(), valid[b], limit)
+        columns = _mark_columns(rank, src, dst)
+        # Apparent pairs name their third vertex among the real points: map it back.
+        original = np.where(columns >= 0, idx[np.maximum(columns, 0)], columns)
+        assert set(np.unique(columns[columns < 0]).tolist()) <= {CLEARED, REDUCE}
+        yield idx[src], idx[dst], original
+
+
+def _triton_marks_match(distances: torch.Tensor, mask: torch.Tensor | None, max_edge: float | None) -> None:
+    from torchtopo.rips.triton_h1 import mark_columns_triton
+
+    n = distances.shape[1]
+    edge_rank, columns, n_edges = (
+        t.cpu() for t in mark_columns_triton(distances.to(DEVICE), None if mask is None else mask.to(DEVICE), max_edge)
+    )
+    j, i = torch.tril_indices(n, n, -1)
+    for b, (src, dst, expected) in enumerate(_cpu_marks(distances, mask, max_edge)):
+        size = int(n_edges[b])
+        assert size == len(expected)
+        by_rank = torch.full((size, 2), -1, dtype=torch.long)
+        present = edge_rank[b] < size
+        by_rank[edge_rank[b][present].long()] = torch.stack([i[present], j[present]], dim=1)
+        assert torch.equal(by_rank, torch.from_numpy(np.stack([src, dst], axis=1)).long())
+        assert torch.equal(columns[b, :size], torch.from_numpy(expected).int())
+
+
+TIE_KINDS = ["gaussian", "grid", "duplicates", "collinear", "circle"]
+
+
+@pytest.mark.parametrize("kind", TIE_KINDS)
+@pytest.mark.parametrize(("n", "masked", "max_edge", "dtype"), [
+    (7, False, None, torch.float64),
+    (33, True, None, torch.float32),
+    (45, False, 0.8, torch.float64),  # cut below the enclosing radius: a spanning forest
+    (70, True, 1.5, torch.float32),  # three tiles of 32 per side
+])
+def test_h1_marks_equal_the_cpu_path(kind, n, masked, max_edge, dtype):
+    seed = n + TIE_KINDS.index(kind)
+    points = torch.from_numpy(np.stack([make_cloud(kind, n, 3, seed=seed + s) for s in range(2)]))
+    mask = _random_mask(2, n, torch.Generator().manual_seed(seed)) if masked else None
+    _triton_marks_match(pairwise_distances(points, mask).to(dtype), mask, max_edge)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_h1_marks_on_tiny_clouds(n):
+    _triton_marks_match(pairwise_distances(torch.randn(2, n, 2, dtype=torch.float64)), None, None)
+
+
+@pytest.mark.parametrize("kind", TIE_KINDS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("max_edge", [None, 1.0])
+def test_h1_triton_pairs_equal_the_cpu_path(kind, masked, max_edge):
+    from torchtopo.rips.native import h1_pairing
+    from torchtopo.rips.triton_h1 import h1_pairing_triton
+
+    n = 37
+    seed = 3 + TIE_KINDS.index(kind)
+    points = torch.from_numpy(np.stack([make_cloud(kind, n, 2, seed=seed + s) for s in range(3)]))
+    mask = _random_mask(3, n, torch.Generator().manual_seed(seed)) if masked else None
+    distances = pairwise_distances(points, mask)
+    got = h1_pairing_triton(distances.to(DEVICE), None if mask is None else mask.to(DEVICE), max_edge)
+    for a, b in zip(got, h1_pairing(distances, mask, max_edge)):
+        assert torch.equal(a.cpu(), b)
+
+
+def test_rips_persistence_sends_cuda_input_through_the_triton_kernels(monkeypatch):
+    """The dispatch for CUDA input (forced here on CPU tensors under the interpreter): same
+    diagrams, generators and gradients as the CPU path."""
+    import torchtopo.rips.core as core
+    from torchtopo import rips_persistence
+
+    points = torch.randn(3, 29, 4, dtype=torch.float64, requires_grad=True)
+    mask = _random_mask(3, 29, torch.Generator().manual_seed(5))
+    results = []
+    for forced in (False, True):
+        monkeypatch.setattr(core, "_use_triton", lambda source, forced=forced: forced and source is not None)
+        dgm = rips_persistence(points, 1, mask=mask)
+        (grad,) = torch.autograd.grad(dgm.persistence(0).sum() + dgm.persistence(1).sum(), points)
+        results.append((dgm, grad))
+    (cpu, cpu_grad), (gpu, gpu_grad) = results
+    for dim in (0, 1):
+        assert torch.equal(gpu.mask[dim], cpu.mask[dim])
+        assert [torch.sort(x, dim=0).values.tolist() for x in gpu.to_list(dim)] == [
+            torch.sort(x, dim=0).values.tolist() for x in cpu.to_list(dim)
+        ]
+    assert torch.equal(gpu.birth_edges[1], cpu.birth_edges[1])
+    assert torch.equal(gpu.death_edges[1], cpu.death_edges[1])
+    assert torch.allclose(gpu_grad, cpu_grad, rtol=0, atol=1e-12)
+
+
+def test_h1_kernels_refuse_too_many_points():
+    from torchtopo.rips.triton_h1 import MAX_POINTS, mark_columns_triton
+
+    with pytest.raises(ValueError, match="distances"):
+        mark_columns_triton(torch.zeros(1, MAX_POINTS + 1, MAX_POINTS + 1, device=DEVICE), None, None)

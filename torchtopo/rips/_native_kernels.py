@@ -25,6 +25,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 # Rank of an edge that is not in the (cut) filtration, and of the diagonal.
 ABSENT = np.int32(2**31 - 1)
+# Marks of a column (an edge, by rank) other than an apparent pair's third vertex ``k >= 0``.
+REDUCE = np.int32(-1)  # to be reduced
+CLEARED = np.int32(-2)  # a spanning-tree edge, paired in dimension 0
 
 
 @nb.njit(cache=True, nogil=True)
@@ -231,18 +234,15 @@ def _cancel_pairs(values, count):
 
 
 @nb.njit(cache=True, nogil=True)
-def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
-    """H1 pairs of one cloud into ``out`` ``(cap, 4)`` rows (birth i, j, death i, j); their count.
+def _filtration(dist, valid, max_edge):
+    """The edges of one cloud in filtration order.
 
-    ``stats`` receives (columns outside the spanning tree, apparent columns, reduced columns).
+    Returns ``(idx, rank, src, dst, sorted_lengths)``: the real points' indices ``(n,)``,
+    ``rank`` ``(n, n)`` int32 (``ABSENT`` on the diagonal and for edges past the cut), and the
+    endpoints ``src < dst`` and lengths of the edges by rank.
     """
     idx = np.nonzero(valid)[0]
     n = idx.shape[0]
-    stats[0] = 0
-    stats[1] = 0
-    stats[2] = 0
-    if n < 3:
-        return 0
     # Only the upper triangle is read (the one the gather reads too): exact symmetry either way.
     d = np.zeros((n, n), dtype=np.float64)
     for b in range(1, n):
@@ -283,8 +283,16 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
         rank[i, j] = r
         rank[j, i] = r
 
+    return idx, rank, src, dst, sorted_lengths
+
+
+@nb.njit(cache=True, nogil=True)
+def _mark_columns(rank, src, dst):
+    """``(n_edges,)`` int32 column marks: ``CLEARED``, an apparent pair's third vertex, or ``REDUCE``."""
+    n = rank.shape[0]
+    n_edges = src.shape[0]
+    columns = np.full(n_edges, REDUCE, dtype=np.int32)
     # Kruskal in the same order: its edges are paired in dimension 0, so their columns clear.
-    cleared = np.zeros(n_edges, dtype=np.bool_)
     parent = np.arange(n, dtype=np.int32)
     merges = 0
     for r in range(n_edges):
@@ -294,32 +302,45 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
         rv = _find(parent, dst[r])
         if ru != rv:
             parent[max(ru, rv)] = min(ru, rv)
-            cleared[r] = True
+            columns[r] = CLEARED
             merges += 1
-
     # Apparent pairs: the first k (smallest index) closing a triangle whose longest edge is r.
-    apparent = np.full(n_edges, -1, dtype=np.int32)
-    n_columns = 0
-    n_apparent = 0
     for r in range(n_edges):
-        if cleared[r]:
+        if columns[r] == CLEARED:
             continue
-        n_columns += 1
         row_i = rank[src[r]]
         row_j = rank[dst[r]]
         for k in range(n):
             if row_i[k] < r and row_j[k] < r:
-                apparent[r] = k
-                n_apparent += 1
+                columns[r] = k
                 break
+    return columns
+
+
+@nb.njit(cache=True, nogil=True)
+def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stats):
+    """Reduce the ``REDUCE`` columns of one cloud; its pairs into ``out`` ``(cap, 4)`` rows (birth
+    i, j, death i, j, as ``idx`` entries); their count.
+
+    With an empty ``sorted_lengths`` every pair is written, zero persistence included (the caller
+    filters them); otherwise only pairs whose death is longer than their birth. ``stats``
+    receives (columns outside the spanning tree, apparent columns, reduced columns).
+    """
+    n = rank.shape[0]
+    n_edges = src.shape[0]
+    n_columns = 0
+    n_residual = 0
+    for r in range(n_edges):
+        n_columns += columns[r] != CLEARED
+        n_residual += columns[r] == REDUCE
     stats[0] = n_columns
-    stats[1] = n_apparent
-    stats[2] = n_columns - n_apparent
+    stats[1] = n_columns - n_residual
+    stats[2] = n_residual
+    keep_all = sorted_lengths.shape[0] == 0
 
     # Pivot table of the reduced columns, chained per longest edge of the pivot triangle. A
     # column is stored as its reduction (the edges whose coboundaries sum to it), recomputed when
     # used, as ripser does: storing the keys instead costs a sort per column and measured slower.
-    n_residual = n_columns - n_apparent
     head = np.full(n_edges, -1, dtype=np.int32)
     entry_k = np.empty(n_residual, dtype=np.int32)
     entry_next = np.empty(n_residual, dtype=np.int32)
@@ -339,7 +360,7 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
     heap = np.empty(4 * n, dtype=np.int64)
     n_pairs = 0
     for r in range(n_edges - 1, -1, -1):  # cohomology: reverse filtration order
-        if cleared[r] or apparent[r] >= 0:
+        if columns[r] != REDUCE:
             continue
         size = _coboundary(rank, r, src[r], dst[r], n, heap)
         pivot = heap[:size].min() if size > 0 else np.int64(-1)
@@ -350,7 +371,7 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
         while pivot >= 0:
             top = pivot // n
             k = pivot - top * n
-            if apparent[top] == k:  # the apparent column of ``top``: its plain coboundary
+            if columns[top] == k:  # the apparent column of ``top``: its plain coboundary
                 start = -1
                 length = 1
             else:
@@ -404,13 +425,24 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
         head[top] = n_entries
         n_entries += 1
         n_stored += n_reduction
-        if sorted_lengths[top] > sorted_lengths[r]:
+        if keep_all or sorted_lengths[top] > sorted_lengths[r]:
             out[n_pairs, 0] = idx[src[r]]
             out[n_pairs, 1] = idx[dst[r]]
             out[n_pairs, 2] = idx[src[top]]
             out[n_pairs, 3] = idx[dst[top]]
             n_pairs += 1
     return n_pairs
+
+
+@nb.njit(cache=True, nogil=True)
+def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
+    """H1 pairs of one cloud from its distances into ``out`` ``(cap, 4)`` rows; their count."""
+    stats[:] = 0
+    if np.count_nonzero(valid) < 3:
+        return 0
+    idx, rank, src, dst, sorted_lengths = _filtration(dist, valid, max_edge)
+    columns = _mark_columns(rank, src, dst)
+    return _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stats)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -441,3 +473,43 @@ def h1_batch(dist, valid, max_edge, bitmap_bits, out, counts, stats, start, stop
     """
     for b in range(start, stop):
         counts[b] = _h1_cloud(dist[b], valid[b], max_edge, bitmap_bits, out[b], stats[b])
+
+
+@nb.njit(cache=True, nogil=True)
+def h1_reduce_batch(edge_rank, columns, n_edges, n, bitmap_bits, out, counts, stats, start, stop):
+    """The reduction alone, for clouds whose filtration and column marks were computed elsewhere
+    (by the GPU kernels of :mod:`torchtopo.rips.triton_h1`); clouds ``start .. stop - 1``.
+
+    Parameters
+    ----------
+    edge_rank : ndarray
+        ``(B, E)`` int32, ``E = N (N - 1) / 2``: the rank of each edge ``(i, j)``, ``i < j``,
+        listed in combinatorial order (by ``j``, then ``i``); ranks ``>= n_edges[b]`` are edges
+        outside the filtration.
+    columns : ndarray
+        ``(B, E)`` int32 marks by rank (``CLEARED``, ``REDUCE`` or an apparent pair's ``k``).
+    n_edges : ndarray
+        ``(B,)`` int64 edges in each cloud's filtration.
+    n : int
+        Points per cloud ``N`` (masked ones have no edge in the filtration).
+    bitmap_bits, out, counts, stats, start, stop
+        As for :func:`h1_batch`; every pair is written, zero persistence included.
+    """
+    idx = np.arange(n)
+    no_lengths = np.empty(0, dtype=np.float64)
+    for b in range(start, stop):
+        size = n_edges[b]
+        rank = np.full((n, n), ABSENT, dtype=np.int32)
+        src = np.empty(size, dtype=np.int32)
+        dst = np.empty(size, dtype=np.int32)
+        e = 0
+        for j in range(1, n):
+            for i in range(j):
+                r = edge_rank[b, e]
+                if r < size:
+                    rank[i, j] = r
+                    rank[j, i] = r
+                    src[r] = i
+                    dst[r] = j
+                e += 1
+        counts[b] = _reduce(rank, src, dst, columns[b, :size], no_lengths, idx, bitmap_bits, out[b], stats[b])

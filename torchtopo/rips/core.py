@@ -70,18 +70,20 @@ def _matrix_lengths(distances: Tensor, edges: Tensor) -> Tensor:
     return distances[batch, index[..., 0], index[..., 1]]
 
 
-def _use_triton(points: Tensor | None) -> bool:
-    """The Triton H0 kernel runs on CUDA points when Triton is installed."""
+def _use_triton(source: Tensor | None) -> bool:
+    """The Triton kernels run on CUDA input (points for H0, distances for H1) of at most 2048
+    points per cloud when Triton is installed."""
     from .triton_support import triton_available
 
-    return points is not None and points.is_cuda and points.shape[1] <= 2048 and triton_available()
+    return source is not None and source.is_cuda and source.shape[1] <= 2048 and triton_available()
 
 
 def _native_pairing(
     points: Tensor | None, matrix: Tensor | None, mask: Tensor | None, lengths, max_dim: int, max_edge: float | None
 ) -> Pairing:
     """Native pairing of dimensions 0 (and 1): H0 by the Triton kernel on CUDA points or batched
-    Prim, H1 by the compiled cohomology reduction on the CPU."""
+    Prim; H1 by the compiled cohomology reduction on the CPU, its order, spanning forest and
+    apparent pairs computed by the Triton kernels first for CUDA input."""
     triton_h0 = _use_triton(points)
     order = None
     if max_dim == 1 or not triton_h0:
@@ -102,8 +104,10 @@ def _native_pairing(
         deaths = deaths.masked_fill(too_long.unsqueeze(-1), -1)
     per_dim = [(births, deaths, valid)]
     if max_dim == 1:
-        from .native import h1_pairing
-
+        if _use_triton(order):
+            from .triton_h1 import h1_pairing_triton as h1_pairing
+        else:
+            from .native import h1_pairing
         per_dim.append(h1_pairing(order, mask, max_edge))
     births, deaths, valid = zip(*per_dim)
     return Pairing(births, deaths, valid)
@@ -153,8 +157,9 @@ def rips_persistence(
     backend : {"auto", "native", "gudhi"}
         ``"native"`` (dimensions 0 and 1): H0 by batched Prim on the input's device (a Triton
         kernel for CUDA points, a numba kernel on the CPU, tensor operations elsewhere); H1 by
-        ripser's cohomology reduction with clearing and apparent pairs, compiled with numba, one
-        clouds split across threads on the CPU. ``"gudhi"``: gudhi's ``flag_persistence_generators`` on
+        ripser's cohomology reduction with clearing and apparent pairs, compiled with numba,
+        clouds split across threads on the CPU (for CUDA input, Triton kernels order the edges
+        and find the spanning forest and the apparent pairs on the GPU first). ``"gudhi"``: gudhi's ``flag_persistence_generators`` on
         the CPU, one cloud per thread; any ``max_dim``. ``"auto"``: native
         for ``max_dim <= 1`` (H1 needs numba), gudhi otherwise.
     num_workers : int, optional

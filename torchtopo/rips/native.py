@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ._numba_threads import run_on_threads
 
-__all__ = ["h1_pairing", "apparent_share"]
+__all__ = ["h1_pairing", "apparent_share", "reduce_marked_columns"]
 
 
 def _kernels():
@@ -42,6 +42,30 @@ BITMAP_BITS = 1 << 27
 OUTPUT_BYTES = 1 << 28
 
 
+def _run_in_chunks(batch: int, n: int, kernel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``kernel(out, counts, stats, first, last)`` over ``batch`` clouds of ``n`` points, ranges
+    of clouds on threads, a chunk of clouds at a time; the padded rows ``(B, K, 4)`` int32,
+    ``counts`` ``(B,)`` and ``stats`` ``(B, 3)``."""
+    cap = max(1, n * (n - 1) // 2 - (n - 1))
+    chunk = max(torch.get_num_threads(), OUTPUT_BYTES // (16 * cap))
+    counts = np.zeros(batch, dtype=np.int64)
+    stats = np.zeros((batch, 3), dtype=np.int64)
+    pieces = []
+    for start in range(0, batch, chunk):
+        stop = min(start + chunk, batch)
+        # np.empty maps pages lazily: only the rows written are touched.
+        out = np.empty((stop - start, cap, 4), dtype=np.int32)
+        targets = (out, counts[start:stop], stats[start:stop])
+        run_on_threads(lambda first, last: kernel(start, *targets, first, last), stop - start)
+        pieces.append(out[:, : counts[start:stop].max(initial=0)])
+    k = int(counts.max(initial=0))
+    rows = np.full((batch, k, 4), -1, dtype=np.int32)
+    for start, piece in zip(range(0, batch, chunk), pieces):
+        rows[start : start + piece.shape[0], : piece.shape[1]] = piece
+    rows[np.arange(k) >= counts[:, None]] = -1  # the unwritten rows of np.empty
+    return rows, counts, stats
+
+
 def _h1_arrays(
     distances: Tensor, mask: Tensor | None, max_edge: float | None, bitmap_bits: int = BITMAP_BITS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,24 +80,30 @@ def _h1_arrays(
         else mask.detach().to("cpu").contiguous().numpy()
     )
     limit = float("inf") if max_edge is None else float(max_edge)
-    cap = max(1, n * (n - 1) // 2 - (n - 1))
-    chunk = max(torch.get_num_threads(), OUTPUT_BYTES // (16 * cap))
-    counts = np.zeros(batch, dtype=np.int64)
-    stats = np.zeros((batch, 3), dtype=np.int64)
-    pieces = []
-    for start in range(0, batch, chunk):
-        stop = min(start + chunk, batch)
-        # np.empty maps pages lazily: only the rows written are touched.
-        out = np.empty((stop - start, cap, 4), dtype=np.int32)
-        arrays = (dist[start:stop], valid[start:stop], limit, bitmap_bits, out, counts[start:stop], stats[start:stop])
-        run_on_threads(lambda first, last: kernels.h1_batch(*arrays, first, last), stop - start)
-        pieces.append(out[:, : counts[start:stop].max(initial=0)])
-    k = int(counts.max(initial=0))
-    rows = np.full((batch, k, 4), -1, dtype=np.int32)
-    for start, piece in zip(range(0, batch, chunk), pieces):
-        rows[start : start + piece.shape[0], : piece.shape[1]] = piece
-    rows[np.arange(k) >= counts[:, None]] = -1  # the unwritten rows of np.empty
-    return rows, counts, stats
+
+    def kernel(offset, out, counts, stats, first, last):
+        clouds = slice(offset, offset + out.shape[0])
+        kernels.h1_batch(dist[clouds], valid[clouds], limit, bitmap_bits, out, counts, stats, first, last)
+
+    return _run_in_chunks(batch, n, kernel)
+
+
+def reduce_marked_columns(
+    edge_rank: np.ndarray, columns: np.ndarray, n_edges: np.ndarray, n: int, bitmap_bits: int = BITMAP_BITS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reduction alone, for a filtration ordered and marked elsewhere (the GPU kernels of
+    :mod:`torchtopo.rips.triton_h1`); see :func:`torchtopo.rips._native_kernels.h1_reduce_batch`
+    for the arrays. Rows include pairs of zero persistence. Returns ``(rows, counts, stats)``
+    as the CPU path does."""
+    kernels = _kernels()
+
+    def kernel(offset, out, counts, stats, first, last):
+        clouds = slice(offset, offset + out.shape[0])
+        kernels.h1_reduce_batch(
+            edge_rank[clouds], columns[clouds], n_edges[clouds], n, bitmap_bits, out, counts, stats, first, last
+        )
+
+    return _run_in_chunks(edge_rank.shape[0], n, kernel)
 
 
 @torch.no_grad()
