@@ -159,9 +159,9 @@ def rips_persistence(
         kernel for CUDA points, a numba kernel on the CPU, tensor operations elsewhere); H1 by
         ripser's cohomology reduction with clearing and apparent pairs, compiled with numba,
         clouds split across threads on the CPU (for CUDA input, Triton kernels order the edges
-        and find the spanning forest and the apparent pairs on the GPU first). ``"gudhi"``: gudhi's ``flag_persistence_generators`` on
-        the CPU, one cloud per thread; any ``max_dim``. ``"auto"``: native
-        for ``max_dim <= 1`` (H1 needs numba), gudhi otherwise.
+        and find the spanning forest and the apparent pairs on the GPU first). ``"gudhi"``:
+        gudhi's ``flag_persistence_generators`` on the CPU, one cloud per thread; any
+        ``max_dim``. ``"auto"``: native for ``max_dim <= 1`` (H1 needs numba), gudhi otherwise.
     num_workers : int, optional
         Threads of the gudhi backend (default: all cores).
 
