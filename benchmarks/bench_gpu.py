@@ -1,10 +1,12 @@
 """GPU check and timing: one prepared script for a lent CUDA machine.
 
-1. Correctness: for every shape, the diagrams computed from CUDA points (Triton H0 kernel,
-   native H1) equal those computed from the same points on the CPU, exactly as multisets.
+1. Correctness: for every shape, the diagrams computed from CUDA points (Triton H0 kernel;
+   H1 ordered, cleared and marked by the Triton kernels, the rest reduced on the CPU) equal
+   those computed from the same points on the CPU, and the H1 generators are identical.
 2. Timing: clouds/s of ``rips_persistence`` on the GPU for B in {64, 1024}, m in {64, 128, 256},
    d = 512, H0 and H0+H1, against giotto-ph on the same machine's CPU (all its cores) when it is
-   installed. The native path needs no gudhi.
+   installed; for H0+H1 also the seconds of the GPU marking and of the CPU reduction. The
+   native path needs no gudhi.
 
     python benchmarks/bench_gpu.py --out benchmarks/results/gpu.json
 
@@ -24,6 +26,8 @@ import numpy as np
 import torch
 
 from torchtopo import rips_persistence
+from torchtopo.rips.distances import pairwise_distances
+from torchtopo.rips.native import reduce_marked_columns
 
 
 def make_batch(batch: int, m: int, d: int, seed: int) -> torch.Tensor:
@@ -38,6 +42,23 @@ def same_diagrams(a, b) -> bool:
             if x.shape != y.shape or not np.allclose(x, y, rtol=1e-5, atol=0):
                 return False
     return True
+
+
+def stage_seconds(points: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median seconds of the two H1 stages on CUDA points: GPU marks (with the distances), CPU reduction."""
+    from torchtopo.rips.triton_h1 import mark_columns_triton
+
+    marks, reduce = [], []
+    for _ in range(repeats + 1):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        edge_rank, columns, n_edges = mark_columns_triton(pairwise_distances(points), None, None)
+        torch.cuda.synchronize()
+        middle = time.perf_counter()
+        reduce_marked_columns(edge_rank.cpu().numpy(), columns.cpu().numpy(), n_edges.cpu().numpy(), points.shape[1])
+        marks.append(middle - start)
+        reduce.append(time.perf_counter() - middle)
+    return {"marks_gpu_s": statistics.median(marks[1:]), "transfer_and_reduce_cpu_s": statistics.median(reduce[1:])}
 
 
 def rate(run, clouds: int, repeats: int, sync) -> float:
@@ -77,13 +98,19 @@ def main() -> None:
         for max_dim in (0, 1):
             gpu = rips_persistence(sample.to(device), max_dim)
             cpu = rips_persistence(sample, max_dim)
-            checks.append({"m": m, "max_dim": max_dim, "equal": same_diagrams(gpu, cpu)})
+            equal = same_diagrams(gpu, cpu)
+            if max_dim == 1:
+                equal &= torch.equal(gpu.birth_edges[1].cpu(), cpu.birth_edges[1])
+                equal &= torch.equal(gpu.death_edges[1].cpu(), cpu.death_edges[1])
+            checks.append({"m": m, "max_dim": max_dim, "equal": bool(equal)})
             print(f"check m={m} H0{'+H1' if max_dim else ''}: {'ok' if checks[-1]['equal'] else 'MISMATCH'}", flush=True)
         for batch in args.batches:
             points = make_batch(batch, m, args.d, seed=batch + m).to(device)
             for max_dim in (0, 1):
                 row = {"batch": batch, "m": m, "d": args.d, "max_dim": max_dim}
                 row["torchtopo_gpu"] = rate(lambda: rips_persistence(points, max_dim), batch, args.repeats, sync)
+                if max_dim == 1 and device.type == "cuda":
+                    row.update(stage_seconds(points, args.repeats))
                 if ripser_parallel is not None:
                     host = points[: min(batch, 64)].cpu().numpy()
                     row["giotto_ph_cpu"] = rate(
@@ -99,11 +126,17 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "checks": checks, "rows": rows}, indent=1))
     lines = [f"GPU: {card}; giotto-ph on the same machine's CPU ({os.cpu_count()} threads)", "",
-             "| dims | B | m | torchtopo GPU | giotto-ph CPU | ratio |", "|---|---|---|---|---|---|"]
+             "| dims | B | m | torchtopo GPU | giotto-ph CPU | ratio | H1 marks, GPU (s) | H1 reduction, CPU (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         peer = f"{row['giotto_ph_cpu']:.1f}" if "giotto_ph_cpu" in row else "n/a"
         ratio = f"{row['ratio']:.1f}x" if "ratio" in row else "n/a"
-        lines.append(f"| H0{'+H1' if row['max_dim'] else ''} | {row['batch']} | {row['m']} | {row['torchtopo_gpu']:.1f} | {peer} | {ratio} |")
+        marks = f"{row['marks_gpu_s']:.4f}" if "marks_gpu_s" in row else ""
+        reduce = f"{row['transfer_and_reduce_cpu_s']:.4f}" if "marks_gpu_s" in row else ""
+        dims = "H0+H1" if row["max_dim"] else "H0"
+        lines.append(
+            f"| {dims} | {row['batch']} | {row['m']} | {row['torchtopo_gpu']:.1f} | {peer} | {ratio} | {marks} | {reduce} |"
+        )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if not all(c["equal"] for c in checks):
