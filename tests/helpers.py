@@ -42,6 +42,26 @@ def clouds(draw, max_points: int = 30, kinds=KINDS, scales=(1e-3, 1.0, 1e3)):
     return make_cloud(kind, n, dim, seed, scale)
 
 
+@st.composite
+def padded_batches(draw):
+    """Clouds of the adversarial kinds, padded with masked decoys at random slots."""
+    batch = draw(st.integers(1, 3))
+    dim = draw(st.sampled_from([1, 2, 3, 8]))
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    sizes = [draw(st.integers(1, 24)) for _ in range(batch)]
+    width = max(sizes) + draw(st.integers(0, 5))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(batch, width, dim)) * scale  # the decoys where masked
+    mask = np.zeros((batch, width), dtype=bool)
+    for b, size in enumerate(sizes):
+        kind = draw(st.sampled_from(KINDS))
+        slots = np.sort(rng.choice(width, size, replace=False))
+        points[b, slots] = make_cloud(kind, size, dim, seed + b, scale)
+        mask[b, slots] = True
+    return points, mask
+
+
 def gudhi_diagrams(points: np.ndarray, max_dim: int, max_edge: float | None = None) -> list[np.ndarray]:
     """Finite diagrams ``[(k_d, 2)]`` of gudhi's Rips complex on the exact float64 distances."""
     x = np.asarray(points, dtype=np.float64)

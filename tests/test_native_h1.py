@@ -9,7 +9,7 @@ import gudhi
 import numpy as np
 import pytest
 import torch
-from helpers import KINDS, make_cloud
+from helpers import make_cloud, padded_batches
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,26 +50,6 @@ def _gudhi(matrix: np.ndarray, max_edge: float | None, collapse: bool = False) -
     # persistence_dim_max: otherwise a complex without edges reports no H0 at all.
     tree.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
     return [_multiset(tree.persistence_intervals_in_dimension(d)) for d in (0, 1)]
-
-
-@st.composite
-def padded_batches(draw):
-    """Clouds of the adversarial kinds, padded with masked decoys at random slots."""
-    batch = draw(st.integers(1, 3))
-    dim = draw(st.sampled_from([1, 2, 3, 8]))
-    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
-    sizes = [draw(st.integers(1, 24)) for _ in range(batch)]
-    width = max(sizes) + draw(st.integers(0, 5))
-    seed = draw(st.integers(0, 2**31 - 1))
-    rng = np.random.default_rng(seed)
-    points = rng.normal(size=(batch, width, dim)) * scale  # the decoys where masked
-    mask = np.zeros((batch, width), dtype=bool)
-    for b, size in enumerate(sizes):
-        kind = draw(st.sampled_from(KINDS))
-        slots = np.sort(rng.choice(width, size, replace=False))
-        points[b, slots] = make_cloud(kind, size, dim, seed + b, scale)
-        mask[b, slots] = True
-    return points, mask
 
 
 @given(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import make_cloud
+from helpers import make_cloud, padded_batches
+from hypothesis import given
+from hypothesis import strategies as st
 
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
 from torchtopo.rips.h0 import h0_pairing
@@ -105,6 +107,13 @@ def test_h1_marks_equal_the_cpu_path(kind, n, masked, max_edge, dtype):
     points = torch.from_numpy(np.stack([make_cloud(kind, n, 3, seed=seed + s) for s in range(2)]))
     mask = _random_mask(2, n, torch.Generator().manual_seed(seed)) if masked else None
     _triton_marks_match(pairwise_distances(points, mask).to(dtype), mask, max_edge)
+
+
+@given(batch=padded_batches(), dtype=st.sampled_from([torch.float32, torch.float64]), cut=st.sampled_from([None, 0.5]))
+def test_h1_marks_equal_the_cpu_path_on_padded_adversarial_batches(batch, dtype, cut):
+    points, mask = (torch.from_numpy(a) for a in batch)
+    scale = float(points.abs().max()) or 1.0
+    _triton_marks_match(pairwise_distances(points, mask).to(dtype), mask, None if cut is None else cut * scale)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
