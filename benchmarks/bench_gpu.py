@@ -16,7 +16,6 @@ Writes the JSON and a markdown table (``.md`` beside it) naming the card.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import RESULTS, clouds_per_second, machine, write_results
 
 from torchtopo import rips_persistence
 from torchtopo.rips.distances import pairwise_distances
@@ -61,32 +61,20 @@ def stage_seconds(points: torch.Tensor, repeats: int) -> dict[str, float]:
     return {"marks_gpu_s": statistics.median(marks[1:]), "transfer_and_reduce_cpu_s": statistics.median(reduce[1:])}
 
 
-def rate(run, clouds: int, repeats: int, sync) -> float:
-    run()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - start)
-    return clouds / statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
     parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--d", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "gpu.json", help=".json; the .md table goes beside it")
     parser.add_argument("--device", default="cuda", help="'cpu' only to dry-run the script itself")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_gpu.py needs a CUDA device")
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)"
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
     try:
         from gph import ripser_parallel
     except ImportError:
@@ -114,24 +102,24 @@ def main() -> None:
             points = make_batch(batch, m, args.d, seed=batch + m).to(device)
             for max_dim in (0, 1):
                 row = {"batch": batch, "m": m, "d": args.d, "max_dim": max_dim}
-                row["torchtopo_gpu"] = rate(lambda: rips_persistence(points, max_dim), batch, args.repeats, sync)
+                row["torchtopo_gpu"] = clouds_per_second(
+                    lambda: rips_persistence(points, max_dim), batch, args.repeats, warmup=1, sync=sync
+                )
                 if max_dim == 1 and device.type == "cuda":
                     row.update(stage_seconds(points, args.repeats))
                 if ripser_parallel is not None:
                     host = points[: min(batch, 64)].cpu().numpy()
-                    row["giotto_ph_cpu"] = rate(
+                    row["giotto_ph_cpu"] = clouds_per_second(
                         lambda: [ripser_parallel(c, maxdim=max_dim, n_threads=os.cpu_count()) for c in host],
                         len(host),
                         max(1, args.repeats // 2),
-                        lambda: None,
+                        warmup=1,
                     )
                     row["ratio"] = row["torchtopo_gpu"] / row["giotto_ph_cpu"]
                 rows.append(row)
                 print(row, flush=True)
-    meta = {"card": card, "torch": torch.__version__, "cpu_cores": os.cpu_count(), "unit": "clouds/s, median"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "checks": checks, "rows": rows}, indent=1))
-    lines = [f"GPU: {card}; giotto-ph on the same machine's CPU ({os.cpu_count()} threads)", "",
+    meta = {"card": card, "machine": machine(), "unit": "clouds/s, median"}
+    lines = [f"GPU: {card}; CPU: {meta['machine']}; giotto-ph on the same machine's CPU ({os.cpu_count()} threads)", "",
              "| dims | B | m | torchtopo GPU | giotto-ph CPU | ratio | H1 marks, GPU (s) | H1 reduction, CPU (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -143,8 +131,7 @@ def main() -> None:
         lines.append(
             f"| {dims} | {row['batch']} | {row['m']} | {row['torchtopo_gpu']:.1f} | {peer} | {ratio} | {marks} | {reduce} |"
         )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, {"meta": meta, "checks": checks, "rows": rows}, "\n".join(lines))
     if not all(c["equal"] for c in checks):
         raise SystemExit("GPU and CPU diagrams differ")
 

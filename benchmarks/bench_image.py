@@ -21,22 +21,16 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
-import json
-import platform
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
+from common import RESULTS, interleaved_medians, machine, write_results
 from gudhi.representations import PersistenceImage as GudhiPI
 from persim import PersistenceImager
 from ripser import ripser
 
 from torchtopo import Diagrams, PersistenceImage
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def diagram_sets(unique: int, seed: int) -> dict[str, list[np.ndarray]]:
@@ -54,24 +48,10 @@ def diagram_sets(unique: int, seed: int) -> dict[str, list[np.ndarray]]:
     return {"H1 gaussian": bars(gaussian, 1), "H1 circles": bars(circles, 1), "H0": bars(h0, 0)}
 
 
-def median_times(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each call, timed round-robin so that a shared machine's load weighs on
-    every implementation alike."""
-    for fn in calls.values():
-        fn()  # warm-up (allocations, lazy imports, kernel caches)
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    results = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+    results = {"machine": machine(), "torch": torch.__version__,
                "threads": args.threads, "device": str(device), "batch": args.batch,
                "resolution": args.resolution, "sets": {}}
     n = args.resolution
@@ -124,7 +104,7 @@ def run(args: argparse.Namespace) -> dict:
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-        timed = median_times({"torchtopo": ours_call, "gudhi": lambda: gudhi.transform(diagrams),
+        timed = interleaved_medians({"torchtopo": ours_call, "gudhi": lambda: gudhi.transform(diagrams),
                               "torchtopo_persim": ours_persim_call, "persim": lambda: imager.transform(prefix)},
                              args.repeats)
         row.update({f"{name}_s": seconds for name, seconds in timed.items()})
@@ -173,10 +153,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_image")
     args = parser.parse_args()
     results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.out, results, markdown(results))
 
 
 if __name__ == "__main__":

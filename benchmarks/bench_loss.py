@@ -19,19 +19,14 @@ median over ``--steps`` steps (variants interleaved step by step) and its ratio 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from common import RESULTS, interleaved_medians, machine, write_results
 from torch import nn
 from torch.nn import functional as F
 
 from torchtopo import PersistenceImage, RipsNet, TopologyLoss, rips_persistence
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class SmallCNN(nn.Module):
@@ -106,23 +101,14 @@ def run(args: argparse.Namespace) -> dict:
     teacher = SmallCNN(32, 128).to(device).eval()
     images = torch.randn(args.batch, 3, 32, 32, device=device)
     labels = torch.randint(0, 100, (args.batch,), device=device)
-    results = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+    results = {"machine": machine(), "torch": torch.__version__,
                "threads": args.threads, "device": str(device), "batch": args.batch, "steps": args.steps,
                "variants": {}}
     steps = {name: make_step(args, teacher, images, labels, topology, device)
              for name, topology in variants(teacher, images, device).items()}
-    for step in steps.values():  # warm-up
-        for _ in range(3):
-            step()
-    # Round-robin, so that a shared machine's load weighs on every variant alike.
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.steps):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    for name, samples in times.items():
-        results["variants"][name] = {"step_ms": 1e3 * statistics.median(samples)}
+    seconds = interleaved_medians(steps, args.steps, warmup=3)
+    for name, median in seconds.items():
+        results["variants"][name] = {"step_ms": 1e3 * median}
     base = results["variants"]["kd"]["step_ms"]
     for row in results["variants"].values():
         row["ratio_to_kd"] = row["step_ms"] / base
@@ -153,10 +139,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_loss")
     args = parser.parse_args()
     results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.out, results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ Writes ``results/native_h1.json`` and ``results/native_h1.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
 import time
 from functools import partial
 from pathlib import Path
@@ -27,11 +24,18 @@ from pathlib import Path
 import gudhi
 import numba
 import torch
-from bench_rips import RESULTS, check_against_gudhi, clouds_per_second, make_batch, peers
+from bench_rips import check_against_gudhi, make_batch, peers
+from common import (
+    RESULTS,
+    clouds_per_second,
+    interleaved_medians,
+    machine,
+    write_results,
+)
 
+from torchtopo import rips_persistence
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
 from torchtopo.rips.h0 import h0_pairing
-from torchtopo import rips_persistence
 from torchtopo.rips.native import apparent_share, h1_pairing
 from torchtopo.rips.pairing import Pairing, gather_diagrams
 
@@ -86,15 +90,8 @@ def main() -> None:
                 estimate = (time.perf_counter() - start) * args.batch
                 count = args.batch if estimate < args.budget else min(args.batch, args.min_clouds)
                 runs[name] = (partial(lambda run, subset: [run(c) for c in subset], run, points[:count]), count)
-            # Repeats interleave the implementations, so a change in the load of a shared machine
-            # hits all of them alike and the ratios stay meaningful.
-            times = {name: [] for name in runs}
-            for _ in range(args.repeats):
-                for name, (call, _count) in runs.items():
-                    start = time.perf_counter()
-                    call()
-                    times[name].append(time.perf_counter() - start)
-            rates = {name: runs[name][1] / statistics.median(times[name]) for name in runs}
+            seconds = interleaved_medians({name: call for name, (call, _) in runs.items()}, args.repeats, warmup=0)
+            rates = {name: runs[name][1] / seconds[name] for name in runs}
             clouds = {name: runs[name][1] for name in runs}
             share = apparent_share(pairwise_distances(tensor))
             split = stages(tensor, args.repeats)
@@ -105,16 +102,12 @@ def main() -> None:
             print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.1f}" for k, v in rates.items()) + f", apparent {share:.3f}, "
                   + "ms per batch: " + ", ".join(f"{k} {v:.0f}" for k, v in split.items()), flush=True)
     meta = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"numba {numba.__version__}, gudhi {gudhi.__version__}, threads {args.threads}",
+        "machine": machine(numba=numba.__version__, gudhi=gudhi.__version__) + f", threads {args.threads}",
         "unit": "clouds/s, median over repeats",
         "load": f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    table = markdown(rows)
-    args.out.with_suffix(".md").write_text(f"{meta['machine']}; {meta['unit']}; {meta['load']}\n\n{table}\n")
-    print(table)
+    table = f"{meta['machine']}; {meta['unit']}; {meta['load']}\n\n{markdown(rows)}"
+    write_results(args.out, {"meta": meta, "rows": rows}, table)
 
 
 def markdown(rows: list[dict]) -> str:

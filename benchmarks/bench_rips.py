@@ -19,9 +19,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import json
-import platform
-import statistics
 import time
 import warnings
 from pathlib import Path
@@ -30,10 +27,9 @@ from typing import Callable
 import gudhi
 import numpy as np
 import torch
+from common import RESULTS, clouds_per_second, machine, write_results
 
 from torchtopo import rips_persistence
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def make_batch(kind: str, batch: int, m: int, d: int, seed: int) -> np.ndarray:
@@ -90,15 +86,6 @@ def ours(max_dim: int) -> dict[str, Callable[[torch.Tensor], object]]:
     return found
 
 
-def clouds_per_second(run: Callable[[], object], clouds: int, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return clouds / statistics.median(times)
-
-
 def time_on_prefix(row: dict, name: str, run: Callable[[np.ndarray], object], points: np.ndarray, args) -> None:
     """Rate of ``run`` on the whole batch, or on its first ``--min-clouds`` clouds when the whole
     batch would take longer than ``--budget`` seconds a repeat (after a one-cloud warm-up)."""
@@ -128,15 +115,6 @@ def check_against_gudhi(points: np.ndarray, max_dim: int, run: Callable[[torch.T
     return worst
 
 
-def cpu_name() -> str:
-    """The processor's model name (Linux), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -148,7 +126,7 @@ def main() -> None:
     parser.add_argument("--min-clouds", type=int, default=4, help="peers slower than --budget s are timed on this many")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds a peer may spend per repeat")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", type=Path, default=RESULTS / "rips.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "rips.json", help=".json; the .md table goes beside it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # ripser warns about point clouds with d >= m, which are what we mean to pass.
@@ -171,19 +149,15 @@ def main() -> None:
                     rates = ", ".join(f"{k}: {v:.1f}" for k, v in row["rates"].items())
                     print(f"H0{'+H1' if max_dim else ''} {kind} m={m} d={d}: {rates}", flush=True)
     meta = {
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"gudhi {gudhi.__version__}, threads {args.threads}",
+        "machine": machine(gudhi=gudhi.__version__) + f", threads {args.threads}",
         "unit": "clouds/s, median over repeats",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     table = (
         f"Vietoris-Rips persistence, B = {args.batch} clouds, {meta['machine']}. "
         f"Rates in clouds/s (median of {args.repeats}); slow peers timed on a prefix of the batch.\n\n"
         + markdown(rows)
     )
-    args.out.with_suffix(".md").write_text(table + "\n")
-    print(table)
+    write_results(args.out, {"meta": meta, "rows": rows}, table)
 
 
 def markdown(rows: list[dict]) -> str:
