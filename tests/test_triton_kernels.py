@@ -207,3 +207,14 @@ def test_kernels_compile_to_cubin_for_a100_and_h100(tmp_path):
     result = subprocess.run([sys.executable, "-c", _COMPILE_ALL], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "compiled 3 kernels" in result.stdout
+
+
+def test_h1_triton_batches_split_into_chunks_give_the_same_pairs(monkeypatch):
+    import torchtopo.rips.triton_h1 as triton_h1
+
+    points = torch.randn(5, 23, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    distances = pairwise_distances(points).to(DEVICE)
+    whole = triton_h1.h1_pairing_triton(distances, None, None)
+    monkeypatch.setattr(triton_h1, "MARK_ELEMENTS", 2 * 23 * 23)  # two clouds per chunk
+    for a, b in zip(triton_h1.h1_pairing_triton(distances, None, None), whole):
+        assert torch.equal(a, b)

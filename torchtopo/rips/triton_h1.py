@@ -22,6 +22,7 @@ run under ``TRITON_INTERPRET=1`` on CPU tensors, which is how the tests check th
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -32,6 +33,9 @@ from .native import reduce_marked_columns
 __all__ = ["h1_pairing_triton", "mark_columns_triton", "MAX_POINTS"]
 
 MAX_POINTS = 2048  # one cloud's Prim vector must fit in a program's registers
+# Entries of the (clouds, N, N) int32 rank matrix per chunk of clouds (1 GiB), which bounds the
+# device memory of a call whatever the batch size.
+MARK_ELEMENTS = 1 << 28
 
 # The constants of :mod:`torchtopo.rips._native_kernels` (which needs numba, not imported here).
 _ABSENT = tl.constexpr(2**31 - 1)
@@ -153,10 +157,20 @@ def h1_pairing_triton(distances: Tensor, mask: Tensor | None, max_edge: float | 
     device of ``distances``), and the same pairs.
     """
     batch, n = distances.shape[:2]
-    edge_rank, columns, n_edges = mark_columns_triton(distances, mask, max_edge)
-    rows, counts, _ = reduce_marked_columns(
-        edge_rank.cpu().numpy(), columns.cpu().numpy(), n_edges.cpu().numpy(), n
-    )
+    # A chunk of clouds at a time, so the (chunk, N, N) rank matrix stays within MARK_ELEMENTS.
+    chunk = max(1, MARK_ELEMENTS // (n * n))
+    pieces, counts = [], []
+    for start in range(0, batch, chunk):
+        clouds = slice(start, start + chunk)
+        marks = mark_columns_triton(distances[clouds], None if mask is None else mask[clouds], max_edge)
+        rows, piece_counts, _ = reduce_marked_columns(*(t.cpu().numpy() for t in marks), n)
+        pieces.append(rows)
+        counts.append(piece_counts)
+    width = max(piece.shape[1] for piece in pieces) if pieces else 0
+    rows = np.concatenate(
+        [np.pad(piece, ((0, 0), (0, width - piece.shape[1]), (0, 0)), constant_values=-1) for piece in pieces]
+    ) if pieces else np.full((0, 0, 4), -1, dtype=np.int32)
+    counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     device = distances.device
     rows = torch.from_numpy(rows).to(device=device, dtype=torch.long)
     births, deaths = rows[..., :2], rows[..., 2:]
