@@ -116,6 +116,13 @@ def test_h1_marks_equal_the_cpu_path_on_padded_adversarial_batches(batch, dtype,
     _triton_marks_match(pairwise_distances(points, mask).to(dtype), mask, None if cut is None else cut * scale)
 
 
+@pytest.mark.parametrize("kind", ["gaussian", "circle", "grid"])
+def test_h1_marks_on_clouds_of_130_points(kind):
+    """Five tiles per side (the last one partial), as the benchmark sizes cross tiles."""
+    points = torch.from_numpy(make_cloud(kind, 130, 3, seed=130)[None])
+    _triton_marks_match(pairwise_distances(points), None, None)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_h1_marks_on_tiny_clouds(n):
     _triton_marks_match(pairwise_distances(torch.randn(2, n, 2, dtype=torch.float64)), None, None)
