@@ -28,7 +28,6 @@ markdown), while ``exact_dist`` is still defined (the exact image does not depen
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -382,10 +381,8 @@ def write_table8(rows: List[Dict[str, Any]], out_dir: str) -> str:
     if not rows:
         raise ValueError("rows is empty: nothing to tabulate")
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "table8.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        w.writeheader()
-        w.writerows({k: r[k] for k in COLUMNS} for r in rows)
+    stages.write_csv(os.path.join(out_dir, "table8.csv"),
+                     [{k: r[k] for k in COLUMNS} for r in rows])
     pairs: Dict[str, List[Dict[str, Any]]] = {}
     for r in rows:
         pairs.setdefault(r["pair"], []).append(r)

@@ -16,13 +16,18 @@ import yaml
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 LOW_LR_MODELS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 
+#: The run settings every suite config has, CIFAR or ImageNet: the run's name (default: its
+#: file's), its table, the output folder (``{name}`` is filled in), the student seeds, the
+#: device and whether progress lines are printed.
+RUN_DEFAULTS: Dict[str, Any] = {"name": None, "table": None, "out_dir": "runs/{name}",
+                                "seeds": [0], "device": "auto", "progress": True}
+
+#: The RipsNet fit of :func:`topkd.stages.stage_ripsnet`, which both suites run.
+RIPSNET_DEFAULTS: Dict[str, Any] = {"epochs": 500, "batch_size": 32, "lr": 5e-4, "patience": 50,
+                                    "val_fraction": 0.1, "pooling": None}
+
 DEFAULTS: Dict[str, Any] = {
-    "name": None,
-    "table": None,
-    "out_dir": "runs/{name}",
-    "seeds": [0],
-    "device": "auto",
-    "progress": True,
+    **RUN_DEFAULTS,
     "dataset": {"name": "cifar100", "root": "./data", "download": True, "verify": True,
                 "num_workers": 4, "batch_size": 64, "train_subset": None, "test_subset": None},
     "train": {"epochs": 240, "lr": None, "momentum": 0.9, "weight_decay": 5e-4,
@@ -36,9 +41,7 @@ DEFAULTS: Dict[str, Any] = {
                    "topkd_crd": {"name": "topkd", "gamma": 1.0, "alpha": 2.0, "delta": 5.0,
                                  "temperature": 4.0, "extra": [{"name": "crd", "beta": 0.8}]}},
     "topology": {"cloud_size": 64, "passes": 1, "shard_size": 128, "max_dim": 0,
-                 "faithful": False, "num_workers": None,
-                 "ripsnet": {"epochs": 500, "batch_size": 32, "lr": 5e-4, "patience": 50,
-                             "val_fraction": 0.1, "pooling": None}},
+                 "faithful": False, "num_workers": None, "ripsnet": RIPSNET_DEFAULTS},
     "paper": {},
 }
 
@@ -83,8 +86,10 @@ def parse_override(item: str) -> Dict[str, Any]:
     return out
 
 
-def read_yaml(path: str, overrides=()) -> Dict[str, Any]:
+def read_yaml(path: str, overrides=(), kind: str = "config") -> Dict[str, Any]:
     """The YAML mapping at ``path`` (``yaml.safe_load``) with ``key.sub=value`` overrides merged in.
+
+    ``kind`` names what the file holds in the not-found error (``"config"``, ``"grid"``).
 
     Raises
     ------
@@ -94,7 +99,7 @@ def read_yaml(path: str, overrides=()) -> Dict[str, Any]:
         If the file does not hold a mapping, or an override is malformed.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file not found: {path!r}")
+        raise FileNotFoundError(f"{kind} file not found: {path!r}")
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
@@ -128,7 +133,15 @@ def load_config(path: str, overrides: List[str] = ()) -> Dict[str, Any]:
             sub = os.path.join(os.path.dirname(path), entry)
             pairs.append(deep_merge(load_config(sub), common))
         return {"name": raw.get("name", os.path.basename(path)[:-5]), "pairs": pairs}
-    cfg = deep_merge(DEFAULTS, raw)
+    return merge_over_defaults(raw, DEFAULTS, path)
+
+
+def merge_over_defaults(raw: Dict[str, Any], defaults: Dict[str, Any],
+                        path: str) -> Dict[str, Any]:
+    """The pair config ``raw`` read from ``path``, merged over ``defaults`` (:data:`DEFAULTS`
+    or the ImageNet suite's), named after its file when it names no run, with the ``{name}``
+    of ``out_dir`` filled in."""
+    cfg = deep_merge(defaults, raw)
     if not cfg["name"]:
         cfg["name"] = os.path.splitext(os.path.basename(path))[0]
     cfg["out_dir"] = cfg["out_dir"].format(name=cfg["name"])

@@ -16,7 +16,6 @@ shard.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
@@ -28,7 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import distributed as D
 from .engine import atomic_save
-from .stages import _diagram_state, _read_meta, _shard, _write_json, cat_diagrams, make_vectorizer, paths
+from .stages import (_read_meta, _require_complete, _shard, _write_json, images_meta,
+                     load_vectorizer, paths, save_diagram_shard, save_image_shard,
+                     save_vectorizer)
 
 
 def cloud_plan(num_images: int, cloud_size: int, passes: int,
@@ -192,16 +193,11 @@ def generate_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     FileNotFoundError
         When the clouds are not complete.
     """
-    import torchtopo
-
     p = paths(cfg)
     meta = _read_meta(p["images"])
     if meta and meta.get("complete"):
         return meta
-    clouds_meta = _read_meta(p["clouds"])
-    if not clouds_meta or not clouds_meta.get("complete"):
-        raise FileNotFoundError(f"no complete point clouds in {p['clouds']!r}: run 'clouds' first")
-    topo = cfg["topology"]
+    clouds_meta = _require_complete(p["clouds"], "point clouds", "clouds")
     n = clouds_meta["num_shards"]
     tic = time.perf_counter()
     if D.is_main():
@@ -209,29 +205,17 @@ def generate_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
         os.makedirs(p["images"], exist_ok=True)
     D.barrier()
     for k in my_shards(n):
-        if not os.path.isfile(_shard(p["diagrams"], k)):
-            clouds = torch.load(_shard(p["clouds"], k), weights_only=True)
-            dgm = torchtopo.rips_persistence(clouds, max_dim=topo["max_dim"],
-                                             num_workers=topo["num_workers"])
-            atomic_save(_diagram_state(dgm), _shard(p["diagrams"], k))
+        save_diagram_shard(cfg, k)
     D.barrier()
-    vec_path = os.path.join(p["images"], "vectorizer.json")
-    if D.is_main() and not os.path.isfile(vec_path):
-        states = [torch.load(_shard(p["diagrams"], k), weights_only=True) for k in range(n)]
-        _write_json(make_vectorizer(cfg).fit(cat_diagrams(states)).to_config(), vec_path)
+    if D.is_main():
+        save_vectorizer(cfg, n)
     D.barrier()
-    with open(vec_path) as f:
-        pi = torchtopo.PersistenceImage.from_config(json.load(f))
+    pi = load_vectorizer(cfg)
     for k in my_shards(n):
-        if not os.path.isfile(_shard(p["images"], k)):
-            state = torch.load(_shard(p["diagrams"], k), weights_only=True)
-            atomic_save(pi(cat_diagrams([state])).flatten(1).float(), _shard(p["images"], k))
+        save_image_shard(cfg, pi, k)
     D.barrier()
-    seconds = time.perf_counter() - tic
-    meta = {"num_images": clouds_meta["num_clouds"], "num_features": pi.num_features,
-            "max_dim": topo["max_dim"], "faithful": topo["faithful"],
-            "world_size": D.world_size(), "seconds": seconds,
-            "clouds_per_second": clouds_meta["num_clouds"] / max(seconds, 1e-9), "complete": True}
+    meta = dict(images_meta(cfg, clouds_meta, pi, time.perf_counter() - tic),
+                world_size=D.world_size())
     if D.is_main():
         _write_json(meta, os.path.join(p["images"], "meta.json"))
     D.barrier()

@@ -24,6 +24,7 @@ clouds are cut from the global batch exactly as one process would; ``null`` gath
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, Dict, List, Optional
@@ -32,24 +33,20 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from . import distributed as D
-from .config import deep_merge, distiller_spec, read_yaml, uses_topology
+from .config import (RIPSNET_DEFAULTS, RUN_DEFAULTS, distiller_spec, merge_over_defaults,
+                     read_yaml, uses_topology)
 from .data import IndexedDataset
 from .distillers import DISTILLERS, build_distiller
 from .engine import Trainer, evaluate, seed_everything, select_device
 from .generation import generate_clouds, generate_diagrams
 from .imagenet import (IMAGENET_MODELS, NORMS, ContrastIndexedDataset, SeededDataset,
                        build_imagenet_model, image_folder, load_torchvision_weights)
-from .stages import load_ripsnet, paths, stage_ripsnet
+from .stages import load_ripsnet, paths, run_pair, stage_ripsnet
 
 AMP_DTYPES = ("bfloat16", "float16")
 
 IMAGENET_DEFAULTS: Dict[str, Any] = {
-    "name": None,
-    "table": None,
-    "out_dir": "runs/{name}",
-    "seeds": [0],
-    "device": "auto",
-    "progress": True,
+    **RUN_DEFAULTS,
     "dataset": {"name": "imagenet", "root": "./data/imagenet", "num_classes": 1000,
                 "batch_size": 256, "eval_batch_size": 256, "num_workers": 8,
                 "input_size": 224, "resize": 256},
@@ -67,8 +64,7 @@ IMAGENET_DEFAULTS: Dict[str, Any] = {
                    "crd": {"name": "crd", "gamma": 1.0, "alpha": 0.0, "beta": 0.8}},
     "topology": {"cloud_size": None, "gather": None, "passes": 1, "shard_size": 128,
                  "max_dim": 0, "faithful": False, "num_workers": None,
-                 "ripsnet": {"epochs": 500, "batch_size": 32, "lr": 5e-4, "patience": 50,
-                             "val_fraction": 0.1, "pooling": None}},
+                 "ripsnet": RIPSNET_DEFAULTS},
     "paper": {},
 }
 
@@ -86,10 +82,7 @@ def load_imagenet_config(path: str, overrides: List[str] = ()) -> Dict[str, Any]
     ------
     FileNotFoundError, ValueError
     """
-    cfg = deep_merge(IMAGENET_DEFAULTS, read_yaml(path, overrides))
-    if not cfg["name"]:
-        cfg["name"] = os.path.splitext(os.path.basename(path))[0]
-    cfg["out_dir"] = cfg["out_dir"].format(name=cfg["name"])
+    cfg = merge_over_defaults(read_yaml(path, overrides), IMAGENET_DEFAULTS, path)
     if cfg["teacher"]["checkpoint"]:
         cfg["teacher"]["checkpoint"] = os.path.expanduser(cfg["teacher"]["checkpoint"])
     return cfg
@@ -374,26 +367,19 @@ def stage_student(cfg: Dict[str, Any], entry: str, seed: int, resume: bool = Fal
     return summary
 
 
+def _result_columns(student: Dict[str, Any], teacher: Dict[str, Any]) -> Dict[str, Any]:
+    return {"last_top1": student["last_acc"], "best_top1": student["best_acc"],
+            "last_top5": student["last_top5"], "best_top5": student["best_top5"],
+            "teacher_top1": teacher["top1"], "teacher_top5": teacher["top5"]}
+
+
 def run_all(cfg: Dict[str, Any], entries: Optional[List[str]] = None,
             seeds: Optional[List[int]] = None, resume: bool = False) -> List[Dict[str, Any]]:
-    """Every stage of one pair, then one student per entry and seed; returns one row per run."""
-    entries = list(entries or cfg["compare"])
-    seeds = list(seeds if seeds is not None else cfg["seeds"])
-    teacher = stage_teacher(cfg)
-    if any(uses_topology(distiller_spec(cfg, e)) for e in entries):
-        stage_clouds(cfg)
-        stage_diagrams(cfg)
-        stage_ripsnet_main(cfg)
-    rows = []
-    for entry in entries:
-        for seed in seeds:
-            s = stage_student(cfg, entry, seed, resume=resume)
-            rows.append({"pair": cfg["name"], "teacher": cfg["teacher"]["arch"],
-                         "student": cfg["student"]["arch"], "distiller": entry, "seed": seed,
-                         "last_top1": s["last_acc"], "best_top1": s["best_acc"],
-                         "last_top5": s["last_top5"], "best_top5": s["best_top5"],
-                         "teacher_top1": teacher["top1"], "teacher_top5": teacher["top5"]})
-    return rows
+    """Every stage of one pair, then one student per entry and seed
+    (:func:`topkd.stages.run_pair`); returns one row per run."""
+    return run_pair(cfg, entries, seeds, stage_teacher,
+                    (stage_clouds, stage_diagrams, stage_ripsnet_main),
+                    functools.partial(stage_student, resume=resume), _result_columns)
 
 
 def write_table(rows: List[Dict[str, Any]], cfg: Dict[str, Any], out_dir: str) -> str:

@@ -19,12 +19,13 @@ Layout under ``cfg["out_dir"]``::
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import math
 import os
 import statistics
 import time
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -161,6 +162,20 @@ def _read_meta(folder: str):
         return json.load(f)
 
 
+def _require_complete(folder: str, what: str, stage: str) -> Dict[str, Any]:
+    """The ``meta.json`` of ``folder``, where the stage ``stage`` writes ``what``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``stage`` has not completed ``folder`` yet.
+    """
+    meta = _read_meta(folder)
+    if not meta or not meta.get("complete"):
+        raise FileNotFoundError(f"no complete {what} in {folder!r}: run {stage!r} first")
+    return meta
+
+
 def _write_json(obj, path: str) -> None:
     if not D.is_main():
         return
@@ -279,6 +294,60 @@ def cat_diagrams(states: List[Dict[str, List[torch.Tensor]]]):
     return Diagrams(**fields)
 
 
+def save_diagram_shard(cfg: Dict[str, Any], k: int) -> None:
+    """Rips persistence (``torchtopo.rips_persistence``, up to ``topology.max_dim``) of cloud
+    shard ``k``, saved as diagram shard ``k`` unless it is already on disk."""
+    import torchtopo
+
+    p, topo = paths(cfg), cfg["topology"]
+    if not os.path.isfile(_shard(p["diagrams"], k)):
+        clouds = torch.load(_shard(p["clouds"], k), weights_only=True)
+        dgm = torchtopo.rips_persistence(clouds, max_dim=topo["max_dim"],
+                                         num_workers=topo["num_workers"])
+        atomic_save(_diagram_state(dgm), _shard(p["diagrams"], k))
+
+
+def _vectorizer_path(cfg: Dict[str, Any]) -> str:
+    return os.path.join(paths(cfg)["images"], "vectorizer.json")
+
+
+def save_vectorizer(cfg: Dict[str, Any], num_shards: int) -> None:
+    """Fit :func:`make_vectorizer` on the diagrams of all ``num_shards`` shards and write its
+    parameters to ``images/vectorizer.json``, unless that file exists."""
+    path = _vectorizer_path(cfg)
+    if not os.path.isfile(path):
+        folder = paths(cfg)["diagrams"]
+        states = [torch.load(_shard(folder, k), weights_only=True) for k in range(num_shards)]
+        _write_json(make_vectorizer(cfg).fit(cat_diagrams(states)).to_config(), path)
+
+
+def load_vectorizer(cfg: Dict[str, Any]):
+    """The fitted vectoriser of ``images/vectorizer.json`` (:func:`save_vectorizer`)."""
+    import torchtopo
+
+    with open(_vectorizer_path(cfg)) as f:
+        return torchtopo.PersistenceImage.from_config(json.load(f))
+
+
+def save_image_shard(cfg: Dict[str, Any], vectorizer, k: int) -> None:
+    """The persistence images ``(S, P)`` float32 of diagram shard ``k``, saved as image shard
+    ``k`` unless it is already on disk."""
+    p = paths(cfg)
+    if not os.path.isfile(_shard(p["images"], k)):
+        state = torch.load(_shard(p["diagrams"], k), weights_only=True)
+        atomic_save(vectorizer(cat_diagrams([state])).flatten(1).float(), _shard(p["images"], k))
+
+
+def images_meta(cfg: Dict[str, Any], clouds_meta: Dict[str, Any], vectorizer,
+                seconds: float) -> Dict[str, Any]:
+    """The ``meta.json`` of complete images: the clouds' count, the vectoriser's width, the
+    topology settings and the time the diagrams and images took."""
+    topo = cfg["topology"]
+    return {"num_images": clouds_meta["num_clouds"], "num_features": vectorizer.num_features,
+            "max_dim": topo["max_dim"], "faithful": topo["faithful"], "seconds": seconds,
+            "clouds_per_second": clouds_meta["num_clouds"] / max(seconds, 1e-9), "complete": True}
+
+
 @D.main_only
 def stage_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Rips persistence of every cloud shard (``torchtopo.rips_persistence``: native batched H0,
@@ -291,42 +360,22 @@ def stage_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     dict
         ``meta.json`` of the images: ``num_features``, ``seconds``, ``clouds_per_second``.
     """
-    import torchtopo
-
     p = paths(cfg)
     meta = _read_meta(p["images"])
     if meta and meta.get("complete"):
         return meta
-    clouds_meta = _read_meta(p["clouds"])
-    if not clouds_meta or not clouds_meta.get("complete"):
-        raise FileNotFoundError(f"no complete point clouds in {p['clouds']!r}: run 'clouds' first")
+    clouds_meta = _require_complete(p["clouds"], "point clouds", "clouds")
     os.makedirs(p["diagrams"], exist_ok=True)
     os.makedirs(p["images"], exist_ok=True)
-    topo = cfg["topology"]
     n = clouds_meta["num_shards"]
     tic = time.perf_counter()
     for k in range(n):
-        if not os.path.isfile(_shard(p["diagrams"], k)):
-            clouds = torch.load(_shard(p["clouds"], k), weights_only=True)
-            dgm = torchtopo.rips_persistence(clouds, max_dim=topo["max_dim"],
-                                             num_workers=topo["num_workers"])
-            atomic_save(_diagram_state(dgm), _shard(p["diagrams"], k))
-    states = [torch.load(_shard(p["diagrams"], k), weights_only=True) for k in range(n)]
-    vec_path = os.path.join(p["images"], "vectorizer.json")
-    if os.path.isfile(vec_path):
-        with open(vec_path) as f:
-            pi = torchtopo.PersistenceImage.from_config(json.load(f))
-    else:
-        pi = make_vectorizer(cfg).fit(cat_diagrams(states))
-        _write_json(pi.to_config(), vec_path)
-    for k, state in enumerate(states):
-        if not os.path.isfile(_shard(p["images"], k)):
-            images = pi(cat_diagrams([state])).flatten(1).float()
-            atomic_save(images, _shard(p["images"], k))
-    seconds = time.perf_counter() - tic
-    meta = {"num_images": clouds_meta["num_clouds"], "num_features": pi.num_features,
-            "max_dim": topo["max_dim"], "faithful": topo["faithful"], "seconds": seconds,
-            "clouds_per_second": clouds_meta["num_clouds"] / max(seconds, 1e-9), "complete": True}
+        save_diagram_shard(cfg, k)
+    save_vectorizer(cfg, n)
+    pi = load_vectorizer(cfg)
+    for k in range(n):
+        save_image_shard(cfg, pi, k)
+    meta = images_meta(cfg, clouds_meta, pi, time.perf_counter() - tic)
     _write_json(meta, os.path.join(p["images"], "meta.json"))
     return meta
 
@@ -371,13 +420,10 @@ def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if os.path.isfile(metrics_path):
         with open(metrics_path) as f:
             return json.load(f)
-    img_meta = _read_meta(p["images"])
-    if not img_meta or not img_meta.get("complete"):
-        raise FileNotFoundError(f"no complete images in {p['images']!r}: run 'diagrams' first")
+    _require_complete(p["images"], "images", "diagrams")
     n = _read_meta(p["clouds"])["num_shards"]
     clouds, targets = _load_shards(p["clouds"], n), _load_shards(p["images"], n)
-    with open(os.path.join(p["images"], "vectorizer.json")) as f:
-        pi = torchtopo.PersistenceImage.from_config(json.load(f))
+    pi = load_vectorizer(cfg)
     rn_cfg = cfg["topology"]["ripsnet"]
     seed_everything(cfg["teacher"]["seed"])
     model = torchtopo.RipsNet.for_features(clouds.shape[-1], targets.shape[-1],
@@ -483,32 +529,71 @@ def stage_student(cfg: Dict[str, Any], entry: str, seed: int) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------------------ all / table
 
-def run_all(cfg: Dict[str, Any], entries=None, seeds=None) -> List[Dict[str, Any]]:
-    """Every stage for one pair: teacher, then (when a distiller needs it) clouds, diagrams and
-    RipsNet, then one student per ``compare`` entry and seed.
+def run_pair(cfg: Dict[str, Any], entries, seeds, teacher_stage: Callable,
+             topology_stages: Sequence[Callable], student_stage: Callable,
+             result_columns: Callable) -> List[Dict[str, Any]]:
+    """The order of the stages of one pair, shared by the CIFAR and ImageNet ``run_all``:
+    ``teacher_stage(cfg)``, then (when a distiller of ``entries`` needs the topology) each of
+    ``topology_stages`` on ``cfg``, then ``student_stage(cfg, entry, seed)`` per entry and seed.
+
+    Parameters
+    ----------
+    entries : list of str, optional
+        ``compare`` entries; default all of ``cfg["compare"]``.
+    seeds : list of int, optional
+        Default ``cfg["seeds"]``.
+    result_columns : callable
+        ``(student summary, teacher summary) -> dict``: the columns of a run's row that follow
+        ``pair``, ``teacher``, ``student``, ``distiller`` and ``seed``.
 
     Returns
     -------
     list of dict
-        One row per student run: ``pair``, ``distiller``, ``seed``, ``last_acc``, ``best_acc``.
+        One row per student run.
     """
     entries = list(entries or cfg["compare"])
     seeds = list(seeds if seeds is not None else cfg["seeds"])
-    teacher = stage_teacher(cfg)
+    teacher = teacher_stage(cfg)
     if any(uses_topology(distiller_spec(cfg, e)) for e in entries):
-        stage_clouds(cfg)
-        stage_diagrams(cfg)
-        stage_ripsnet(cfg)
+        for stage in topology_stages:
+            stage(cfg)
     rows = []
     for entry in entries:
         for seed in seeds:
-            s = stage_student(cfg, entry, seed)
+            summary = student_stage(cfg, entry, seed)
             rows.append({"pair": cfg["name"], "teacher": cfg["teacher"]["arch"],
                          "student": cfg["student"]["arch"], "distiller": entry, "seed": seed,
-                         "last_acc": s["last_acc"], "best_acc": s["best_acc"],
-                         "best_epoch": s["best_epoch"], "step_time": s["step_time_mean"],
-                         "teacher_last_acc": teacher.get("last_acc", teacher.get("accuracy"))})
+                         **result_columns(summary, teacher)})
     return rows
+
+
+def _result_columns(student: Dict[str, Any], teacher: Dict[str, Any]) -> Dict[str, Any]:
+    return {"last_acc": student["last_acc"], "best_acc": student["best_acc"],
+            "best_epoch": student["best_epoch"], "step_time": student["step_time_mean"],
+            "teacher_last_acc": teacher.get("last_acc", teacher.get("accuracy"))}
+
+
+def run_all(cfg: Dict[str, Any], entries=None, seeds=None) -> List[Dict[str, Any]]:
+    """Every stage for one pair: teacher, then (when a distiller needs it) clouds, diagrams and
+    RipsNet, then one student per ``compare`` entry and seed (:func:`run_pair`).
+
+    Returns
+    -------
+    list of dict
+        One row per student run: ``pair``, ``teacher``, ``student``, ``distiller``, ``seed``,
+        ``last_acc``, ``best_acc``, ``best_epoch``, ``step_time``, ``teacher_last_acc``.
+    """
+    return run_pair(cfg, entries, seeds, stage_teacher,
+                    (stage_clouds, stage_diagrams, stage_ripsnet), stage_student, _result_columns)
+
+
+def write_csv(path: str, rows: List[Dict[str, Any]]) -> None:
+    """Write ``rows`` to the CSV file ``path``: a header of the first row's keys, then one line
+    per row."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _mean_std(values: List[float]) -> str:
@@ -526,13 +611,8 @@ def write_table(rows: List[Dict[str, Any]], cfgs: List[Dict[str, Any]], out_dir:
     str
         The markdown text.
     """
-    import csv
-
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(os.path.join(out_dir, "results.csv"), rows)
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["pair"], r["distiller"]), []).append(r)

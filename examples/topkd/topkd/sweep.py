@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import itertools
 import json
 import math
@@ -48,10 +47,9 @@ import statistics
 from typing import Any, Dict, List, Optional
 
 import torch.nn.functional as F
-import yaml
 
 from . import analysis, stages
-from .config import deep_merge, load_config, preset_path, validate
+from .config import deep_merge, load_config, preset_path, read_yaml, validate
 from .distillers import DISTILLERS, feature_shapes, register
 from .distillers.topkd import TopKD
 from .models import MODELS, canonical_name
@@ -232,12 +230,7 @@ def load_grid(path: str) -> Dict[str, Any]:
     FileNotFoundError, ValueError
         Missing file, unknown keys or axes, empty or non-list axis values, bad values.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"grid file not found: {path!r}")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path!r} must hold a YAML mapping, got {type(raw).__name__}")
+    raw = read_yaml(path, kind="grid")
     unknown = set(raw) - {"name", "base", "set", "out_dir", "seeds", "analysis_clouds", "grid"}
     if unknown:
         raise ValueError(f"{path!r}: unknown keys {sorted(unknown)}")
@@ -444,11 +437,8 @@ def write_sweep_table(rows: List[Dict[str, Any]], out_dir: str, title: str = "")
         raise ValueError("rows is empty: nothing to tabulate")
     os.makedirs(out_dir, exist_ok=True)
     summary = summarize(rows)
-    for name, table in (("runs.csv", rows), ("sweep.csv", summary)):
-        with open(os.path.join(out_dir, name), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(table[0]))
-            w.writeheader()
-            w.writerows(table)
+    stages.write_csv(os.path.join(out_dir, "runs.csv"), rows)
+    stages.write_csv(os.path.join(out_dir, "sweep.csv"), summary)
     n = summary[0]["n"]
     lines = [f"Ablation {title}: mean ± std over {n} seed(s). Top-1 (%) at the best and the last "
              "epoch; ‖p_S − p_T‖ between exact images, ‖p̂_S − p_S‖ the RipsNet's error on the "

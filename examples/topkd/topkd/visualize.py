@@ -61,6 +61,16 @@ def _writer(cfg):
     return SummaryWriter(os.path.join(analysis_dir(cfg), "tb"))
 
 
+def _save_analysis_figure(cfg, fig, filename: str, tag: str) -> str:
+    """Write ``fig`` as ``<out_dir>/analysis/<filename>`` and to the pair's TensorBoard under
+    ``tag``; returns the PNG's path."""
+    writer = _writer(cfg)
+    try:
+        return _save(fig, os.path.join(analysis_dir(cfg), filename), writer, tag)
+    finally:
+        writer.close()
+
+
 # -------------------------------------------------------------------- features and scores
 
 @torch.no_grad()
@@ -427,12 +437,8 @@ def diagram_comparison(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0,
                  f"||p_S - p_T|| = {float((images['student'] - images['teacher']).norm(dim=1).mean()):.4f}",
                  fontsize=10)
     fig.tight_layout()
-    writer = _writer(cfg)
-    try:
-        return _save(fig, os.path.join(analysis_dir(cfg), f"diagrams_{entry}_seed{seed}.png"),
-                     writer, f"diagrams/{entry}/seed{seed}")
-    finally:
-        writer.close()
+    return _save_analysis_figure(cfg, fig, f"diagrams_{entry}_seed{seed}.png",
+                                 f"diagrams/{entry}/seed{seed}")
 
 
 # --------------------------------------------------------------------------- trajectory
@@ -635,9 +641,5 @@ def trajectory_figure(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, 
     _, vectorizer = load_pair_topology(cfg)
     fig = plot_trajectory(path, vectorizer, 0, f"{cfg['name']}: {entry} student (seed {seed}) "
                                                f"approaching the teacher's topology")
-    writer = _writer(cfg)
-    try:
-        return _save(fig, os.path.join(analysis_dir(cfg), f"trajectory_{entry}_seed{seed}.png"),
-                     writer, f"trajectory/{entry}/seed{seed}")
-    finally:
-        writer.close()
+    return _save_analysis_figure(cfg, fig, f"trajectory_{entry}_seed{seed}.png",
+                                 f"trajectory/{entry}/seed{seed}")
