@@ -231,6 +231,30 @@ def test_fit_quantile_bandwidth_range_and_normalize():
         PersistenceImage().fit([torch.zeros(0, 2), torch.tensor([[0.0, math.inf]])])
 
 
+def test_topkd_bandwidth_is_the_official_rule():
+    """``bandwidth="topkd"``: the official dg_to_PI, a full distance matrix of the first 200
+    stacked points, distances above 1e-5, numpy's 0.2-quantile; ``"quantile"`` uses every
+    point and leaves out only exact ties. H0-like diagrams with tied deaths exercise both."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(3)
+    deaths = [np.round(rng.gamma(2.0, 1.0, 63), 1) for _ in range(5)]  # ties from the rounding
+    diagrams = [np.stack([np.zeros(63), d], 1) for d in deaths]
+    tensors = as_tensors(diagrams, torch.float64)
+    points = np.concatenate(diagrams)  # birth 0: (birth, persistence) = (birth, death)
+    official = cdist(points[:200], points[:200]).flatten()
+    official = np.quantile(official[official > 1e-5], 0.2)
+    fitted = PersistenceImage((1, 20), "topkd", dims=(0,), h0="image").fit(tensors)
+    assert fitted.bandwidth_[0] == pytest.approx(official, rel=1e-12)
+    everything = pdist(points)
+    fitted = PersistenceImage((1, 20), "quantile", dims=(0,)).fit(tensors)
+    assert fitted.bandwidth_[0] == pytest.approx(np.quantile(everything[everything > 0], 0.2), rel=1e-12)
+    assert PersistenceImage.topkd(faithful=True).bandwidth == "topkd"
+    assert PersistenceImage.topkd(faithful=False).bandwidth == "quantile"
+    with pytest.raises(ValueError, match="two distinct diagram points"):
+        PersistenceImage((1, 20), "quantile", dims=(0,)).fit([torch.tensor([[0.0, 1.0], [0.0, 1.0]])])
+
+
 def test_config_round_trip_is_json_and_exact():
     dgm = Diagrams.from_list([[torch.tensor([[0.0, 0.4], [0.0, 1.1], [0.0, 0.7]])]])
     pi = PersistenceImage.topkd(faithful=True).fit(dgm)
@@ -252,7 +276,9 @@ def test_topkd_presets():
     assert torch.equal(faithful, faithful[..., :1].expand_as(faithful))
     corrected = PersistenceImage.topkd(faithful=False).fit(dgm)(dgm)
     assert corrected.shape == (1, 20)
-    torch.testing.assert_close(corrected, faithful[..., 0])
+    # The curve is one column of the image fitted with the same bandwidth rule.
+    image = PersistenceImage((20, 20), "quantile", "topkd", dims=(0,), h0="image", normalize=True).fit(dgm)(dgm)
+    torch.testing.assert_close(corrected, image[..., 0])
 
 
 def test_weights_are_tensor_functions():

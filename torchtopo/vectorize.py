@@ -453,29 +453,40 @@ def persistence_curve(
 DiagramsLike = Union[Diagrams, Tensor, Sequence[Tensor]]
 
 
-def _quantile_bandwidth(points: Tensor, q: float, max_points: int = 2048) -> float:
-    """q-quantile of the distances between distinct points of ``points`` ``(P, 2)``.
+# Bandwidths that ``fit`` learns: see :func:`_quantile_bandwidth`.
+_FITTED_BANDWIDTHS = ("quantile", "topkd")
+# TopKD's official rule reads the first 200 stacked diagram points and ignores distances up to 1e-5.
+_TOPKD_POINTS, _TOPKD_MIN_DISTANCE = 200, 1e-5
 
-    Above ``max_points`` points a fixed-seed random subset is used, so the rule stays
-    deterministic and memory stays bounded.
+
+def _quantile_bandwidth(points: Tensor, q: float, rule: str = "quantile", max_points: int = 2048) -> float:
+    """q-quantile of the distances between the diagram points ``points`` ``(P, 2)``.
+
+    ``rule="quantile"``: every pair of points once, zero distances (tied points) left out; above
+    ``max_points`` points a fixed-seed random subset, so the rule stays deterministic and memory
+    bounded. ``rule="topkd"``: TopKD's official code (``ripsnet_utils.dg_to_PI``), the first 200
+    points, every ordered pair (a full distance matrix), distances above 1e-5.
     """
-    if points.shape[0] > max_points:
-        generator = torch.Generator().manual_seed(0)
-        points = points[torch.randperm(points.shape[0], generator=generator)[:max_points]]
-    distances = torch.nn.functional.pdist(points.detach().double())
+    if rule == "topkd":
+        distances = torch.nn.functional.pdist(points[:_TOPKD_POINTS].detach().double())
+        distances = torch.cat([distances, distances])
+        distances = distances[distances > _TOPKD_MIN_DISTANCE]
+    else:
+        if points.shape[0] > max_points:
+            generator = torch.Generator().manual_seed(0)
+            points = points[torch.randperm(points.shape[0], generator=generator)[:max_points]]
+        distances = torch.nn.functional.pdist(points.detach().double())
+        distances = distances[distances > 0]
     count = distances.numel()
     if count == 0:
-        raise ValueError("bandwidth='quantile' needs at least two diagram points to fit")
+        raise ValueError(f"bandwidth={rule!r} needs two distinct diagram points to fit")
     # torch.quantile's linear interpolation from two order statistics: selection (kthvalue) is
     # linear time where quantile sorts all ~2 million distances.
     position = q * (count - 1)
-    below = int(math.floor(position))
+    below = math.floor(position)
     low = torch.kthvalue(distances, below + 1).values
     high = torch.kthvalue(distances, min(below + 2, count)).values
-    value = float(low + (position - below) * (high - low))
-    if value <= 0:
-        raise ValueError(f"the {q}-quantile of the diagram points' distances is 0; give a fixed bandwidth")
-    return value
+    return float(low + (position - below) * (high - low))
 
 
 class PersistenceImage(nn.Module):
@@ -483,7 +494,7 @@ class PersistenceImage(nn.Module):
 
     Stores its arguments and calls :func:`persistence_image` (or :func:`persistence_curve` for
     H0, see ``h0``) once per homology dimension in ``dims``. Unset parts of ``im_range``,
-    ``bandwidth="quantile"`` and ``normalize=True`` are learned by :meth:`fit` (sklearn style:
+    ``bandwidth="quantile"`` or ``"topkd"`` and ``normalize=True`` are learned by :meth:`fit` (sklearn style:
     ``range_``, ``bandwidth_``, ``scale_``, one entry per dimension in ``dims``) and saved by
     :meth:`to_config`.
 
@@ -500,10 +511,12 @@ class PersistenceImage(nn.Module):
     ----------
     resolution : pair of int
         ``(n_birth, n_persistence)``. Default ``(20, 20)``.
-    bandwidth : float or "quantile"
-        Gaussian standard deviation, or the ``quantile``-quantile of the distances between the
-        (birth, persistence) points pooled over the fitted diagrams (the rule of the RipsNet paper
-        and TopKD), per dimension.
+    bandwidth : float, "quantile" or "topkd"
+        Gaussian standard deviation, or fitted per dimension as the ``quantile``-quantile of the
+        distances between the (birth, persistence) points pooled over the fitted diagrams (the
+        rule of the RipsNet paper and TopKD): ``"quantile"`` over every pair of distinct points
+        (a fixed random subset of 2048 points at most); ``"topkd"`` exactly as TopKD's official
+        code, over the first 200 points only and distances above 1e-5.
     weight : str, dict, Weight or callable
         See :func:`get_weight`. Default ``"constant"``.
     im_range : sequence of 4 floats or None, optional
@@ -515,7 +528,7 @@ class PersistenceImage(nn.Module):
     h0 : {"curve", "image"}
         Vectorisation of dimension 0: a 1-D curve (default) or a 2-D image (TopKD's choice).
     quantile : float
-        ``q`` of ``bandwidth="quantile"``. Default 0.2.
+        ``q`` of a fitted bandwidth. Default 0.2.
     normalize : bool
         Divide every image by the maximum pixel over the fitted diagrams (``scale_ = 1 / max``),
         per dimension, as TopKD does. Default False.
@@ -561,7 +574,7 @@ class PersistenceImage(nn.Module):
         self.resolution = tuple(int(r) for r in resolution)
         if len(self.resolution) != 2 or min(self.resolution) < 1:
             raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
-        if bandwidth != "quantile":
+        if bandwidth not in _FITTED_BANDWIDTHS:
             check_positive(bandwidth, "bandwidth")
         if not 0 <= quantile <= 1:
             raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
@@ -584,11 +597,13 @@ class PersistenceImage(nn.Module):
         """TopKD's vectoriser of H0: bandwidth = 0.2-quantile, range and max-scale fitted, weight
         ``10 tanh(p) + 10 log(100 b + 1)``.
 
-        ``faithful=True`` keeps the official 20 x 20 image (whose 20 columns are identical);
-        ``faithful=False`` is the corrected default, the 20-pixel H0 curve.
+        ``faithful=True`` is the official code: a 20 x 20 image (whose 20 columns are identical)
+        and the bandwidth of its first 200 diagram points (``bandwidth="topkd"``).
+        ``faithful=False`` is the corrected default: the 20-pixel H0 curve and the bandwidth of
+        all the points (``bandwidth="quantile"``).
         """
-        return cls((20, 20), "quantile", "topkd", None, (0,), h0="image" if faithful else "curve",
-                   quantile=0.2, normalize=True)
+        return cls((20, 20), "topkd" if faithful else "quantile", "topkd", None, (0,),
+                   h0="image" if faithful else "curve", quantile=0.2, normalize=True)
 
     # -- shapes -------------------------------------------------------------------------------
 
@@ -641,7 +656,7 @@ class PersistenceImage(nn.Module):
         for dim, (pairs, m) in zip(self.dims, self._per_dim(diagrams, mask)):
             birth, (persistence, _), w, _ = _prepare(pairs, m, "constant", "drop")
             points = torch.stack([birth, persistence], -1)[w > 0]
-            if points.shape[0] == 0 and (None in self.im_range or self.bandwidth == "quantile"):
+            if points.shape[0] == 0 and (None in self.im_range or self.bandwidth in _FITTED_BANDWIDTHS):
                 raise ValueError(f"fit: no finite diagram point in dimension {dim} to fit the range or bandwidth")
             if points.shape[0]:
                 lo, hi = points.min(0).values.tolist(), points.max(0).values.tolist()
@@ -649,8 +664,8 @@ class PersistenceImage(nn.Module):
                 ranges.append(tuple(d if v is None else v for v, d in zip(self.im_range, data)))
             else:
                 ranges.append(self.im_range)
-            bandwidths.append(_quantile_bandwidth(points, self.quantile) if self.bandwidth == "quantile"
-                              else float(self.bandwidth))
+            bandwidths.append(_quantile_bandwidth(points, self.quantile, self.bandwidth)
+                              if self.bandwidth in _FITTED_BANDWIDTHS else float(self.bandwidth))
             scales.append(1.0)
         self.range_, self.bandwidth_, self.scale_ = ranges, bandwidths, scales
         if self.normalize:
@@ -661,13 +676,13 @@ class PersistenceImage(nn.Module):
         return self
 
     def _needs_fit(self) -> bool:
-        return None in self.im_range or self.bandwidth == "quantile" or self.normalize
+        return None in self.im_range or self.bandwidth in _FITTED_BANDWIDTHS or self.normalize
 
     def _params(self, i: int) -> tuple[tuple[float, ...], float, float]:
         if hasattr(self, "range_"):
             return self.range_[i], self.bandwidth_[i], self.scale_[i]
         if self._needs_fit():
-            raise RuntimeError("PersistenceImage is not fitted: im_range has unset entries, bandwidth='quantile' "
+            raise RuntimeError("PersistenceImage is not fitted: im_range has unset entries, a fitted bandwidth "
                                "or normalize=True; call fit(diagrams) first")
         return self.im_range, float(self.bandwidth), 1.0
 
