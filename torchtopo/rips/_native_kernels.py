@@ -134,13 +134,14 @@ def _coboundary(rank, r, i, j, n, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _push_coboundary(rank, r, i, j, n, heap, size):
-    """Push the keys of the cofacets of edge ``{i, j}`` (rank ``r``); ``heap`` has room for ``n``."""
+def _push_coboundary(rank, r, i, j, n, floor, heap, size):
+    """Push the keys ``>= floor`` of the cofacets of edge ``{i, j}`` (rank ``r``); ``heap`` has
+    room for ``n``."""
     row_i = rank[i]
     row_j = rank[j]
     for k in range(n):
         key = _cofacet(row_i, row_j, r, i, j, k, n)
-        if key >= 0:
+        if key >= floor:
             size = _push(heap, size, key)
     return size
 
@@ -155,13 +156,14 @@ def _toggle(bits, key, touched, n_touched):
 
 
 @nb.njit(cache=True, nogil=True)
-def _toggle_coboundary(rank, r, i, j, n, bits, touched, n_touched):
-    """Flip the bits of the cofacets of edge ``{i, j}`` (rank ``r``); ``touched`` has room for ``n``."""
+def _toggle_coboundary(rank, r, i, j, n, floor, bits, touched, n_touched):
+    """Flip the bits of the cofacets ``>= floor`` of edge ``{i, j}`` (rank ``r``); ``touched`` has
+    room for ``n``."""
     row_i = rank[i]
     row_j = rank[j]
     for k in range(n):
         key = _cofacet(row_i, row_j, r, i, j, k, n)
-        if key >= 0:
+        if key >= floor:
             n_touched = _toggle(bits, key, touched, n_touched)
     return n_touched
 
@@ -395,10 +397,10 @@ def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stat
                 edge = top if start < 0 else stored[start + t]
                 if use_bits:
                     touched = _grow(touched, n_touched + n)
-                    n_touched = _toggle_coboundary(rank, edge, src[edge], dst[edge], n, bits, touched, n_touched)
+                    n_touched = _toggle_coboundary(rank, edge, src[edge], dst[edge], n, pivot, bits, touched, n_touched)
                 else:
                     heap = _grow(heap, size + n)
-                    size = _push_coboundary(rank, edge, src[edge], dst[edge], n, heap, size)
+                    size = _push_coboundary(rank, edge, src[edge], dst[edge], n, pivot, heap, size)
                 reduction[n_reduction] = edge
                 n_reduction += 1
             if use_bits:
