@@ -43,9 +43,10 @@ OUTPUT_BYTES = 1 << 28
 
 
 def _run_in_chunks(batch: int, n: int, kernel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``kernel(out, counts, stats, first, last)`` over ``batch`` clouds of ``n`` points, ranges
-    of clouds on threads, a chunk of clouds at a time; the padded rows ``(B, K, 4)`` int32,
-    ``counts`` ``(B,)`` and ``stats`` ``(B, 3)``."""
+    """Run ``kernel(offset, out, counts, stats, first, last)`` over ``batch`` clouds of ``n``
+    points, a chunk of clouds at a time (``offset``: the chunk's first cloud; ``out``, ``counts``,
+    ``stats``: the chunk's outputs) and ranges ``first .. last - 1`` of the chunk on threads.
+    Returns the padded rows ``(B, K, 4)`` int32, ``counts`` ``(B,)`` and ``stats`` ``(B, 3)``."""
     cap = max(1, n * (n - 1) // 2 - (n - 1))
     chunk = max(torch.get_num_threads(), OUTPUT_BYTES // (16 * cap))
     counts = np.zeros(batch, dtype=np.int64)
