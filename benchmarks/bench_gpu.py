@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, clouds_per_second, machine, write_results
+from common import RESULTS, clouds_per_second, interleaved_medians, machine, write_results
 
 from torchtopo import rips_persistence
 from torchtopo.rips.distances import pairwise_distances
@@ -45,20 +43,23 @@ def same_diagrams(a, b) -> bool:
 
 
 def stage_seconds(points: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median seconds of the two H1 stages on CUDA points: GPU marks (with the distances), CPU reduction."""
+    """Median seconds of the two H1 stages on CUDA points: GPU marks (with the distances), and
+    the copy of the marks to the CPU with the reduction there."""
     from torchtopo.rips.triton_h1 import mark_columns_triton
 
-    marks, reduce = [], []
-    for _ in range(repeats + 1):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        edge_rank, columns, n_edges = mark_columns_triton(pairwise_distances(points), None, None)
-        torch.cuda.synchronize()
-        middle = time.perf_counter()
-        reduce_marked_columns(edge_rank.cpu().numpy(), columns.cpu().numpy(), n_edges.cpu().numpy(), points.shape[1])
-        marks.append(middle - start)
-        reduce.append(time.perf_counter() - middle)
-    return {"marks_gpu_s": statistics.median(marks[1:]), "transfer_and_reduce_cpu_s": statistics.median(reduce[1:])}
+    def marks():
+        return mark_columns_triton(pairwise_distances(points), None, None)
+
+    done = marks()
+    seconds = interleaved_medians(
+        {
+            "marks_gpu_s": marks,
+            "transfer_and_reduce_cpu_s": lambda: reduce_marked_columns(*(t.cpu().numpy() for t in done), points.shape[1]),
+        },
+        repeats,
+        sync=torch.cuda.synchronize,
+    )
+    return seconds
 
 
 def main() -> None:

@@ -158,7 +158,8 @@ def _toggle(bits, key, touched, n_touched):
 @nb.njit(cache=True, nogil=True)
 def _toggle_coboundary(rank, r, i, j, n, floor, bits, touched, n_touched):
     """Flip the bits of the cofacets ``>= floor`` of edge ``{i, j}`` (rank ``r``); ``touched`` has
-    room for ``n``."""
+    room for ``n``. The twin of :func:`_push_coboundary` on purpose: one enumeration into a
+    scratch array for both measured 30% slower on the heap path."""
     row_i = rank[i]
     row_j = rank[j]
     for k in range(n):
