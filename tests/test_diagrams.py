@@ -69,3 +69,38 @@ def test_invalid_fields_raise(fields, match):
 def test_from_list_rejects_ragged_dimensions():
     with pytest.raises(ValueError, match="same number of clouds"):
         Diagrams.from_list([[torch.zeros(0, 2)], [torch.zeros(0, 2), torch.zeros(0, 2)]])
+
+
+def test_cat_equals_diagrams_of_the_joined_batch():
+    # Rips diagrams of two batches, joined, equal the diagrams of the whole batch computed at
+    # once (as multisets per cloud: the padding widths differ).
+    points = torch.randn(5, 12, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    whole = rips_persistence(points, 1)
+    joined = Diagrams.cat([rips_persistence(points[:2], 1), rips_persistence(points[2:], 1)])
+    assert joined.batch_size == 5
+    for d in (0, 1):
+        for a, b in zip(whole.to_list(d), joined.to_list(d)):
+            assert torch.equal(a, b)
+        m = joined.mask[d]
+        assert (joined.pairs[d][~m] == 0).all() and (joined.birth_edges[d][~m] == -1).all()
+        assert (joined.death_edges[d][~m] == -1).all()
+
+
+def test_cat_refuses_mismatched_entries():
+    one = rips_persistence(torch.randn(2, 5, 2), 1)
+    with pytest.raises(ValueError, match="same dimensions"):
+        Diagrams.cat([one, rips_persistence(torch.randn(2, 5, 2), 0)])
+    with pytest.raises(ValueError, match="batched"):
+        Diagrams.cat([one, rips_persistence(torch.randn(5, 2), 1)])
+    with pytest.raises(TypeError, match="sequence of Diagrams"):
+        Diagrams.cat([])
+
+
+def test_dict_form_survives_a_safe_torch_save(tmp_path):
+    dgm = rips_persistence(torch.randn(3, 10, 2), 1)
+    torch.save(dgm.to_dict(), tmp_path / "d.pt")
+    back = Diagrams.from_dict(torch.load(tmp_path / "d.pt", weights_only=True))
+    for name in ("pairs", "mask", "birth_edges", "death_edges"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(dgm, name), getattr(back, name)))
+    with pytest.raises(ValueError, match="exactly the keys"):
+        Diagrams.from_dict({"pairs": list(dgm.pairs)})

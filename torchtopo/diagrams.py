@@ -10,6 +10,16 @@ from torch import Tensor
 
 __all__ = ["Diagrams"]
 
+# What the padding rows of each field hold.
+_PADDING = {"pairs": 0.0, "mask": False, "birth_edges": -1, "death_edges": -1}
+
+
+def _pad_rows(t: Tensor, k: int, value) -> Tensor:
+    """``t`` ``(B, K, ...)`` padded with ``value`` to ``(B, k, ...)``."""
+    if t.shape[1] == k:
+        return t
+    return torch.cat([t, t.new_full((t.shape[0], k - t.shape[1], *t.shape[2:]), value)], 1)
+
 
 @dataclass(frozen=True)
 class Diagrams:
@@ -150,6 +160,63 @@ class Diagrams:
             masks.append(mask)
             edges.append(torch.full((len(tensors), k, 2), -1, dtype=torch.long, device=device))
         return cls(tuple(pairs), tuple(masks), tuple(edges), tuple(e.clone() for e in edges))
+
+    @classmethod
+    def cat(cls, diagrams: Sequence["Diagrams"]) -> "Diagrams":
+        """Concatenate batches along the batch axis, padding each dimension to the longest ``K_d``.
+
+        Every entry must be batched and hold the same homology dimensions, on one device.
+
+        >>> import torch
+        >>> a = Diagrams.from_list([[torch.tensor([[0.0, 1.0]])]])
+        >>> b = Diagrams.from_list([[torch.tensor([[0.0, 2.0], [0.0, 3.0]])]])
+        >>> Diagrams.cat([a, b]).mask[0].tolist()
+        [[True, False], [True, True]]
+        """
+        diagrams = list(diagrams)
+        if not diagrams or not all(isinstance(d, Diagrams) for d in diagrams):
+            raise TypeError("diagrams must be a non-empty sequence of Diagrams")
+        if not all(d.is_batched for d in diagrams):
+            raise ValueError("Diagrams.cat needs batched diagrams; unbatched ones have no batch axis to join")
+        if len({d.max_dim for d in diagrams}) != 1:
+            raise ValueError(f"Diagrams.cat: every entry must hold the same dimensions, got max_dim "
+                             f"{sorted({d.max_dim for d in diagrams})}")
+        if len(diagrams) == 1:
+            return diagrams[0]
+        joined = {}
+        for f in fields(cls):
+            per_dim = []
+            for d in range(diagrams[0].max_dim + 1):
+                parts = [getattr(x, f.name)[d] for x in diagrams]
+                k = max(p.shape[1] for p in parts)
+                fill = _PADDING[f.name]
+                per_dim.append(torch.cat([_pad_rows(p, k, fill) for p in parts]))
+            joined[f.name] = tuple(per_dim)
+        return cls(**joined)
+
+    def to_dict(self) -> dict[str, list[Tensor]]:
+        """The tensors as a dict of lists (one entry per dimension), for ``torch.save``; plain
+        containers of tensors load back with ``torch.load(..., weights_only=True)``.
+
+        >>> import torch
+        >>> dgm = Diagrams.from_list([[torch.tensor([[0.0, 1.0]])]])
+        >>> Diagrams.from_dict(dgm.to_dict()).pairs[0].equal(dgm.pairs[0])
+        True
+        """
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Sequence[Tensor]]) -> "Diagrams":
+        """Rebuild diagrams from :meth:`to_dict`'s dict (validated as the constructor does)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict written by Diagrams.to_dict, got {type(state).__name__}")
+        names = [f.name for f in fields(cls)]
+        if sorted(state) != sorted(names):
+            raise ValueError(f"state must hold exactly the keys {names}, got {sorted(state)}")
+        for name in names:
+            if not all(isinstance(t, Tensor) for t in state[name]):
+                raise TypeError(f"state[{name!r}] must be a list of tensors")
+        return cls(**{name: tuple(state[name]) for name in names})
 
     def to(self, *args, **kwargs) -> "Diagrams":
         """Move to a device and/or cast the pairs to a floating dtype (``Tensor.to`` arguments).

@@ -593,17 +593,21 @@ class PersistenceImage(nn.Module):
         self.convention, self.h0, self.normalize, self.infinite = convention, h0, bool(normalize), infinite
 
     @classmethod
-    def topkd(cls, faithful: bool = True) -> "PersistenceImage":
-        """TopKD's vectoriser of H0: bandwidth = 0.2-quantile, range and max-scale fitted, weight
-        ``10 tanh(p) + 10 log(100 b + 1)``.
+    def topkd(cls, faithful: bool = True, *, dims: Sequence[int] = (0,)) -> "PersistenceImage":
+        """TopKD's vectoriser: bandwidth = 0.2-quantile, range and max-scale fitted, weight
+        ``10 tanh(p) + 10 log(100 b + 1)``, 20 x 20 pixels.
 
-        ``faithful=True`` is the official code: a 20 x 20 image (whose 20 columns are identical)
-        and the bandwidth of its first 200 diagram points (``bandwidth="topkd"``).
-        ``faithful=False`` is the corrected default: the 20-pixel H0 curve and the bandwidth of
-        all the points (``bandwidth="quantile"``).
+        ``faithful=True`` is the official code: H0 as a 20 x 20 image (whose 20 columns are
+        identical) and the bandwidth of its first 200 diagram points (``bandwidth="topkd"``).
+        ``faithful=False`` is the corrected default: H0 as the 20-pixel curve and the bandwidth
+        of all the points (``bandwidth="quantile"``). ``dims`` adds homology dimensions beyond
+        the official H0 (e.g. ``(0, 1)``), each as a 20 x 20 image.
+
+        >>> PersistenceImage.topkd(faithful=False, dims=(0, 1)).num_features
+        420
         """
-        return cls((20, 20), "topkd" if faithful else "quantile", "topkd", None, (0,),
-                   h0="image" if faithful else "curve", quantile=0.2, normalize=True)
+        return cls(resolution=(20, 20), bandwidth="topkd" if faithful else "quantile", weight="topkd",
+                   im_range=None, dims=dims, h0="image" if faithful else "curve", quantile=0.2, normalize=True)
 
     # -- shapes -------------------------------------------------------------------------------
 
