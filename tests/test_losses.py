@@ -23,13 +23,13 @@ def features(n=24, d_s=5, d_t=8, seed=0):
 def test_ripsnet_mode_gradients_reach_student_and_projection_only():
     net = ripsnet()
     loss = TopologyLoss("ripsnet", net, cloud_size=8, student_dim=5, teacher_dim=8)
-    assert [name for name, _ in loss.named_parameters()] == ["projection.weight", "projection.bias"]
-    assert "ripsnet" not in "".join(loss.state_dict())
+    trainable = [name for name, p in loss.named_parameters() if p.requires_grad]
+    assert trainable == ["projection.weight", "projection.bias"]
     student, teacher = features()
     value = loss(student, teacher)
     value.backward()
     assert value.item() > 0 and student.grad.abs().sum() > 0 and teacher.grad is None
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.projection.parameters())
     assert all(p.grad is None and p.requires_grad for p in net.parameters())  # the caller's net is untouched
     assert all(p.grad is None for p in loss.ripsnet.parameters()) and not loss.ripsnet.training
 
@@ -153,7 +153,13 @@ def test_projection_learns_and_default_is_linear():
         (lambda s, t: topology_loss(s[0], t[0], "signature"), ValueError, r"\(n, D\)"),
         (lambda s, t: topology_loss(s.long(), t, "signature"), TypeError, "floating"),
         (lambda s, t: topology_loss(s.detach() * math.nan, t, "signature"), ValueError, "NaN"),
-        (lambda s, t: topology_loss(s, t * math.nan, "signature"), ValueError, "teacher contains NaN"),
+        (lambda s, t: topology_loss(s, t * math.nan, "signature"), ValueError, "teacher must be finite"),
+        (lambda s, t: topology_loss(s, t * math.inf, "signature"), ValueError, "teacher must be finite"),
+        (lambda s, t: topology_loss(s.detach() * math.inf, t, ripsnet=ripsnet(5)), ValueError, "student must be finite"),
+        (lambda s, t: TopologyLoss("signature", student_dim=4, teacher_dim=8)(s, t), ValueError, "student features must be 4"),
+        (lambda s, t: TopologyLoss("signature", student_dim=5, teacher_dim=7)(s, t), ValueError, "teacher features must be 7"),
+        (lambda s, t: TopologyLoss("signature", student_dim=5.0, teacher_dim=8), TypeError, "student_dim"),
+        (lambda s, t: signature_loss(s[None], t[None], mask=torch.ones(1, 24)), TypeError, "mask"),
         (lambda s, t: topology_loss(s, t, "ripsnet"), ValueError, "ripsnet="),
         (lambda s, t: topology_loss(s, t, "exact"), ValueError, "vectorizer="),
         (lambda s, t: topology_loss(s, t, "bottleneck"), ValueError, "mode"),
@@ -161,7 +167,7 @@ def test_projection_learns_and_default_is_linear():
         (lambda s, t: topology_loss(s, t, "signature", cloud_size=0), ValueError, "cloud_size"),
         (lambda s, t: TopologyLoss("ripsnet"), ValueError, "ripsnet="),
         (lambda s, t: TopologyLoss("exact"), ValueError, "vectorizer="),
-        (lambda s, t: TopologyLoss("signature", cloud_size=2.5), ValueError, "cloud_size"),
+        (lambda s, t: TopologyLoss("signature", cloud_size=2.5), TypeError, "cloud_size"),
         (lambda s, t: topology_loss(s, t, "signature", dims=(2,)), ValueError, "dims"),
         (lambda s, t: signature_loss(s[None], t[None, :5]), ValueError, r"same \(B, m\)"),
         (lambda s, t: signature_loss(s, t), ValueError, r"\(B, m, D\)"),
@@ -175,4 +181,42 @@ def test_bad_input_raises(call, error, match):
 
 def test_repr():
     text = repr(TopologyLoss("ripsnet", ripsnet(), cloud_size=64, student_dim=4, teacher_dim=8))
-    assert "mode='ripsnet', cloud_size=64" in text and "frozen" in text and "Linear(in_features=4" in text
+    assert "mode='ripsnet', cloud_size=64" in text and "(ripsnet): RipsNet(" in text and "Linear(in_features=4" in text
+
+
+def test_state_dict_round_trip_keeps_the_frozen_ripsnet():
+    loss = TopologyLoss("ripsnet", ripsnet(), cloud_size=8, student_dim=5, teacher_dim=8)
+    fresh = TopologyLoss("ripsnet", RipsNet(8, 6, phi=(8, 8), rho=(8,)), cloud_size=8, student_dim=5, teacher_dim=8)
+    student, teacher = features()
+    assert not torch.equal(fresh(student, teacher), loss(student, teacher))
+    fresh.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(fresh(student, teacher), loss(student, teacher))
+    fresh.train()
+    assert fresh.projection.training and not fresh.ripsnet.training
+    assert not any(p.requires_grad for p in fresh.ripsnet.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["ripsnet", "signature"])
+def test_half_precision_features_are_compared_in_float32(mode, dtype):
+    student, teacher = features(d_s=8, d_t=8)
+    kwargs = dict(ripsnet=ripsnet()) if mode == "ripsnet" else {}
+    low = student.detach().to(dtype).requires_grad_()
+    value = topology_loss(low, teacher.detach().to(dtype), mode, cloud_size=8, **kwargs)
+    assert value.dtype == dtype
+    # the same as the float32 loss of the rounded features, rounded
+    reference = topology_loss(low.detach().float(), teacher.detach().to(dtype).float(), mode, cloud_size=8, **kwargs)
+    assert value.item() == reference.to(dtype).item()
+    value.backward()
+    assert low.grad.dtype == dtype and torch.isfinite(low.grad.float()).all()
+
+
+def test_signature_padding_may_hold_nan():
+    student, teacher = features(n=10, d_s=3, d_t=3)
+    mask = torch.tensor([[True] * 8 + [False] * 2])
+    dirty_s = torch.cat([student[:8], torch.full((2, 3), math.nan)]).detach().requires_grad_()
+    dirty_t = torch.cat([teacher[:8], torch.full((2, 3), math.inf)]).detach()
+    value = signature_loss(dirty_s[None], dirty_t[None], mask=mask)
+    torch.testing.assert_close(value, signature_loss(student[None, :8], teacher[None, :8].detach()))
+    value.sum().backward()
+    assert torch.isfinite(dirty_s.grad).all() and (dirty_s.grad[8:] == 0).all()

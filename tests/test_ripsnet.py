@@ -1,14 +1,16 @@
 """RipsNet: architecture, invariances, ragged input, save/load, fitting on noisy circles."""
 
+import json
 import math
 import pickle
+from pathlib import Path
 
 import gudhi
 import numpy as np
 import pytest
 import torch
 
-from torchtopo.ripsnet import RipsNet, fit_ripsnet, masked_pool, segment_pool
+from torchtopo.ripsnet import RipsNet, fit_ripsnet, masked_pool, r2_score, segment_pool, split_indices
 from torchtopo.vectorize import PersistenceImage
 
 POOLINGS = ["mean", "sum", "max"]
@@ -38,9 +40,9 @@ def test_permutation_and_padding_invariance(pooling):
     mask = torch.arange(9) < lengths.unsqueeze(1)
     reference = torch.stack([net(p[:n]) for p, n in zip(points, lengths)])
     padded = torch.where(mask.unsqueeze(-1), points, math.nan)  # padding may hold anything
-    torch.testing.assert_close(net(padded, mask), reference)
+    torch.testing.assert_close(net(padded, mask=mask), reference)
     perm = torch.randperm(9)
-    torch.testing.assert_close(net(padded[:, perm], mask[:, perm]), reference)
+    torch.testing.assert_close(net(padded[:, perm], mask=mask[:, perm]), reference)
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
@@ -52,10 +54,10 @@ def test_ragged_equals_padded_with_gradients(pooling):
     mask = torch.arange(6) < torch.tensor(lengths).unsqueeze(1)
     batch = torch.repeat_interleave(torch.arange(3), torch.tensor(lengths))
     ragged = net(torch.cat(clouds), batch=batch, batch_size=3)
-    torch.testing.assert_close(ragged, net(padded, mask))
+    torch.testing.assert_close(ragged, net(padded, mask=mask))
     torch.testing.assert_close(net(torch.cat(clouds), batch=batch), ragged)
     grads = torch.autograd.grad(ragged.sum(), clouds)
-    grads_padded = torch.autograd.grad(net(padded, mask).sum(), clouds)
+    grads_padded = torch.autograd.grad(net(padded, mask=mask).sum(), clouds)
     for g, h in zip(grads, grads_padded):
         torch.testing.assert_close(g, h)
 
@@ -63,9 +65,9 @@ def test_ragged_equals_padded_with_gradients(pooling):
 def test_pool_functions():
     x = torch.tensor([[[1.0, -1.0], [3.0, 2.0], [50.0, 50.0]]])
     mask = torch.tensor([[True, True, False]])
-    assert masked_pool(x, mask, "max").tolist() == [[3.0, 2.0]]
-    assert masked_pool(x, mask, "sum").tolist() == [[4.0, 1.0]]
-    assert masked_pool(x, None, "max").tolist() == [[50.0, 50.0]]
+    assert masked_pool(x, mask=mask, pooling="max").tolist() == [[3.0, 2.0]]
+    assert masked_pool(x, mask=mask, pooling="sum").tolist() == [[4.0, 1.0]]
+    assert masked_pool(x, pooling="max").tolist() == [[50.0, 50.0]]
     assert segment_pool(x[0], torch.tensor([1, 0, 1]), 2, "mean").tolist() == [[3.0, 2.0], [25.5, 24.5]]
 
 
@@ -104,6 +106,70 @@ def test_load_refuses_code_and_foreign_files(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a RipsNet file"):
         RipsNet.load(tmp_path / "other.pt")
+
+
+def test_load_checks_the_architecture_against_the_weights_before_allocating(tmp_path):
+    net = RipsNet(2, 3, phi=(4,), rho=(5,))
+    net.save(tmp_path / "net.pt")
+    payload = torch.load(tmp_path / "net.pt", weights_only=True)
+    # A crafted config of 100,000-wide layers beside small tensors: refused from the shapes alone
+    # (building it would allocate about 40 GB).
+    payload["config"] = json.dumps({**net.to_config(), "phi": [100_000, 100_000], "rho": [100_000]})
+    torch.save(payload, tmp_path / "crafted.pt")
+    with pytest.raises(ValueError, match="do not match the saved architecture"):
+        RipsNet.load(tmp_path / "crafted.pt")
+    payload["config"] = json.dumps({**net.to_config(), "in_dim": 2.5})
+    torch.save(payload, tmp_path / "float.pt")
+    with pytest.raises(ValueError, match="invalid RipsNet config"):
+        RipsNet.load(tmp_path / "float.pt")
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 16, 31])
+def test_for_features_keeps_a_usable_bottleneck_for_small_d(d):
+    net = RipsNet.for_features(d, 20)
+    assert net.phi_widths == (32, 16, 16) and net(torch.randn(3, 7, d)).shape == (3, 20)
+
+
+def test_r2_against_the_training_mean_on_targets_with_a_known_answer():
+    # Training targets have mean 0.5; validation targets are 0 and 1 (MSE of the constant: 0.25).
+    # A perfect model scores 1; predicting 0.5 everywhere scores 0; a model off by 0.25 scores 0.75.
+    assert r2_score(0.0, 0.25) == 1.0 and r2_score(0.25, 0.25) == 0.0 and r2_score(0.0625, 0.25) == 0.75
+    assert r2_score(0.5, 0.25) == -1.0 and math.isnan(r2_score(0.1, 0.0))
+    clouds = torch.zeros(6, 2, 1)  # identical clouds: the model can only predict one value
+    targets = torch.tensor([[0.25], [0.75], [0.25], [0.75], [0.0], [1.0]])
+    history = fit_ripsnet(RipsNet(1, 1, phi=(2,), rho=(), output_activation=None), clouds, targets, epochs=3,
+                          val_fraction=2 / 6, split="ordered", progress=False)
+    assert history["constant_val_loss"] == pytest.approx(0.25)
+    assert history["best_val_r2"] == pytest.approx(1 - history["best_val_loss"] / 0.25)
+    assert history["val_r2"] == pytest.approx([1 - v / 0.25 for v in history["val_loss"]])
+    assert history["best_val_r2"] <= 1e-6  # identical clouds carry nothing beyond the constant
+
+
+def test_ordered_split_holds_out_the_last_clouds_in_order():
+    train, val = split_indices(8, 0.25, "ordered")
+    assert train.tolist() == list(range(6)) and val.tolist() == [6, 7]
+    train, val = split_indices(8, 0.25, "random", seed=3)
+    assert sorted(train.tolist() + val.tolist()) == list(range(8)) and len(val) == 2
+
+
+def test_min_delta_ignores_improvements_below_it():
+    clouds, targets = torch.randn(20, 5, 3), torch.rand(20, 2)
+    torch.manual_seed(0)
+    history = fit_ripsnet(RipsNet(3, 2, phi=(4,), rho=(4,)), clouds, targets, epochs=50, patience=5,
+                          min_delta=10.0, progress=False)
+    # no decrease is larger than 10: epoch 0 stays the best and training stops 5 epochs later
+    assert history["best_epoch"] == 0 and len(history["val_loss"]) == 6
+
+
+def test_readme_snippet_learns(monkeypatch):
+    """The README's API snippet, as written, gives a RipsNet that beats the constant predictor on
+    held-out clouds."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    history = namespace["history"]
+    assert history["best_val_r2"] > 0.5, history["best_val_r2"]
 
 
 def noisy_circles(n_clouds: int, n_points: int = 60, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -172,27 +238,69 @@ def test_fit_accepts_a_list_of_clouds():
         (lambda n: n(torch.randn(2, 4, 2)), ValueError, r"\(B, N, 3\)"),
         (lambda n: n(torch.randn(2, 2, 4, 3)), ValueError, "points"),
         (lambda n: n(torch.randn(2, 4, 3, dtype=torch.float64).long()), TypeError, "floating"),
-        (lambda n: n(torch.randn(2, 4, 3), torch.ones(2, 4)), ValueError, "mask"),
-        (lambda n: n(torch.randn(2, 4, 3), torch.ones(4, 2, dtype=torch.bool)), ValueError, "mask"),
-        (lambda n: n(torch.full((1, 2, 3), math.nan)), ValueError, "NaN"),
-        (lambda n: n(torch.randn(2, 2, 3), torch.tensor([[True, True], [False, False]])), ValueError, "at least one"),
+        (lambda n: n(torch.randn(2, 4, 3), mask=torch.ones(2, 4)), TypeError, "mask"),
+        (lambda n: n(torch.randn(2, 4, 3), mask=torch.ones(4, 2, dtype=torch.bool)), ValueError, "mask"),
+        (lambda n: n(torch.randn(2, 4, 3), torch.ones(2, 4, dtype=torch.bool)), TypeError, "positional"),
+        (lambda n: n(torch.full((1, 2, 3), math.nan)), ValueError, "points must be finite"),
+        (lambda n: n(torch.full((1, 2, 3), math.inf)), ValueError, "points must be finite"),
+        (lambda n: n(torch.full((1, 2, 3), -math.inf)), ValueError, "points must be finite"),
+        (lambda n: n(torch.full((3, 3), math.inf), batch=torch.tensor([0, 0, 1])), ValueError, "points must be finite"),
+        (lambda n: n(torch.randn(2, 2, 3, device="meta")), ValueError, "meta"),
+        (lambda n: n(torch.randn(2, 2, 3), mask=torch.tensor([[True, True], [False, False]])), ValueError, "at least one"),
         (lambda n: n(torch.randn(0, 3)), ValueError, "at least one point"),
-        (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0.0, 0.0, 1.0])), ValueError, "long"),
+        (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0.0, 0.0, 1.0])), TypeError, "long"),
         (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0, 0, 2])), ValueError, "at least one point"),
         (lambda n: n(torch.randn(3, 3), batch=torch.tensor([0, -1, 1])), ValueError, r"\[0, 2\)"),
-        (lambda n: n(torch.randn(3, 3), torch.ones(3, dtype=torch.bool), batch=torch.zeros(3, dtype=torch.long)),
+        (lambda n: n(torch.randn(3, 3), mask=torch.ones(3, dtype=torch.bool), batch=torch.zeros(3, dtype=torch.long)),
          ValueError, "not both"),
         (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(3, 5), progress=False), ValueError, "targets"),
         (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), val_fraction=1.0), ValueError, "val_fraction"),
         (lambda n: fit_ripsnet(n, torch.randn(1, 2, 3), torch.rand(1, 5), progress=False), ValueError, "at least 2"),
         (lambda n: RipsNet(3, 5, pooling="median"), ValueError, "pooling"),
         (lambda n: RipsNet(3, 5, activation="swish"), ValueError, "activation"),
-        (lambda n: RipsNet(3, 0), ValueError, "positive"),
+        (lambda n: RipsNet(3, 0), ValueError, "out_dim must be >= 1"),
+        (lambda n: RipsNet(2.5, 5), TypeError, "in_dim must be an int"),
+        (lambda n: RipsNet(3, 5.0), TypeError, "out_dim must be an int"),
+        (lambda n: RipsNet(3, 5, phi=(4.5,)), TypeError, r"phi\[0\]"),
+        (lambda n: RipsNet(3, 5, phi=()), ValueError, "phi must list"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5) * 250, progress=False), ValueError,
+         r"targets lie in \[.*sigmoid.*normalize=True"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5) - 0.5, progress=False), ValueError,
+         "targets lie in"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.full((4, 5), math.nan), progress=False), ValueError,
+         "targets must be finite"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.full((4, 5), math.inf), progress=False), ValueError,
+         "targets must be finite"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), batch_size=0, progress=False), ValueError,
+         "batch_size must be >= 1"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), batch_size=-3, progress=False), ValueError,
+         "batch_size must be >= 1"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), batch_size=2.0, progress=False), TypeError,
+         "batch_size must be an int"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), epochs=0, progress=False), ValueError,
+         "epochs must be >= 1"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), patience=0, progress=False), ValueError,
+         "patience must be >= 1"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), lr=-1.0, progress=False), ValueError, "lr"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), min_delta=-1e-3, progress=False),
+         ValueError, "min_delta"),
+        (lambda n: fit_ripsnet(n, torch.randn(4, 2, 3), torch.rand(4, 5), split="sorted", progress=False),
+         ValueError, "split"),
     ],
 )
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):
         call(RipsNet(3, 5, phi=(4,), rho=(4,)))
+
+
+def test_values_that_overflow_inside_are_refused():
+    net = RipsNet(3, 5, phi=(4,), rho=(4,))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)  # 3 inputs of 3e38 sum past float32's maximum in the first layer
+    with pytest.raises(ValueError, match="overflow inside"):
+        net(torch.full((1, 2, 3), 3e38))
+    assert torch.isfinite(net.double()(torch.full((1, 2, 3), 3e38, dtype=torch.float64))).all()
 
 
 def test_repr():

@@ -301,7 +301,7 @@ def test_weights_are_tensor_functions():
         (lambda: persistence_image(torch.zeros(1, 1, 3, 2), im_range=(0, 1, 0, 1)), ValueError, "shape"),
         (lambda: persistence_image(torch.tensor([[0.0, math.nan]]), im_range=(0, 1, 0, 1)), ValueError, "NaN"),
         (lambda: persistence_image(torch.tensor([[math.inf, math.inf]]), im_range=(0, 1, 0, 1)), ValueError, "births"),
-        (lambda: persistence_image(torch.zeros(2, 3, 2), torch.ones(2, 3), im_range=(0, 1, 0, 1)), ValueError, "mask"),
+        (lambda: persistence_image(torch.zeros(2, 3, 2), torch.ones(2, 3), im_range=(0, 1, 0, 1)), TypeError, "mask"),
         (lambda: persistence_image(torch.zeros(2, 3, 2), torch.ones(3, 2, dtype=torch.bool), im_range=(0, 1, 0, 1)),
          ValueError, "mask"),
         (lambda: persistence_image(torch.zeros(3, 2), im_range=(0, 1, 0)), ValueError, "im_range"),

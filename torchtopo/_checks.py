@@ -1,18 +1,41 @@
-"""One-line input checks shared by the modules; each names the offending argument."""
+"""One family of input checks, shared by every module; each names the offending argument.
+
+The rules every public function follows:
+
+- a wrong *type* or *dtype* (not a tensor, an integer tensor where floats are needed, a mask
+  that is not bool, a float where an int is needed) is a ``TypeError``;
+- a wrong *shape* or *value* (rank, sizes, NaN or inf, out of range) is a ``ValueError``;
+- padding, i.e. the entries a ``mask`` marks False, may hold anything, NaN and inf included: it
+  is never read, so it is never checked.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 
 
-def check_floating(x: Tensor, name: str) -> None:
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {type(x).__name__}"
-                        f"{'' if not isinstance(x, Tensor) else ' of dtype ' + str(x.dtype)}")
+def _describe(x: Any) -> str:
+    return f"a tensor of dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+
+
+def check_tensor(x: Any, name: str) -> None:
+    """``x`` must be a tensor that holds values (not on the ``meta`` device)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the 'meta' device, which holds no values; move it to a real device")
+
+
+def check_floating(x: Any, name: str) -> None:
+    """``x`` must be a floating-point tensor that holds values."""
+    check_tensor(x, name)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {_describe(x)}; call .float() first")
 
 
 def check_shape(x: Tensor, name: str, shapes: str, ok: bool) -> None:
@@ -20,10 +43,15 @@ def check_shape(x: Tensor, name: str, shapes: str, ok: bool) -> None:
         raise ValueError(f"{name} must have shape {shapes}, got {tuple(x.shape)}")
 
 
-def check_mask(mask: Tensor | None, lead: torch.Size, name: str = "mask") -> None:
-    if mask is not None and (not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != lead):
-        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"{name} must be a bool tensor of shape {tuple(lead)}, got {got}")
+def check_mask(mask: Tensor | None, lead: Sequence[int], name: str = "mask") -> None:
+    """``mask`` must be None or a bool tensor of shape ``lead`` on a real device."""
+    if mask is None:
+        return
+    check_tensor(mask, name)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must be a bool tensor (True = real entry), got {_describe(mask)}")
+    if tuple(mask.shape) != tuple(lead):
+        raise ValueError(f"{name} must have shape {tuple(lead)}, got {tuple(mask.shape)}")
 
 
 def check_all(condition: Tensor, message: str) -> None:
@@ -40,13 +68,55 @@ def check_all(condition: Tensor, message: str) -> None:
         torch._assert_async(ok, message)
 
 
-def check_no_nan(x: Tensor, name: str) -> None:
-    check_all(~torch.isnan(x), f"{name} contains NaN")
+def _real(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x`` with its padding (``mask`` False, broadcast over trailing axes) replaced by zeros."""
+    if mask is None:
+        return x
+    return torch.where(mask.reshape(*mask.shape, *([1] * (x.dim() - mask.dim()))), x, 0)
 
 
-def check_positive(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+def check_no_nan(x: Tensor, name: str, mask: Tensor | None = None) -> None:
+    """No NaN among the real entries of ``x`` (infinities are allowed, e.g. infinite deaths)."""
+    check_all(~torch.isnan(_real(x.detach(), mask)), f"{name} contains NaN")
+
+
+def check_finite(x: Tensor, name: str, mask: Tensor | None = None) -> None:
+    """No NaN and no infinity among the real entries of ``x`` (``mask`` True, leading axes)."""
+    check_all(torch.isfinite(_real(x.detach(), mask)), f"{name} must be finite, got NaN or inf")
+
+
+def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """``value`` as an int: refuses floats (``2.5`` and ``2.0`` alike), bools and strings with a
+    ``TypeError`` and values below ``minimum`` with a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_ints(values: Any, name: str, length: int, minimum: int | None = None) -> tuple[int, ...]:
+    """A sequence of exactly ``length`` ints, each checked as :func:`check_int`."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != length:
+        raise ValueError(f"{name} must be a sequence of {length} ints, got {values!r}")
+    return tuple(check_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(values))
+
+
+def check_number(value: Any, name: str) -> float:
+    """``value`` as a finite float: ``TypeError`` for non-numbers (strings, None), ``ValueError``
+    for NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def check_positive(value: Any, name: str) -> float:
+    """``value`` as a positive finite float."""
+    if check_number(value, name) <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def check_choice(value: Any, name: str, choices: Sequence[Any]) -> None:

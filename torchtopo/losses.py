@@ -21,7 +21,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ._checks import check_choice, check_floating, check_no_nan, check_shape
+from ._checks import check_choice, check_finite, check_floating, check_int, check_mask, check_shape
+from .rips import rips_persistence
+from .rips.distances import edge_lengths
 from .ripsnet import RipsNet
 from .vectorize import PersistenceImage
 
@@ -34,7 +36,13 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_features(x: Tensor, name: str) -> None:
     check_floating(x, name)
     check_shape(x, name, "(n, D) with n >= 1", x.dim() == 2 and x.shape[0] >= 1 and x.shape[1] >= 1)
-    check_no_nan(x, name)
+    check_finite(x, name)
+
+
+def _working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float16 and bfloat16 features are compared in float32 (distances and persistence in half
+    precision lose the small bars); wider dtypes are kept."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _clouds(x: Tensor, cloud_size: int | None) -> tuple[Tensor, Tensor | None]:
@@ -53,15 +61,15 @@ def _reduce(per_cloud: Tensor, reduction: str) -> Tensor:
     return {"mean": per_cloud.mean, "sum": per_cloud.sum, "none": lambda: per_cloud}[reduction]()
 
 
-def _frozen_call(module: nn.Module, *args: Tensor) -> Tensor:
-    """``module(*args)`` with its parameters and buffers detached: gradients reach the inputs,
-    never the module, whatever its ``requires_grad`` flags."""
+def _frozen_call(module: nn.Module, clouds: Tensor, *, mask: Tensor | None) -> Tensor:
+    """``module(clouds, mask=mask)`` with its parameters and buffers detached: gradients reach
+    the clouds, never the module, whatever its ``requires_grad`` flags."""
     state = {k: v.detach() for k, v in (*module.named_parameters(), *module.named_buffers())}
-    return functional_call(module, state, args)
+    return functional_call(module, state, (clouds,), {"mask": mask})
 
 
 def signature_loss(
-    student: Tensor, teacher: Tensor, mask: Tensor | None = None, *, dims: Sequence[int] = (0,)
+    student: Tensor, teacher: Tensor, *, mask: Tensor | None = None, dims: Sequence[int] = (0,)
 ) -> Tensor:
     r"""Topological signature loss of Moor et al. (ICML 2020) per cloud, scale-free.
 
@@ -79,9 +87,10 @@ def signature_loss(
     Parameters
     ----------
     student, teacher : Tensor
-        ``(B, m, D_s)`` and ``(B, m, D_t)``: the same ``m`` samples in both spaces.
+        ``(B, m, D_s)`` and ``(B, m, D_t)``: the same ``m`` samples in both spaces. float16 and
+        bfloat16 are compared in float32; the loss comes back in the student's dtype.
     mask : Tensor, optional
-        ``(B, m)`` bool, True for real samples (both clouds share it).
+        ``(B, m)`` bool, True for real samples (both clouds share it); padding may hold anything.
     dims : sequence of int
         Homology dimensions whose pairings enter (Moor et al.: ``(0,)``).
 
@@ -93,7 +102,8 @@ def signature_loss(
     Raises
     ------
     TypeError, ValueError
-        On non-floating inputs, wrong ranks, different ``(B, m)``, NaN or empty ``dims``.
+        On non-floating inputs, a non-bool mask, wrong ranks, different ``(B, m)``, NaN or inf
+        among the real samples, or empty ``dims``.
 
     Examples
     --------
@@ -104,19 +114,22 @@ def signature_loss(
     >>> signature_loss(line, torch.tensor([[[0.0], [2.0], [3.0]]]))
     tensor([0.2500])
     """
-    from .rips import rips_persistence
-    from .rips.distances import edge_lengths
-
     for name, x in (("student", student), ("teacher", teacher)):
         check_floating(x, name)
         check_shape(x, name, "(B, m, D)", x.dim() == 3)
-        check_no_nan(x, name)
     if student.shape[:2] != teacher.shape[:2]:
         raise ValueError(f"student and teacher must hold the same (B, m) clouds, got {tuple(student.shape[:2])} "
                          f"and {tuple(teacher.shape[:2])}")
+    check_mask(mask, student.shape[:2])
+    for name, x in (("student", student), ("teacher", teacher)):
+        check_finite(x, name, mask)
     if not dims or min(dims) < 0 or max(dims) > 1:
         raise ValueError(f"dims must be a non-empty subset of (0, 1), got {tuple(dims)!r}")
     max_dim = max(dims)
+    out_dtype = student.dtype
+    student, teacher = (x.to(_working_dtype(x.dtype)) for x in (student, teacher))
+    if mask is not None:  # padding never enters, not even as a NaN times a zero gradient
+        student, teacher = (torch.where(mask.unsqueeze(-1), x, 0.0) for x in (student, teacher))
 
     def mean_distance(points: Tensor) -> Tensor:
         """``(B, 1)``; a cloud of one point (or of copies of one) has no scale: 1 then."""
@@ -144,7 +157,7 @@ def signature_loss(
     for edges, valid in (pairing_edges(teacher), pairing_edges(student)):
         gap = (edge_lengths(teacher, edges) / scale_t - edge_lengths(student, edges) / scale_s).square()
         total = total + 0.5 * torch.where(valid, gap, 0.0).sum(1) / valid.sum(1).clamp_min(1)
-    return total
+    return total.to(out_dtype)
 
 
 def topology_loss(
@@ -176,7 +189,8 @@ def topology_loss(
     Parameters
     ----------
     student : Tensor
-        ``(n, D_s)`` student features.
+        ``(n, D_s)`` student features. float16 and bfloat16 features are compared in float32
+        (or in the RipsNet's dtype); the loss comes back in the student's dtype.
     teacher : Tensor
         ``(n, D_t)`` teacher features.
     mode : {"ripsnet", "exact", "signature"}
@@ -186,7 +200,8 @@ def topology_loss(
         ``vectorizer``; computes persistent homology at every call). ``"signature"``:
         :func:`signature_loss` over ``dims``.
     ripsnet : nn.Module, optional
-        Maps ``(B, m, D_t)`` clouds (with a ``(B, m)`` mask) to ``(B, P)`` vectors.
+        Called as ``ripsnet(clouds, mask=mask)``: maps ``(B, m, D_t)`` clouds (with a ``(B, m)``
+        bool mask or None) to ``(B, P)`` vectors, e.g. a :class:`~torchtopo.RipsNet`.
     vectorizer : PersistenceImage, optional
         For ``mode="exact"``.
     cloud_size : int, optional
@@ -206,10 +221,10 @@ def topology_loss(
     Raises
     ------
     TypeError
-        If a feature tensor is not floating.
+        If a feature tensor is not floating, or ``cloud_size`` is not an int.
     ValueError
-        On a wrong rank, different ``n``, NaN, a width the RipsNet does not take, a missing
-        ``ripsnet`` / ``vectorizer``, or a bad ``mode`` / ``reduction`` / ``cloud_size``.
+        On a wrong rank, different ``n``, NaN or inf, a width the RipsNet does not take, a
+        missing ``ripsnet`` / ``vectorizer``, or a bad ``mode`` / ``reduction`` / ``cloud_size``.
 
     Examples
     --------
@@ -228,9 +243,10 @@ def topology_loss(
     _check_features(teacher, "teacher")
     if student.shape[0] != teacher.shape[0]:
         raise ValueError(f"student and teacher must hold the same n samples, got {student.shape[0]} and {teacher.shape[0]}")
-    if cloud_size is not None and (not isinstance(cloud_size, int) or cloud_size < 1):
-        raise ValueError(f"cloud_size must be a positive int or None, got {cloud_size!r}")
-    teacher = teacher.detach()
+    if cloud_size is not None:
+        check_int(cloud_size, "cloud_size", 1)
+    out_dtype = student.dtype
+    student, teacher = student.to(_working_dtype(student.dtype)), teacher.detach().to(_working_dtype(teacher.dtype))
     if projection is not None:
         student = projection(student)
     s, mask = _clouds(student, cloud_size)
@@ -243,30 +259,32 @@ def topology_loss(
         if t.shape[-1] != in_dim or s.shape[-1] != in_dim:
             raise ValueError(f"the RipsNet takes {in_dim}-dimensional features, got student {s.shape[-1]} (after "
                              f"projection) and teacher {t.shape[-1]}; give a projection to the teacher's width")
+        weight = next(ripsnet.parameters(), None)
+        if weight is not None:  # the network's own precision (e.g. after .double() or .half())
+            s, t = s.to(weight.dtype), t.to(weight.dtype)
         with torch.no_grad():
-            target = _frozen_call(ripsnet, t, mask)
-        per_cloud = (_frozen_call(ripsnet, s, mask) - target).square().mean(-1)
+            target = _frozen_call(ripsnet, t, mask=mask)
+        per_cloud = (_frozen_call(ripsnet, s, mask=mask) - target).square().mean(-1)
     elif mode == "exact":
         if vectorizer is None:
             raise ValueError("mode='exact' needs vectorizer= (a PersistenceImage, fitted if it learns its range)")
-        from .rips import rips_persistence
-
         max_dim = max(vectorizer.dims)
         with torch.no_grad():
             target = vectorizer(rips_persistence(t, max_dim, mask=mask)).flatten(1)
         per_cloud = (vectorizer(rips_persistence(s, max_dim, mask=mask)).flatten(1) - target).square().mean(-1)
     else:
-        per_cloud = signature_loss(s, t, mask, dims=dims)
-    return _reduce(per_cloud, reduction)
+        per_cloud = signature_loss(s, t, mask=mask, dims=dims)
+    return _reduce(per_cloud, reduction).to(out_dtype)
 
 
 class TopologyLoss(nn.Module):
     r"""Module form of :func:`topology_loss`, owning the projection and a frozen RipsNet.
 
-    ``loss.parameters()`` yields the projection's parameters only (give them to the student's
-    optimiser); the RipsNet is a frozen private copy (the caller's model is not modified), kept
-    in eval mode, moved by ``.to()`` with the module and left out of ``state_dict`` (save it
-    with :meth:`RipsNet.save`).
+    The RipsNet is a frozen copy (the caller's model is not modified): a submodule whose
+    parameters have ``requires_grad=False``, kept in eval mode by :meth:`train`, moved by
+    ``.to()`` and saved in ``state_dict`` with the module. Give the student's optimiser the
+    trainable parameters, ``[p for p in loss.parameters() if p.requires_grad]`` (the projection);
+    optimisers skip the frozen ones anyway, since they never get a gradient.
 
     Parameters
     ----------
@@ -278,7 +296,8 @@ class TopologyLoss(nn.Module):
         Applied to the student features. By default, when ``student_dim != teacher_dim``, an
         ``nn.Linear(student_dim, teacher_dim)`` (TopKD's 1x1 convolution).
     student_dim, teacher_dim : int, optional
-        Feature widths, to create the default projection.
+        Feature widths: they create the default projection, and features of other widths are
+        refused with a ``ValueError`` naming ``student`` or ``teacher``.
 
     Shape:
         ``student (n, D_s)``, ``teacher (n, D_t)`` -> scalar (``(B,)`` with ``reduction="none"``).
@@ -288,7 +307,7 @@ class TopologyLoss(nn.Module):
     >>> import torch
     >>> from torchtopo import RipsNet
     >>> loss = TopologyLoss("ripsnet", RipsNet.for_features(64, 400), student_dim=32, teacher_dim=64)
-    >>> [tuple(p.shape) for p in loss.parameters()]
+    >>> [tuple(p.shape) for p in loss.parameters() if p.requires_grad]
     [(64, 32), (64,)]
     >>> loss(torch.randn(128, 32), torch.randn(128, 64)).shape
     torch.Size([])
@@ -314,29 +333,33 @@ class TopologyLoss(nn.Module):
             raise ValueError("mode='ripsnet' needs ripsnet=")
         if mode == "exact" and vectorizer is None:
             raise ValueError("mode='exact' needs vectorizer=")
-        if cloud_size is not None and (not isinstance(cloud_size, int) or cloud_size < 1):
-            raise ValueError(f"cloud_size must be a positive int or None, got {cloud_size!r}")
+        if cloud_size is not None:
+            check_int(cloud_size, "cloud_size", 1)
+        self.student_dim = None if student_dim is None else check_int(student_dim, "student_dim", 1)
+        self.teacher_dim = None if teacher_dim is None else check_int(teacher_dim, "teacher_dim", 1)
         self.mode, self.cloud_size, self.reduction, self.dims = mode, cloud_size, reduction, tuple(dims)
         self.vectorizer = vectorizer
         if projection is None and student_dim is not None and teacher_dim is not None and student_dim != teacher_dim:
             projection = nn.Linear(student_dim, teacher_dim)
         self.projection = projection
-        # Held outside the module tree: parameters() and state_dict() must not offer it.
-        frozen = None if ripsnet is None else copy.deepcopy(ripsnet).requires_grad_(False).eval()
-        self.__dict__["ripsnet"] = frozen
+        self.ripsnet = None if ripsnet is None else copy.deepcopy(ripsnet).requires_grad_(False).eval()
 
-    def _apply(self, fn, recurse: bool = True):  # .to(), .cuda(), .double() also move the RipsNet
-        super()._apply(fn, recurse)
+    def train(self, mode: bool = True) -> "TopologyLoss":
+        """Set the projection's training mode; the frozen RipsNet stays in eval mode."""
+        super().train(mode)
         if self.ripsnet is not None:
-            self.ripsnet._apply(fn, recurse)
+            self.ripsnet.eval()
         return self
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        for name, x, width in (("student", student, self.student_dim), ("teacher", teacher, self.teacher_dim)):
+            if width is not None and isinstance(x, Tensor) and x.shape[-1] != width:
+                raise ValueError(f"{name} features must be {width} wide (the {name}_dim this loss was built "
+                                 f"with), got shape {tuple(x.shape)}")
         return topology_loss(student, teacher, self.mode, ripsnet=self.ripsnet, vectorizer=self.vectorizer,
                              cloud_size=self.cloud_size, projection=self.projection, reduction=self.reduction,
                              dims=self.dims)
 
     def extra_repr(self) -> str:
-        net = "" if self.ripsnet is None else f", ripsnet=RipsNet({self.ripsnet.extra_repr()}, frozen)"
         dims = f", dims={self.dims}" if self.mode == "signature" else ""
-        return f"mode={self.mode!r}, cloud_size={self.cloud_size}, reduction={self.reduction!r}{net}{dims}"
+        return f"mode={self.mode!r}, cloud_size={self.cloud_size}, reduction={self.reduction!r}{dims}"

@@ -18,27 +18,32 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_all, check_choice, check_floating, check_mask, check_no_nan, check_shape
+from ._checks import check_all, check_choice, check_finite, check_floating, check_int, check_ints, check_mask, check_number, check_positive, check_shape
 from .vectorize import PersistenceImage
 
-__all__ = ["masked_pool", "segment_pool", "RipsNet", "fit_ripsnet"]
+__all__ = ["masked_pool", "segment_pool", "RipsNet", "fit_ripsnet", "split_indices", "r2_score", "OUTPUT_RANGES"]
 
 _POOLINGS = ("sum", "mean", "max")
 _ACTIVATIONS: dict[str | None, type[nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "silu": nn.SiLU, "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid, None: nn.Identity,
 }
+#: The values each output activation can produce; targets outside them cannot be learned.
+OUTPUT_RANGES: dict[str | None, tuple[float, float]] = {
+    "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, math.inf), "elu": (-1.0, math.inf),
+    "gelu": (-0.17, math.inf), "silu": (-0.279, math.inf), None: (-math.inf, math.inf),
+}
 _FORMAT = "torchtopo.RipsNet/1"
 
 
-def masked_pool(x: Tensor, mask: Tensor | None = None, pooling: str = "mean") -> Tensor:
+def masked_pool(x: Tensor, *, mask: Tensor | None = None, pooling: str = "mean") -> Tensor:
     """Pool ``x`` ``(B, N, C)`` over its real rows: ``(B, C)``.
 
     Padding rows (``mask`` False) never change the result, whatever they hold. Every cloud must
     have at least one real row.
 
     >>> x = torch.tensor([[[1.0], [3.0], [100.0]]])
-    >>> masked_pool(x, torch.tensor([[True, True, False]]), "mean")
+    >>> masked_pool(x, mask=torch.tensor([[True, True, False]]), pooling="mean")
     tensor([[2.]])
     """
     check_choice(pooling, "pooling", _POOLINGS)
@@ -97,7 +102,9 @@ class RipsNet(nn.Module):
     activation : str
         ``"relu"`` (default), ``"gelu"``, ``"elu"``, ``"silu"``, ``"tanh"`` or ``"sigmoid"``.
     output_activation : str or None
-        ``"sigmoid"`` (default, for images scaled to [0, 1]) or None for a linear output.
+        ``"sigmoid"`` (default, for images scaled to [0, 1]: see
+        ``PersistenceImage(normalize=True)``) or None for a linear output. The values it can
+        produce are :data:`OUTPUT_RANGES`; :func:`fit_ripsnet` refuses targets outside them.
     phi_bias, rho_bias : bool
         Biases in ``phi`` / ``rho`` (TopKD's ``rho`` has none).
 
@@ -107,7 +114,8 @@ class RipsNet(nn.Module):
         - ragged: ``points (P, D)`` with ``batch (P,)`` long cloud indices -> ``(B, out_dim)``,
           ``B = batch_size`` (or ``batch.max() + 1``, a host sync).
 
-        Padding rows never change the output, and ragged equals padded.
+        Padding rows never change the output (they may hold anything, NaN included), and ragged
+        equals padded.
 
     Examples
     --------
@@ -132,16 +140,15 @@ class RipsNet(nn.Module):
         rho_bias: bool = True,
     ) -> None:
         super().__init__()
-        widths = [int(in_dim), *map(int, phi), *map(int, rho), int(out_dim)]
-        if min(widths) < 1 or not phi:
-            raise ValueError(f"RipsNet: in_dim, out_dim and the widths must be positive and phi non-empty, "
-                             f"got in_dim={in_dim}, phi={tuple(phi)}, rho={tuple(rho)}, out_dim={out_dim}")
+        self.in_dim, self.out_dim = check_int(in_dim, "in_dim", 1), check_int(out_dim, "out_dim", 1)
+        self.phi_widths = check_ints(tuple(phi), "phi", len(phi), 1)
+        self.rho_widths = check_ints(tuple(rho), "rho", len(rho), 1)
+        if not self.phi_widths:
+            raise ValueError("phi must list at least one width")
         check_choice(pooling, "pooling", _POOLINGS)
         check_choice(activation, "activation", [a for a in _ACTIVATIONS if a])
         check_choice(output_activation, "output_activation", list(_ACTIVATIONS))
-        self.in_dim, self.out_dim, self.pooling = int(in_dim), int(out_dim), pooling
-        self.phi_widths, self.rho_widths = tuple(map(int, phi)), tuple(map(int, rho))
-        self.activation, self.output_activation = activation, output_activation
+        self.pooling, self.activation, self.output_activation = pooling, activation, output_activation
         self.phi_bias, self.rho_bias = bool(phi_bias), bool(rho_bias)
         self.phi = _mlp([self.in_dim, *self.phi_widths], phi_bias, activation, activation)
         self.rho = _mlp([self.phi_widths[-1], *self.rho_widths, self.out_dim], rho_bias, activation, output_activation)
@@ -150,17 +157,24 @@ class RipsNet(nn.Module):
     def for_features(cls, in_dim: int, out_dim: int, pooling: str = "mean") -> "RipsNet":
         """TopKD's RipsNet for ``in_dim``-dimensional features.
 
-        ``phi``: ``(d, d/2, d/2)`` for ``d <= 512``, ``(512, 256, 256)`` up to 1024,
-        ``(1024, 512, 256)`` above, with biases; ``rho``: ``(50, 100, 200)`` then ``out_dim``
-        without biases, ReLU between, sigmoid last. ``d = 64`` and ``d = 128`` give the official
-        113,896 and 137,128 parameters (with ``out_dim = 400``).
+        ``phi``: ``(d, d/2, d/2)`` for ``32 <= d <= 512`` (TopKD's rule; below 32 the widths stay
+        at ``(32, 16, 16)`` so that small ``d`` keeps a usable bottleneck), ``(512, 256, 256)`` up
+        to 1024, ``(1024, 512, 256)`` above, with biases; ``rho``: ``(50, 100, 200)`` then
+        ``out_dim`` without biases, ReLU between, sigmoid last. ``d = 64`` and ``d = 128`` give the
+        official 113,896 and 137,128 parameters (with ``out_dim = 400``).
+
+        >>> RipsNet.for_features(2, 20).phi_widths
+        (32, 16, 16)
         """
-        d = int(in_dim)
-        phi = (d, d // 2, d // 2) if d <= 512 else (512, 256, 256) if d <= 1024 else (1024, 512, 256)
+        d = check_int(in_dim, "in_dim", 1)
+        if d <= 512:
+            phi = (max(d, 32), max(d // 2, 16), max(d // 2, 16))
+        else:
+            phi = (512, 256, 256) if d <= 1024 else (1024, 512, 256)
         return cls(d, out_dim, phi, (50, 100, 200), pooling, "relu", "sigmoid", rho_bias=False)
 
     def forward(
-        self, points: Tensor, mask: Tensor | None = None, *, batch: Tensor | None = None, batch_size: int | None = None
+        self, points: Tensor, *, mask: Tensor | None = None, batch: Tensor | None = None, batch_size: int | None = None
     ) -> Tensor:
         """Map clouds to vectors.
 
@@ -179,21 +193,29 @@ class RipsNet(nn.Module):
         -------
         Tensor
             ``(B, out_dim)``, or ``(out_dim,)`` for one unbatched cloud.
+
+        Raises
+        ------
+        TypeError
+            Non-floating ``points``, a non-bool ``mask`` or a non-long ``batch``.
+        ValueError
+            Wrong shapes, NaN or inf among the real points, a cloud without real points, or an
+            output that overflowed inside the network (points too large for its dtype).
         """
         check_floating(points, "points")
         if batch is not None:
-            check_shape(points, "points", f"(P, {self.in_dim}) with batch", points.dim() == 2 and points.shape[1] == self.in_dim)
             if mask is not None:
                 raise ValueError("pass either mask (padded input) or batch (ragged input), not both")
-            if not isinstance(batch, Tensor) or batch.dtype != torch.long or batch.shape != points.shape[:1]:
-                raise ValueError(f"batch must be a long tensor of shape ({points.shape[0]},), got "
-                                 f"{batch.dtype if isinstance(batch, Tensor) else type(batch).__name__}")
+            check_shape(points, "points", f"(P, {self.in_dim}) with batch", points.dim() == 2 and points.shape[1] == self.in_dim)
+            if not isinstance(batch, Tensor) or batch.dtype != torch.long:
+                raise TypeError(f"batch must be a long tensor, got {batch.dtype if isinstance(batch, Tensor) else type(batch).__name__}")
+            check_shape(batch, "batch", f"({points.shape[0]},)", batch.shape == points.shape[:1])
             if points.shape[0] == 0:
                 raise ValueError("points: the ragged batch holds no point")
-            size = int(batch.max()) + 1 if batch_size is None else int(batch_size)
+            size = int(batch.max()) + 1 if batch_size is None else check_int(batch_size, "batch_size", 1)
             check_all((batch >= 0) & (batch < size), f"batch: indices must lie in [0, {size})")
-            check_no_nan(points, "points")
-            return self.rho(segment_pool(self.phi(points), batch, size, self.pooling))
+            check_finite(points, "points")
+            return self._checked(self.rho(self._checked(segment_pool(self.phi(points), batch, size, self.pooling))))
         check_shape(points, "points", f"(B, N, {self.in_dim}) or (N, {self.in_dim})",
                     points.dim() in (2, 3) and points.shape[-1] == self.in_dim)
         check_mask(mask, points.shape[:-1])
@@ -202,11 +224,20 @@ class RipsNet(nn.Module):
         batched = points.dim() == 3
         if not batched:
             points, mask = points.unsqueeze(0), None if mask is None else mask.unsqueeze(0)
+        check_finite(points, "points", mask)
         if mask is not None:
             points = torch.where(mask.unsqueeze(-1), points, 0.0)  # padding may hold anything, even NaN
-        check_no_nan(points, "points")
-        out = self.rho(masked_pool(self.phi(points), mask, self.pooling))
+        pooled = self._checked(masked_pool(self.phi(points), mask=mask, pooling=self.pooling))
+        out = self._checked(self.rho(pooled))
         return out if batched else out.squeeze(0)
+
+    @staticmethod
+    def _checked(x: Tensor) -> Tensor:
+        """``x`` (the pooled features or the output), refused if not finite: an overflow inside the
+        network would otherwise surface as NaN, or as a saturated output that looks valid."""
+        check_all(torch.isfinite(x.detach()), "RipsNet: the points overflow inside the network (values too "
+                  "large for its dtype); rescale the points")
+        return x
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -236,19 +267,38 @@ class RipsNet(nn.Module):
         """Load a file written by :meth:`save`: ``(model, vectorizer or None)``.
 
         Safe on untrusted files: ``weights_only=True`` refuses anything but tensors and plain
-        containers.
+        containers, and the architecture is checked against the tensors the file holds before
+        any weight is allocated (a crafted config cannot make it allocate more than the file).
         """
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        name = os.fspath(path)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-            raise ValueError(f"{os.fspath(path)!r} is not a RipsNet file written by RipsNet.save")
-        model = cls(**json.loads(payload["config"]))
-        model.load_state_dict(payload["state_dict"])
+            raise ValueError(f"{name!r} is not a RipsNet file written by RipsNet.save")
+        try:
+            config = json.loads(payload["config"])
+            with torch.device("meta"):  # shapes only: no memory
+                probe = cls(**config)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{name!r}: invalid RipsNet config: {error}") from error
+        state = payload.get("state_dict")
+        expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None
+        if found != expected:
+            raise ValueError(f"{name!r}: the weights do not match the saved architecture "
+                             f"(expected {expected}, found {found})")
+        model = cls(**config)
+        model.load_state_dict(state)
         vectorizer = json.loads(payload["vectorizer"])
         return model.to(map_location) if map_location is not None else model, (
             None if vectorizer is None else PersistenceImage.from_config(vectorizer))
 
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, out_dim={self.out_dim}, pooling={self.pooling!r}"
+
+
+# ----------------------------------------------------------------------------------- fitting
+
+_SPLITS = ("random", "ordered")
 
 
 def _pad(clouds: Tensor | Sequence[Tensor], mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -267,6 +317,102 @@ def _pad(clouds: Tensor | Sequence[Tensor], mask: Tensor | None) -> tuple[Tensor
     return padded, torch.arange(padded.shape[1]) < lengths.unsqueeze(1)
 
 
+def _check_targets(targets: Tensor, model: RipsNet, count: int) -> None:
+    """Targets must be finite and inside the range the model's output activation can produce."""
+    check_floating(targets, "targets")
+    check_shape(targets, "targets", f"({count}, {model.out_dim})", targets.shape == (count, model.out_dim))
+    check_finite(targets, "targets")
+    low, high = OUTPUT_RANGES[model.output_activation]
+    t_min, t_max = targets.min().item(), targets.max().item()
+    if t_min < low or t_max > high:
+        raise ValueError(
+            f"targets lie in [{t_min:.4g}, {t_max:.4g}] but the RipsNet's output activation "
+            f"{model.output_activation!r} only produces values in [{low}, {high}]: the fit could not learn "
+            "them. Scale the targets into that range (e.g. PersistenceImage(..., normalize=True), or divide "
+            "by targets.max()), or build the RipsNet with output_activation=None")
+
+
+def split_indices(count: int, val_fraction: float, split: str = "random", seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``(train, val)`` indices of ``count`` samples, ``round(val_fraction * count)`` held out.
+
+    ``split="random"``: a permutation drawn with ``seed``. ``split="ordered"``: the first samples
+    train and the last ones validate, in order (TopKD's official 75/25 split).
+
+    >>> split_indices(4, 0.25, "ordered")
+    (tensor([0, 1, 2]), tensor([3]))
+    """
+    check_choice(split, "split", _SPLITS)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    n_val = max(1, round(val_fraction * count))
+    if count - n_val < 1:
+        raise ValueError(f"clouds: need at least 2 clouds to hold some out for validation, got {count}")
+    if split == "ordered":
+        order = torch.arange(count)
+        return order[: count - n_val], order[count - n_val:]
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[n_val:], order[:n_val]
+
+
+def r2_score(mse: float, constant_mse: float) -> float:
+    """Coefficient of determination against a constant predictor: ``1 - mse / constant_mse``.
+
+    1 is a perfect fit, 0 is no better than predicting the constant (the training targets'
+    mean), negative is worse. ``nan`` when the constant is already exact (``constant_mse == 0``).
+
+    >>> r2_score(0.25, 1.0)
+    0.75
+    """
+    return 1.0 - mse / constant_mse if constant_mse > 0 else math.nan
+
+
+class _EarlyStopping:
+    """Keeps the best validation loss and weights; ``step`` says when to stop: after
+    ``patience`` epochs without an improvement larger than ``min_delta``."""
+
+    def __init__(self, model: nn.Module, patience: int, min_delta: float) -> None:
+        self.model, self.patience, self.min_delta = model, patience, min_delta
+        self.best_loss, self.best_epoch, self.waited = math.inf, -1, 0
+        self.best_state = copy.deepcopy(model.state_dict())
+
+    def step(self, epoch: int, loss: float) -> bool:
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.waited = loss, epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+
+def _batches(clouds: Tensor, mask: Tensor, targets: Tensor, index: Tensor, batch_size: int, device: torch.device):
+    for start in range(0, index.numel(), batch_size):
+        i = index[start:start + batch_size]
+        yield clouds[i].to(device), mask[i].to(device), targets[i].to(device)
+
+
+def _train_epoch(model: RipsNet, optimizer: torch.optim.Optimizer, batches) -> float:
+    """One pass of MSE steps; the mean training loss over the samples."""
+    model.train()
+    total, count = 0.0, 0
+    for x, m, y in batches:
+        loss = nn.functional.mse_loss(model(x, mask=m), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.detach() * y.shape[0], count + y.shape[0]
+    return float(total) / count
+
+
+@torch.no_grad()
+def _mean_squared_error(model: RipsNet, batches) -> float:
+    """MSE over every target entry of ``batches`` (not a mean of batch means)."""
+    model.eval()
+    total, count = 0.0, 0
+    for x, m, y in batches:
+        total, count = total + nn.functional.mse_loss(model(x, mask=m), y, reduction="sum"), count + y.numel()
+    return float(total) / count
+
+
 def fit_ripsnet(
     model: RipsNet,
     clouds: Tensor | Sequence[Tensor],
@@ -276,17 +422,21 @@ def fit_ripsnet(
     epochs: int = 1000,
     lr: float = 5e-4,
     batch_size: int = 32,
+    val_batch_size: int | None = None,
     val_fraction: float = 0.2,
+    split: str = "random",
     patience: int = 50,
+    min_delta: float = 0.0,
     seed: int = 0,
     progress: bool = True,
     log_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` to map ``clouds`` to ``targets`` (MSE, Adamax), keeping the best weights.
 
-    A ``val_fraction`` of the clouds (drawn with ``seed``) is held out; training stops when the
-    validation MSE has not improved for ``patience`` epochs, and the weights of the best epoch
-    are loaded back into ``model``. Batches move to the model's device.
+    A ``val_fraction`` of the clouds is held out (see :func:`split_indices`); training stops
+    when the validation MSE has not improved by more than ``min_delta`` for ``patience`` epochs,
+    and the weights of the best epoch are loaded back into ``model``. Batches move to the model's
+    device.
 
     Parameters
     ----------
@@ -294,92 +444,86 @@ def fit_ripsnet(
     clouds : Tensor or list of Tensor
         ``(B, N, D)`` (with an optional ``mask (B, N)``) or a list of ``(n_i, D)`` clouds.
     targets : Tensor
-        ``(B, out_dim)``, e.g. ``PersistenceImage(...).fit(d)(d).flatten(1)``.
-    epochs, lr, batch_size, val_fraction, patience, seed
+        ``(B, out_dim)``, e.g. ``PersistenceImage(..., normalize=True).fit(d)(d).flatten(1)``.
+        Finite, and inside the range of the model's output activation (``[0, 1]`` for the
+        default sigmoid): targets it cannot produce are refused with a ``ValueError``.
+    epochs, lr, batch_size, patience, seed
         Optimisation settings; ``lr = 5e-4`` with Adamax as in the RipsNet paper and TopKD.
+    val_batch_size : int, optional
+        Validation batch size (default ``batch_size``); TopKD's official code uses 32.
+    val_fraction, split
+        The held-out share and how it is drawn: ``"random"`` (with ``seed``) or ``"ordered"``
+        (the last clouds, TopKD's official 75/25 split).
+    min_delta : float
+        Smallest decrease of the validation MSE that counts as an improvement.
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (tqdm is imported only then).
     log_dir : path, optional
-        Also write ``loss/train`` and ``loss/val`` to TensorBoard there (needs ``tensorboard``).
+        Also write ``loss/train``, ``loss/val`` and ``r2/val`` to TensorBoard there (needs
+        ``tensorboard``).
 
     Returns
     -------
     dict
-        ``train_loss`` and ``val_loss`` (lists, one entry per epoch), ``best_epoch``,
-        ``best_val_loss``, and ``constant_val_loss``: the validation MSE of the best constant
-        predictor fitted on the training targets (their mean), the baseline to beat.
+        ``train_loss``, ``val_loss`` and ``val_r2`` (one entry per epoch), ``best_epoch``,
+        ``best_val_loss``, ``constant_val_loss`` (the validation MSE of the best constant
+        predictor fitted on the training targets: their mean, the baseline to beat) and
+        ``best_val_r2 = 1 - best_val_loss / constant_val_loss`` (:func:`r2_score`).
 
     Examples
     --------
     >>> clouds, targets = torch.randn(40, 10, 2), torch.rand(40, 3)
     >>> history = fit_ripsnet(RipsNet(2, 3), clouds, targets, epochs=3, progress=False)
-    >>> len(history["val_loss"]), sorted(history)[:2]
-    (3, ['best_epoch', 'best_val_loss'])
+    >>> len(history["val_loss"]), history["best_val_r2"] < 1
+    (3, True)
     """
-    from tqdm.auto import tqdm
-
     clouds, mask = _pad(clouds, mask)
-    check_floating(targets, "targets")
-    check_shape(targets, "targets", f"({clouds.shape[0]}, {model.out_dim})",
-                targets.shape == (clouds.shape[0], model.out_dim))
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_val = max(1, round(val_fraction * clouds.shape[0]))
-    if clouds.shape[0] - n_val < 1:
-        raise ValueError(f"clouds: need at least 2 clouds to hold some out for validation, got {clouds.shape[0]}")
-    order = torch.randperm(clouds.shape[0], generator=torch.Generator().manual_seed(seed))
-    val, train = order[:n_val], order[n_val:]
+    _check_targets(targets, model, clouds.shape[0])
+    epochs = check_int(epochs, "epochs", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    val_batch_size = batch_size if val_batch_size is None else check_int(val_batch_size, "val_batch_size", 1)
+    patience = check_int(patience, "patience", 1)
+    lr = check_positive(lr, "lr")
+    if check_number(min_delta, "min_delta") < 0:
+        raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+    train, val = split_indices(clouds.shape[0], val_fraction, split, seed)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed + 1)
     optimizer = torch.optim.Adamax(model.parameters(), lr=lr)
+    constant = nn.functional.mse_loss(targets[train].mean(0).expand(val.numel(), -1), targets[val]).item()
+    stopper = _EarlyStopping(model, patience, float(min_delta))
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_r2": [], "constant_val_loss": constant}
     writer = None
     if log_dir is not None:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(os.fspath(log_dir))
+    epoch_range: Any = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
 
-    def batches(index: Tensor):
-        for start in range(0, index.numel(), batch_size):
-            i = index[start:start + batch_size]
-            yield clouds[i].to(device), mask[i].to(device), targets[i].to(device)
-
-    def val_loss() -> float:
-        model.eval()
-        with torch.no_grad():
-            total = sum(nn.functional.mse_loss(model(x, m), y, reduction="sum") for x, m, y in batches(val))
-        model.train()
-        return float(total) / targets[val].numel()
-
-    constant = nn.functional.mse_loss(targets[train].mean(0).expand(n_val, -1), targets[val]).item()
-    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "best_epoch": -1, "best_val_loss": math.inf,
-                               "constant_val_loss": constant}
-    best_state, since_best = copy.deepcopy(model.state_dict()), 0
-    model.train()
-    bar = tqdm(range(epochs), disable=not progress, desc="RipsNet")
-    for epoch in bar:
-        total = 0.0
-        for x, m, y in batches(train[torch.randperm(train.numel(), generator=generator)]):
-            loss = nn.functional.mse_loss(model(x, m), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * y.shape[0]
-        history["train_loss"].append(float(total) / train.numel())
-        history["val_loss"].append(val_loss())
+        epoch_range = tqdm(epoch_range, desc="RipsNet")
+    for epoch in epoch_range:
+        shuffled = train[torch.randperm(train.numel(), generator=generator)]
+        history["train_loss"].append(_train_epoch(model, optimizer, _batches(clouds, mask, targets, shuffled,
+                                                                             batch_size, device)))
+        history["val_loss"].append(_mean_squared_error(model, _batches(clouds, mask, targets, val, val_batch_size,
+                                                                       device)))
+        history["val_r2"].append(r2_score(history["val_loss"][-1], constant))
         if writer is not None:
-            writer.add_scalar("loss/train", history["train_loss"][-1], epoch)
-            writer.add_scalar("loss/val", history["val_loss"][-1], epoch)
-        bar.set_postfix(train=f"{history['train_loss'][-1]:.3g}", val=f"{history['val_loss'][-1]:.3g}")
-        if history["val_loss"][-1] < history["best_val_loss"]:
-            history["best_epoch"], history["best_val_loss"] = epoch, history["val_loss"][-1]
-            best_state, since_best = copy.deepcopy(model.state_dict()), 0
-        else:
-            since_best += 1
-            if since_best >= patience:
-                break
-    bar.close()
+            for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"), ("r2/val", "val_r2")):
+                writer.add_scalar(tag, history[key][-1], epoch)
+        if progress:
+            epoch_range.set_postfix(train=f"{history['train_loss'][-1]:.3g}", val=f"{history['val_loss'][-1]:.3g}",
+                                    r2=f"{history['val_r2'][-1]:.3f}")
+        if stopper.step(epoch, history["val_loss"][-1]):
+            break
+    if progress:
+        epoch_range.close()
     if writer is not None:
         writer.close()
-    model.load_state_dict(best_state)
+    model.load_state_dict(stopper.best_state)
     model.eval()
+    history.update(best_epoch=stopper.best_epoch, best_val_loss=stopper.best_loss,
+                   best_val_r2=r2_score(stopper.best_loss, constant))
     return history
