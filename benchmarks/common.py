@@ -93,13 +93,14 @@ def _git(*command: str) -> str:
 def provenance(threads: int | None = None) -> str:
     """``"Recorded <date>, commit <hash>, <cpu>, <n> cores, <t> threads, load average <l>."``
 
-    The commit gets a ``+`` when tracked files other than the recorded tables differ from it;
-    ``threads`` defaults to torch's intra-op thread count.
+    The commit gets a ``+`` when the measured code (tracked files under ``torchtopo/``,
+    ``benchmarks/`` but its recorded tables, ``examples/``) differs from it; ``threads`` defaults
+    to torch's intra-op thread count.
     """
     threads = torch.get_num_threads() if threads is None else threads
     commit = _git("rev-parse", "--short=10", "HEAD") or "unknown"
-    if commit != "unknown" and _git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                                     f":!{RESULTS.relative_to(ROOT)}"):
+    measured = ["torchtopo", "benchmarks", "examples", f":!{RESULTS.relative_to(ROOT)}"]
+    if commit != "unknown" and _git("status", "--porcelain", "--untracked-files=no", "--", *measured):
         commit += "+ (uncommitted changes)"
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
