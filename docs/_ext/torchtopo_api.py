@@ -136,7 +136,9 @@ def _entry(qualified: str, obj: object, lines: list[str]) -> list[str]:
     if not _is_data(obj):
         return [f".. autofunction:: {qualified}", ""]
     # A constant: its value and its #: comment (autodata would show the docstring of its type).
-    return [f".. py:data:: {qualified}", f"   :value: {obj!r}", "", *[f"   {line}" for line in lines], ""]
+    module, name = qualified.rsplit(".", 1)
+    return [f".. py:data:: {name}", f"   :module: {module}", f"   :value: {obj!r}", "",
+            *[f"   {line}" for line in lines], ""]
 
 
 def render(module: ModuleType, package: ModuleType, modules: list[ModuleType]) -> list[str]:
