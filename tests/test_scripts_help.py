@@ -1,5 +1,6 @@
 """Every script under ``examples/`` and ``benchmarks/`` that has an argparse parser explains each
-of its options in ``--help``, with the option's default.
+of its options in ``--help``, with the option's default; a benchmark (a script that calls
+``write_results``) writes to the recorded tables only when asked (``--write-results``).
 
 Scripts are found by globbing, so a new script is covered without editing this file. Each runs
 as ``python script --help`` in a subprocess in which ``ArgumentParser.print_help`` first prints a
@@ -42,7 +43,7 @@ def describe(parser):
             out["commands"] += [describe(p) for p in unique]
         elif action.option_strings and not isinstance(action, argparse._HelpAction):
             help = None if action.help in (None, argparse.SUPPRESS) else action.help
-            out["options"].append({"flags": action.option_strings, "help": help})
+            out["options"].append({"flags": action.option_strings, "help": help, "default": str(action.default)})
     return out
 
 
@@ -97,5 +98,13 @@ def test_help_describes_every_option_and_its_default(script):
     assert parsers, f"{script.name} --help printed no argparse help:\n{run.stdout[-2000:]}"
     (parser,) = parsers
     assert parser["options"] or parser["commands"], f"{script.name}: a parser without options"
-    if problems(parser):
-        pytest.fail("\n".join(problems(parser)), pytrace=False)
+    found = problems(parser)
+    if "write_results(" in script.read_text():
+        # A benchmark: a plain run must not overwrite the recorded tables (benchmarks/common.py).
+        flags = {flag for option in parser["options"] for flag in option["flags"]}
+        if not {"--write-results", "--out-dir"} <= flags:
+            found.append(f"{script.name}: no --write-results / --out-dir (use common.add_output_arguments)")
+        found += [f"{script.name} {'/'.join(o['flags'])}: defaults to the recorded tables ({o['default']})"
+                  for o in parser["options"] if "benchmarks/results" in o["default"]]
+    if found:
+        pytest.fail("\n".join(found), pytrace=False)
