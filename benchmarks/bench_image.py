@@ -8,8 +8,12 @@ and is checked against torchtopo in that convention first (max error relative to
 peak), so a fast wrong answer cannot enter the table. Rates are diagrams/s, median of repeats
 (implementations interleaved); persim is timed on a prefix of the batch and extrapolated.
 
-    python benchmarks/bench_image.py                 # about a minute on one core
+    python benchmarks/bench_image.py                  # about a minute on one core
+    python benchmarks/bench_image.py --write-results  # replace results/bench_image.md
     python benchmarks/bench_image.py --threads 4 --device cuda
+
+A run writes ``bench_image.json`` and ``bench_image.md`` to ``benchmarks/_scratch/`` (git-ignored),
+or to ``benchmarks/results/`` with ``--write-results``.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, interleaved_medians, machine, write_results
+from common import add_output_arguments, interleaved_medians, machine, output_dir, write_results
 from gudhi.representations import PersistenceImage as GudhiPI
 from persim import PersistenceImager
 from ripser import ripser
@@ -81,7 +84,6 @@ def run(args: argparse.Namespace) -> dict:
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
-
         # persim convention: pixel integrals, persim's PersistenceImager (square pixels)
         pixel = max(hi_b - lo_b, hi_p - lo_p) / n
         birth_range, pers_range = (lo_b, lo_b + n * pixel), (lo_p, lo_p + n * pixel)
@@ -123,8 +125,8 @@ def run(args: argparse.Namespace) -> dict:
 def markdown(results: dict) -> str:
     lines = [
         f"Persistence images, batches of {results['batch']} diagrams, {results['resolution']}x"
-        f"{results['resolution']} pixels, float32, {results['device']}, {results['threads']} thread(s), "
-        f"torch {results['torch']}. Rates in diagrams/s (median); persim extrapolated from a prefix.",
+        f"{results['resolution']} pixels, float32, {results['device']}, torch {results['torch']}. "
+        "Rates in diagrams/s (median); persim extrapolated from a prefix.",
         "",
         "| set | points/diagram | torchtopo (gudhi conv.) | gudhi | x gudhi | torchtopo (persim conv.) | persim"
         " | x persim | max rel. error vs gudhi / persim |",
@@ -140,20 +142,22 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--resolution", type=int, default=50)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batch", type=int, default=1024, help="diagrams per batch, per set")
+    parser.add_argument("--resolution", type=int, default=50, help="pixels per side of the square images")
     parser.add_argument("--unique", type=int, default=128, help="distinct diagrams per set, tiled to --batch")
-    parser.add_argument("--persim-diagrams", type=int, default=64, help="persim is timed on this prefix")
-    parser.add_argument("--check", type=int, default=32, help="diagrams compared with the peers")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS / "bench_image")
+    parser.add_argument("--persim-diagrams", type=int, default=64,
+                        help="persim is timed on this prefix of the batch and its rate extrapolated")
+    parser.add_argument("--check", type=int, default=32, help="diagrams compared with the peers before timing")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median), implementations interleaved")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (gudhi and persim use one)")
+    parser.add_argument("--device", default="cpu", help="device of torchtopo's images (cpu, cuda)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random clouds")
+    add_output_arguments(parser)
     args = parser.parse_args()
     results = run(args)
-    write_results(args.out, results, markdown(results))
+    write_results(output_dir(args) / "bench_image", results, markdown(results), threads=args.threads)
 
 
 if __name__ == "__main__":

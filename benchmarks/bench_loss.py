@@ -3,26 +3,31 @@
 A small CNN student (features of width 64) learns from a small CNN teacher (width 128) on a
 CIFAR-sized random batch (64 images, 32 x 32, 100 classes). Each variant times one full step —
 teacher forward without gradients, student forward, loss, backward, SGD step — and reports the
-median over ``--steps`` steps (variants interleaved step by step) and its ratio to the plain KD step (CE + KD at T = 4):
+median over ``--steps`` steps (variants interleaved step by step) and its ratio to the plain KD
+step (CE + KD at T = 4):
 
 - ``ripsnet``: TopKD's loss, a frozen RipsNet.for_features(128, 400) on the batch as one cloud,
   with a learnable 64 -> 128 projection;
 - ``exact H0``: persistence of the batch cloud (native batched H0) vectorised by TopKD's
   corrected H0 curve;
-- ``exact H0+H1``: the same with H1 (gudhi on the CPU) and a 20 x 20 H1 image;
+- ``exact H0+H1``: the same with H1 (the native batched reduction, as ``rips_persistence``
+  chooses by default) and a 20 x 20 H1 image;
 - ``signature``: the topological signature loss (Moor et al. 2020) on H0 pairings.
 
     python benchmarks/bench_loss.py                     # about a minute on one core
+    python benchmarks/bench_loss.py --write-results     # replace results/bench_loss.md
     python benchmarks/bench_loss.py --device cuda --steps 50
+
+A run writes ``bench_loss.json`` and ``bench_loss.md`` to ``benchmarks/_scratch/`` (git-ignored),
+or to ``benchmarks/results/`` with ``--write-results``.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
-from common import RESULTS, interleaved_medians, machine, write_results
+from common import add_output_arguments, interleaved_medians, machine, output_dir, write_results
 from torch import nn
 from torch.nn import functional as F
 
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
 def markdown(results: dict) -> str:
     lines = [
         f"Training step of a small CNN student (batch {results['batch']}, 32x32, {results['device']}, "
-        f"{results['threads']} thread(s), torch {results['torch']}); median of {results['steps']} steps.",
+        f"torch {results['torch']}); median of {results['steps']} steps.",
         "",
         "| loss | step (ms) | ratio to KD |",
         "|---|---|---|",
@@ -130,16 +135,17 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64, help="images per training step (= points of the cloud)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant (median), after 3 warm-up steps")
     parser.add_argument("--delta", type=float, default=5.0, help="weight of the topology loss (TopKD: 5)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=RESULTS / "bench_loss")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="device of the models and the batch (cpu, cuda)")
+    add_output_arguments(parser)
     args = parser.parse_args()
     results = run(args)
-    write_results(args.out, results, markdown(results))
+    write_results(output_dir(args) / "bench_loss", results, markdown(results), threads=args.threads)
 
 
 if __name__ == "__main__":

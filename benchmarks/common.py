@@ -1,20 +1,25 @@
 """Helpers shared by the benchmark scripts: the machine's description, interleaved median
-timing, and writing a result as JSON plus a markdown table (imported as ``common`` by the
-scripts, which run from this folder)."""
+timing, where results go, and writing a result as JSON plus a markdown table (imported as
+``common`` by the scripts, which run from this folder)."""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"  # the committed tables, shown in the docs
+SCRATCH = ROOT / "benchmarks" / "_scratch"  # git-ignored: where a plain run writes
 
 
 def cpu_name() -> str:
@@ -63,9 +68,52 @@ def clouds_per_second(
     return clouds / interleaved_medians({"run": run}, repeats, warmup=warmup, sync=sync)["run"]
 
 
-def write_results(out: Path, payload: dict, table: str) -> None:
-    """Write ``payload`` to ``out`` as ``.json`` and ``table`` beside it as ``.md``; print the table."""
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--out-dir`` (default the git-ignored ``benchmarks/_scratch/``) and ``--write-results``
+    (write into ``benchmarks/results/`` instead, replacing the committed table); read them back
+    with :func:`output_dir`. A run without arguments thus never overwrites a committed table."""
+    group = parser.add_argument_group("output").add_mutually_exclusive_group()
+    group.add_argument("--out-dir", type=Path, default=SCRATCH,
+                       help="folder for the .json result and its .md table (the default is git-ignored)")
+    group.add_argument("--write-results", action="store_true",
+                       help=f"write into {RESULTS.relative_to(ROOT)}/ instead, replacing the committed table "
+                            "(for the recorded run on a quiet machine)")
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    """The folder chosen by the arguments of :func:`add_output_arguments`."""
+    return RESULTS if args.write_results else args.out_dir
+
+
+def _git(*command: str) -> str:
+    run = subprocess.run(["git", "-C", str(ROOT), *command], capture_output=True, text=True)
+    return run.stdout.strip() if run.returncode == 0 else ""
+
+
+def provenance(threads: int | None = None) -> str:
+    """``"Recorded <date>, commit <hash>, <cpu>, <n> cores, <t> threads, load average <l>."``
+
+    The commit gets a ``+`` when the measured code (tracked files under ``torchtopo/``,
+    ``benchmarks/`` but its recorded tables, ``examples/``) differs from it; ``threads`` defaults
+    to torch's intra-op thread count.
+    """
+    threads = torch.get_num_threads() if threads is None else threads
+    commit = _git("rev-parse", "--short=10", "HEAD") or "unknown"
+    measured = ["torchtopo", "benchmarks", "examples", f":!{RESULTS.relative_to(ROOT)}"]
+    if commit != "unknown" and _git("status", "--porcelain", "--untracked-files=no", "--", *measured):
+        commit += "+ (uncommitted changes)"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    return (f"Recorded {date}, commit {commit}, {cpu_name()}, {os.cpu_count()} cores, "
+            f"{threads} thread{'s' if threads != 1 else ''}{load}.")
+
+
+def write_results(out: Path, payload: dict, table: str, *, threads: int | None = None) -> None:
+    """Write ``payload`` to ``out`` as ``.json`` and ``table`` beside it as ``.md``, both headed by
+    :func:`provenance` (date, commit, CPU, threads); print the table."""
+    header = provenance(threads)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
-    out.with_suffix(".md").write_text(table.rstrip("\n") + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"provenance": header, **payload}, indent=1) + "\n")
+    table = f"{header}\n\n{table.strip()}\n"
+    out.with_suffix(".md").write_text(table)
     print(table)

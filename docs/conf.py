@@ -25,6 +25,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax shipped with the pages: maths renders offline, no CDN
     "matplotlib.sphinxext.plot_directive",
     "myst_parser",  # renders the Markdown of benchmarks/README.md where the docs include it
     "torchtopo_api",
@@ -32,13 +33,15 @@ extensions = [
 ]
 # No intersphinx: builds must work offline.
 
-source_suffix = {".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}  # benchmarks.md: the Markdown narrative
 exclude_patterns = ["_build"]
 templates_path = []
 
 html_theme = "furo"
 html_title = f"torchtopo {release}"
-html_static_path = []
+# Local stylesheet (wide tables scroll), shipped with the pages like everything they load.
+html_static_path = ["_static"]
+html_css_files = ["torchtopo.css"]
 
 # autodoc + napoleon: numpy-style docstrings carry the types and shapes, so signatures stay short.
 autodoc_typehints = "none"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from torchtopo import rips_persistence
+from torchtopo import Diagrams, rips_persistence
 
 
 def sample(batch: int, points: int, noise: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,17 +26,37 @@ def sample(batch: int, points: int, noise: float, generator: torch.Generator) ->
     return clouds + noise * torch.randn(clouds.shape, generator=generator), labels
 
 
+def draw(clouds: torch.Tensor, diagrams: Diagrams, kinds: list[str]):
+    """The figure: clouds 0 and 1 (top) over their diagrams (bottom), drawn by
+    :func:`torchtopo.plot.plot_diagram`: square axes, the diagonal across the whole range,
+    infinite bars as triangles on the +inf line."""
+    import matplotlib.pyplot as plt
+
+    from torchtopo.plot import plot_diagram
+
+    fig, axes = plt.subplots(2, 2, figsize=(8, 8), layout="constrained")
+    for column, b in enumerate((0, 1)):
+        axes[0, column].scatter(*clouds[b].T, s=6)
+        axes[0, column].set_title(f"cloud {b}: {kinds[b]}")
+        axes[0, column].set_aspect("equal")
+        plot_diagram(diagrams, index=b, ax=axes[1, column]).set_title(f"diagram of cloud {b}")
+    return fig
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs/noisy_circles"))
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--points", type=int, default=100)
-    parser.add_argument("--noise", type=float, default=0.08)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("outputs/noisy_circles"),
+                        help="folder for summary.json and diagrams.png")
+    parser.add_argument("--batch", type=int, default=16, help="clouds, alternately circle and blob")
+    parser.add_argument("--points", type=int, default=100, help="points per cloud")
+    parser.add_argument("--noise", type=float, default=0.08, help="standard deviation of the Gaussian noise")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random clouds")
     args = parser.parse_args()
 
     clouds, labels = sample(args.batch, args.points, args.noise, torch.Generator().manual_seed(args.seed))
-    diagrams = rips_persistence(clouds, max_dim=1)
+    # The one infinite H0 bar of each cloud is kept for the figure; H1 has no infinite bar.
+    diagrams = rips_persistence(clouds, max_dim=1, keep_infinite=True)
     longest = diagrams.persistence(1).max(dim=1).values
     args.out.mkdir(parents=True, exist_ok=True)
     summary = [
@@ -50,24 +70,10 @@ def main() -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib not installed: no figure written")
         return
-    fig, axes = plt.subplots(2, 2, figsize=(8, 8))
-    for column, b in enumerate((0, 1)):
-        axes[0, column].scatter(*clouds[b].T, s=6)
-        axes[0, column].set_title(summary[b]["kind"])
-        axes[0, column].set_aspect("equal")
-        for d, color in ((0, "tab:blue"), (1, "tab:orange")):
-            pairs = diagrams.to_list(d)[b]
-            axes[1, column].scatter(pairs[:, 0], pairs[:, 1], s=10, c=color, label=f"H{d}")
-        top = float(diagrams.pairs[0][b].max()) * 1.05
-        axes[1, column].plot([0, top], [0, top], "k--", lw=0.8)
-        axes[1, column].set_xlabel("birth")
-        axes[1, column].set_ylabel("death")
-        axes[1, column].legend()
-    fig.tight_layout()
+    fig = draw(clouds, diagrams, [row["kind"] for row in summary])
     fig.savefig(args.out / "diagrams.png", dpi=100)
     print(f"wrote {args.out / 'summary.json'} and {args.out / 'diagrams.png'}")
 

@@ -1,5 +1,6 @@
 """torchtopo.plot: what is drawn (artists, limits, labels) and what lands in the PNG."""
 
+import io
 import math
 import subprocess
 import sys
@@ -283,6 +284,78 @@ def test_ripsnet_fit_of_curves_shares_y_limits(tmp_path):
         assert left.get_ylim()[1] > float(predicted[row].max())
 
 
+@pytest.mark.parametrize("flat", ["predicted", "true"])
+def test_ripsnet_fit_pairs_image_targets_with_flat_predictions(tmp_path, flat):
+    # Targets as PersistenceImage gives them (B, 20, 20), predictions as RipsNet gives them (B, 400).
+    generator = torch.Generator().manual_seed(2)
+    true = torch.rand(3, 20, 20, generator=generator)
+    predicted = true + 0.1 * torch.randn(3, 20, 20, generator=generator)
+    args = (true, predicted.flatten(1)) if flat == "predicted" else (true.flatten(1), predicted)
+    fig = plot_ripsnet_fit(*args, indices=[2])
+    save_png(fig, tmp_path / "mixed.png")
+    left, right = [ax for ax in fig.axes if ax.images]
+    np.testing.assert_allclose(left.images[0].get_array(), true[2].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(right.images[0].get_array(), predicted[2].numpy(), rtol=1e-6)
+    mse = float(((true[2] - predicted[2]) ** 2).mean())
+    assert right.get_title() == f"predicted #2 (MSE {mse:.3g})"
+    # The same with an explicit, agreeing shape.
+    again = plot_ripsnet_fit(*args, indices=[2], shape=(20, 20))
+    np.testing.assert_allclose([ax for ax in again.axes if ax.images][1].images[0].get_array(), predicted[2].numpy(),
+                               rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- nothing is clipped
+
+
+def drawn_texts(fig):
+    """Every text drawn on the figure: titles, axis labels, the tick labels inside the view limits
+    (matplotlib keeps labels of ticks outside them, undrawn), legends, free texts."""
+    texts = list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            slack = 1e-9 * (hi - lo)
+            texts += [label for loc, label in zip(axis.get_majorticklocs(), axis.get_majorticklabels())
+                      if lo - slack <= loc <= hi + slack]
+        if ax.get_legend() is not None:
+            texts += ax.get_legend().get_texts()
+    return [t for t in texts if t.get_visible() and t.get_text()]
+
+
+def large_circle_diagrams():
+    # Values in the thousands: long tick labels, and an infinite H0 bar with its +inf tick.
+    return rips_persistence(1000 * circle(12), max_dim=1, keep_infinite=True)
+
+
+FIGURES = {
+    "diagram": lambda: plot_diagram(large_circle_diagrams()).figure,
+    "barcode": lambda: plot_barcode(large_circle_diagrams()).figure,
+    "image": lambda: plot_persistence_image(
+        1e4 * persistence_image(torch.tensor([[0.0, 1.0], [0.5, 2.0]]), im_range=(0, 1, 0, 2), resolution=(5, 9),
+                                bandwidth=0.3), im_range=(0, 1000, 0, 2000)).figure,
+    "curve": lambda: plot_persistence_image(
+        1e5 * persistence_curve(torch.tensor([[0.0, 1.0]]), pers_range=(0.0, 2.0), resolution=9, bandwidth=0.2),
+        im_range=(0.0, 2.0)).figure,
+    "ripsnet fit, images": lambda: plot_ripsnet_fit(1e3 * torch.rand(4, 20, 20), torch.rand(4, 400)),
+    "ripsnet fit, curves": lambda: plot_ripsnet_fit(1e5 * torch.rand(3, 20), torch.rand(3, 20), im_range=(0, 2)),
+}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_a_plain_savefig_keeps_every_text_inside_the_canvas(name):
+    fig = FIGURES[name]()
+    fig.savefig(io.BytesIO(), format="png")  # plain: no bbox_inches="tight"
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.canvas.get_width_height()
+    texts = drawn_texts(fig)
+    assert {"birth", "death", "filtration value (edge length)", "persistence", "intensity"} & {t.get_text() for t in texts}
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert -0.5 <= box.x0 and box.x1 <= width + 0.5 and -0.5 <= box.y0 and box.y1 <= height + 0.5, (
+            text.get_text(), box.extents, (width, height))
+
+
 # --------------------------------------------------------------------------- errors and laziness
 
 
@@ -298,7 +371,16 @@ def test_ripsnet_fit_of_curves_shares_y_limits(tmp_path):
         (lambda d: plot_persistence_image(torch.zeros(3, 4), index=5), ValueError, "index"),
         (lambda d: plot_persistence_image(torch.zeros(3, 4), im_range=(0, 1)), ValueError, "im_range"),
         (lambda d: plot_persistence_image(torch.zeros(3, 4), convention="ripser"), ValueError, "convention"),
-        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4), torch.zeros(2, 5)), ValueError, "same shape"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4), torch.zeros(2, 5)), ValueError, "same number of values"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4), torch.zeros(3, 4)), ValueError, "same number of examples"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4, 5), torch.zeros(2, 19)), ValueError, "predicted_images has 19"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 21), torch.zeros(2, 4, 5)), ValueError, "true_images has 21"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4, 5), torch.zeros(2, 5, 4)), ValueError, "different image"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4, 5), torch.zeros(2, 20), shape=(2, 10)), ValueError,
+         "different image"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2, 4), torch.zeros(2, 4), shape=(4,)), ValueError, "shape must be"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(0, 4), torch.zeros(0, 4)), ValueError, "B > 0"),
+        (lambda d: plot_ripsnet_fit(torch.zeros(2), torch.zeros(2)), ValueError, "true_images must be"),
         (lambda d: plot_ripsnet_fit(torch.zeros(2, 4), torch.zeros(2, 4), shape=(3, 2)), ValueError, "shape"),
         (lambda d: plot_ripsnet_fit(torch.zeros(2, 4), torch.zeros(2, 4), indices=[2]), ValueError, "indices"),
     ],

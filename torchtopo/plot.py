@@ -2,7 +2,9 @@
 
 matplotlib is an optional dependency (``pip install torchtopo[plot]``): it is imported when a
 function here is called, never by ``import torchtopo``. Every function draws into the given
-Axes (or a new figure), returns the Axes or Figure it drew, and never calls ``show()``.
+Axes (or a new figure), returns the Axes or Figure it drew, and never calls ``show()``. A figure
+made here uses constrained layout, so a plain ``fig.savefig(path)`` keeps every label inside the
+canvas; when you pass your own Axes, give its figure ``layout="constrained"`` for the same.
 
 Artists carry a ``gid`` so that a figure can be inspected programmatically: ``"H1"`` for the
 finite points (or bars) of dimension 1, ``"H1-infinite"`` for its infinite ones,
@@ -100,6 +102,37 @@ def _infinity_tick(axis, hi: float, inf_level: float) -> None:
     axis.set_ticks(ticks + [inf_level], labels=[f"{t:g}" for t in ticks] + [r"$+\infty$"])
 
 
+def _paired_images(true: np.ndarray, pred: np.ndarray, shape: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Both as ``(B, H, W)`` images, or both as ``(B, P)`` curves; each may come flat or not."""
+    for name, x in (("true_images", true), ("predicted_images", pred)):
+        if x.ndim not in (2, 3) or x.shape[0] == 0 or 0 in x.shape:
+            raise ValueError(f"{name} must be (B, n_persistence, n_birth) images or (B, P) rows with B > 0, "
+                             f"got shape {x.shape}")
+    if true.shape[0] != pred.shape[0]:
+        raise ValueError(f"true_images and predicted_images must hold the same number of examples B, got "
+                         f"{true.shape} and {pred.shape}")
+    if shape is not None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 2:
+            raise ValueError(f"shape must be (n_persistence, n_birth), got {shape}")
+    images = {x.shape[1:] for x in (true, pred) if x.ndim == 3} | ({shape} if shape is not None else set())
+    if len(images) > 1:
+        raise ValueError(f"true_images {true.shape}, predicted_images {pred.shape} and shape={shape} name "
+                         f"different image shapes {sorted(images)}")
+    if not images:
+        if true.shape != pred.shape:
+            raise ValueError(f"true_images and predicted_images must have the same number of values per example, "
+                             f"got {true.shape} and {pred.shape}")
+        return true, pred
+    (image,) = images
+    pixels = image[0] * image[1]
+    for name, x in (("true_images", true), ("predicted_images", pred)):
+        if x.ndim == 2 and x.shape[1] != pixels:
+            raise ValueError(f"{name} has {x.shape[1]} values per example but the images are {image[0]} x "
+                             f"{image[1]} = {pixels} pixels (got shapes {true.shape} and {pred.shape})")
+    return true.reshape(-1, *image), pred.reshape(-1, *image)
+
+
 # --------------------------------------------------------------------------- diagrams
 
 
@@ -173,7 +206,7 @@ def plot_diagram(
     pad = 0.05 * (hi - lo)
     top = inf_level + pad
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 4))
+        _, ax = plt.subplots(figsize=(4, 4), layout="constrained")
     ax.plot([lo - pad, top], [lo - pad, top], color="black", lw=0.8, gid="diagonal")
     any_infinite = False
     for d, pairs in per_dim:
@@ -263,7 +296,7 @@ def plot_barcode(
     lo, hi, inf_level = _levels(per_dim)
     pad = 0.05 * (hi - lo)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3))
+        _, ax = plt.subplots(figsize=(5, 3), layout="constrained")
     if linewidth is None:
         linewidth = min(2.0, 120.0 / max(sum(len(pairs) for _, pairs in per_dim), 1))
     row = 0
@@ -378,7 +411,7 @@ def plot_persistence_image(
         raise ValueError(f"image must be (n_persistence, n_birth) or a curve (n_persistence,) (pass index= for a "
                          f"batch), got shape {img.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.5))
+        _, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
     if img.ndim == 1:
         n = img.shape[0]
         if im_range is None:
@@ -423,10 +456,13 @@ def plot_ripsnet_fit(
     Parameters
     ----------
     true_images, predicted_images : Tensor or numpy.ndarray
-        The same shape: ``(B, n_persistence, n_birth)`` images, ``(B, P)`` flattened images with
-        ``shape=(n_persistence, n_birth)`` (a RipsNet's output is flat), or ``(B, P)`` curves.
+        ``(B, n_persistence, n_birth)`` images or ``(B, P)`` flattened ones (a RipsNet's output is
+        flat), in either layout each: a flat one is unflattened row-major to the other's image
+        shape, so ``(B, 20, 20)`` targets go with ``(B, 400)`` predictions. Both flat: images
+        with ``shape``, else ``(B, P)`` curves.
     shape : pair of int, optional
-        ``(n_persistence, n_birth)`` to unflatten ``(B, P)`` rows into images.
+        ``(n_persistence, n_birth)`` to unflatten ``(B, P)`` rows into images; must agree with a
+        3-D input.
     indices : sequence of int, optional
         Which examples to draw; default the first ``min(B, 4)``.
     im_range, convention, cmap
@@ -443,7 +479,8 @@ def plot_ripsnet_fit(
     TypeError
         If an input is not a tensor or an array.
     ValueError
-        If the shapes differ, ``shape`` does not match ``P``, or an index is out of range.
+        If the batch sizes differ, the pixel counts differ (``P != n_persistence * n_birth``),
+        ``shape`` disagrees with the inputs, or an index is out of range.
     ImportError
         If matplotlib is not installed.
 
@@ -458,32 +495,26 @@ def plot_ripsnet_fit(
     >>> fig = plot_ripsnet_fit(true, predicted, shape=(5, 5), indices=[0, 3])
     >>> [ax.get_title() for ax in fig.axes if ax.images][:2]
     ['true #0', 'predicted #0 (MSE 0.00...)']
+    >>> fig = plot_ripsnet_fit(true.view(8, 5, 5), predicted)  # (B, H, W) targets, (B, H*W) predictions
+    >>> fig.axes[1].images[0].get_array().shape
+    (5, 5)
     >>> fig.savefig(io.BytesIO(), format="png")
     """
     plt = _pyplot()
     true, pred = _as_array(true_images, "true_images"), _as_array(predicted_images, "predicted_images")
-    if true.shape != pred.shape or true.ndim not in (2, 3) or true.shape[0] == 0:
-        raise ValueError("true_images and predicted_images must have the same shape (B, H, W) or (B, P) with B > 0, "
-                         f"got {true.shape} and {pred.shape}")
-    if shape is not None:
-        shape = tuple(int(s) for s in shape)
-        if true.ndim != 2 or len(shape) != 2 or shape[0] * shape[1] != true.shape[1]:
-            raise ValueError(f"shape={shape} must be (n_persistence, n_birth) with n_persistence * n_birth = P "
-                             f"for (B, P) inputs, got inputs of shape {true.shape}")
-        true, pred = true.reshape(-1, *shape), pred.reshape(-1, *shape)
+    true, pred = _paired_images(true, pred, shape)
     batch = true.shape[0]
     indices = list(range(min(batch, 4))) if indices is None else [int(i) for i in indices]
     if not indices or any(not 0 <= i < batch for i in indices):
         raise ValueError(f"indices must be a non-empty list of examples in [0, {batch}), got {indices!r}")
     images = true.ndim == 3
-    fig, axes = plt.subplots(len(indices), 2, figsize=(7 if images else 6, 2.6 * len(indices)), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(indices), 2, figsize=(7, 2.6 * len(indices)), squeeze=False, layout="constrained")
     common = dict(im_range=im_range, convention=convention, cmap=cmap, colorbar=False)
     for row, b in enumerate(indices):
         left = plot_persistence_image(true[b], axes[row, 0], **common)
         right = plot_persistence_image(pred[b], axes[row, 1], **common)
-        left.set_title(f"true #{b}")
-        right.set_title(f"predicted #{b} (MSE {np.mean((true[b] - pred[b]) ** 2):.3g})")
+        left.set_title(f"true #{b}", fontsize="medium")
+        right.set_title(f"predicted #{b} (MSE {np.mean((true[b] - pred[b]) ** 2):.3g})", fontsize="medium")
         lo, hi = min(true[b].min(), pred[b].min()), max(true[b].max(), pred[b].max())
         if images:
             for ax in (left, right):

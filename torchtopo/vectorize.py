@@ -304,8 +304,8 @@ def persistence_image(
         - Accuracy: float64 agrees with gudhi and persim to ~1e-14 of the image's peak. float32
           agrees to ~3e-7 of the peak when the peak lies within about one ``bandwidth`` of a
           diagram point (``bandwidth`` at least half the pixel spacing, points inside the range);
-          further out a pixel ``u`` bandwidths from every point is off by ~``u**2 * 1e-7`` of its
-          own value, the precision of exp's argument in float32. The rounding of ``death -
+          further out a pixel ``u`` bandwidths from every point is off by about ``u**2 * 1e-7``
+          of its own value, the precision of exp's argument in float32. The rounding of ``death -
           birth`` and of the grid is compensated, so it costs nothing. Per-axis kernel values
           below ``sqrt(finfo.tiny)`` (1e-19 in float32, 1e-154 in float64) are flushed to 0, so
           that no subnormal number slows the contraction down.

@@ -11,11 +11,14 @@
 Example::
 
     python examples/topkd/bench_topology.py --clouds 256 --dim 64 --pair resnet56 resnet20
+    python examples/topkd/bench_topology.py --write-results   # replace benchmarks/results/bench_topology.md
+
+A run writes ``bench_topology.json`` and ``bench_topology.md`` to ``benchmarks/_scratch/``
+(git-ignored), or to ``benchmarks/results/`` with ``--write-results``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -24,7 +27,10 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+# The benchmarks' shared helpers (output folder, provenance header of the table).
+sys.path.insert(0, os.path.join(HERE, "..", "..", "benchmarks"))
 
 
 def official_images(clouds: np.ndarray, bandwidth: float, im_range, scale: float) -> np.ndarray:
@@ -110,20 +116,42 @@ def bench_steps(teacher: str, student: str, batch: int, steps: int, seed: int = 
     return out
 
 
+def markdown(result: dict) -> str:
+    images, steps = result["images"], result["steps"]
+    return "\n".join([
+        f"TopKD's topology stage: {images['clouds']} clouds of {images['points']} points in dimension "
+        f"{images['dim']}, H0, the official 20 x 20 image; best of 3 runs. Training steps: "
+        f"{steps['teacher']} -> {steps['student']}, batch {steps['batch']}, median.",
+        "",
+        "| measure | torchtopo | official recipe / KD | ratio |",
+        "|---|---|---|---|",
+        f"| clouds -> images, clouds/s | {images['torchtopo_clouds_per_s']:,.0f} | "
+        f"{images['official_clouds_per_s']:,.0f} | {images['speedup']:.3g}x the official rate |",
+        f"| training step, s | {steps['topkd_step_s']:.3f} (TopKD) | {steps['kd_step_s']:.3f} (KD) | "
+        f"{steps['topkd_over_kd']:.2f}x the KD step |",
+        "",
+        f"Largest difference between the two pipelines' images: {images['max_abs_image_difference']:.1e}.",
+    ])
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clouds", type=int, default=256)
-    parser.add_argument("--points", type=int, default=64)
-    parser.add_argument("--dim", type=int, default=64)
+    from common import add_output_arguments, output_dir, write_results
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--clouds", type=int, default=256, help="point clouds turned into images")
+    parser.add_argument("--points", type=int, default=64, help="points per cloud (TopKD: the batch size)")
+    parser.add_argument("--dim", type=int, default=64, help="dimension of the points (the teacher's feature width)")
     parser.add_argument("--pair", nargs=2, default=["resnet56", "resnet20"],
-                        metavar=("TEACHER", "STUDENT"))
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=5)
+                        metavar=("TEACHER", "STUDENT"), help="models of the timed training steps")
+    parser.add_argument("--batch", type=int, default=64, help="images per training step")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps per distiller, after 2 warm-up steps")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     result = {"images": bench_images(args.clouds, args.points, args.dim),
               "steps": bench_steps(*args.pair, args.batch, args.steps),
               "threads": torch.get_num_threads()}
-    print(json.dumps(result, indent=2))
+    write_results(output_dir(args) / "bench_topology", result, markdown(result))
     return 0
 
 

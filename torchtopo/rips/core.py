@@ -15,6 +15,8 @@ from .pairing import Pairing, gather_diagrams
 
 __all__ = ["rips_persistence", "VietorisRips", "BACKENDS"]
 
+#: The values of the ``backend`` argument of :func:`rips_persistence` and :class:`VietorisRips`
+#: (what each computes is described there).
 BACKENDS = ("auto", "native", "gudhi")
 
 
