@@ -40,10 +40,11 @@ def _padded(rows: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
 
 
 def _h1_h2_arrays(
-    distances: Tensor, mask: Tensor | None, max_edge: float | None
+    distances: Tensor, mask: Tensor | None, max_edge: float | None, bitmap_bits: int = BITMAP_BITS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run the kernel: per dimension rows ``(B, K, 4)`` int32 and counts ``(B,)``, then the
-    dimension-2 stats ``(B, 3)``."""
+    dimension-2 stats ``(B, 3)``. ``bitmap_bits``: the working-column bitmap limit per thread
+    (clouds above it reduce with a heap)."""
     kernels = _kernels()
     batch, n = distances.shape[:2]
     # float64 holds every float32 exactly, so the order (ties included) is the input's.
@@ -57,7 +58,7 @@ def _h1_h2_arrays(
     ranges: dict[int, tuple] = {}
 
     def kernel(first: int, last: int) -> None:
-        ranges[first] = kernels.h2_batch(dist, valid, limit, BITMAP_BITS, first, last)
+        ranges[first] = kernels.h2_batch(dist, valid, limit, bitmap_bits, first, last)
 
     run_on_threads(kernel, batch)
     parts = [ranges[first] for first in sorted(ranges)]
