@@ -108,8 +108,10 @@ def h1_h2_pairing(
     >>> from torchtopo.rips.native_h2 import h1_h2_pairing
     >>> octahedron = torch.cat([torch.eye(3), -torch.eye(3)]).double()
     >>> _, (births, deaths, valid) = h1_h2_pairing(torch.cdist(octahedron, octahedron)[None], None, None)
-    >>> valid.tolist(), deaths.tolist()  # born at sqrt(2), never filled in before the diagonals
-    ([[True]], [[[0, 3]]])
+    >>> valid.tolist()  # one void: born with the last edge of length sqrt(2), filled at 2
+    [[True]]
+    >>> births.tolist(), deaths.tolist()  # ties broken by the combinatorial index
+    ([[[4, 5]]], [[[0, 3]]])
     """
     device = distances.device
     rows1, counts1, rows2, counts2, _ = _h1_h2_arrays(distances, mask, max_edge)
