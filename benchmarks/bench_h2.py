@@ -11,8 +11,9 @@ repeats that interleave the implementations, as the machine may be shared) of:
 - gudhi: ``RipsComplex(points=cloud).create_simplex_tree(max_dimension=3).persistence()`` on
   float64 clouds (its own dtype).
 
-A peer whose whole batch would take longer than ``--budget`` seconds is timed on its first
-``--min-clouds`` clouds and its rate extrapolated; the table says on how many. Before timing,
+A peer whose whole batch would take longer than ``--budget`` seconds is timed on as many of its
+first clouds as fit in that time (at least ``--min-clouds``) and its rate extrapolated; the table
+says on how many. Before timing,
 torchtopo's diagrams of the first clouds are checked against gudhi's (with edge collapse, the
 same diagrams) in every dimension: bottleneck distance within 1e-5 of the diagram's scale.
 
@@ -130,9 +131,9 @@ def main() -> None:
                         help="peers to time (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default: %(default)s)")
     parser.add_argument("--min-clouds", type=int, default=2,
-                        help="clouds a peer slower than --budget is timed on (default: %(default)s)")
+                        help="fewest clouds a peer slower than --budget is timed on (default: %(default)s)")
     parser.add_argument("--budget", type=float, default=2.0,
-                        help="seconds a peer may spend per repeat on the whole batch (default: %(default)s)")
+                        help="seconds a peer may spend per repeat (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads of torchtopo and giotto-ph (default: %(default)s)")
     output = parser.add_mutually_exclusive_group()
@@ -157,8 +158,8 @@ def main() -> None:
                     continue
                 start = time.perf_counter()
                 run(points[0])
-                estimate = (time.perf_counter() - start) * args.batch
-                count = args.batch if estimate < args.budget else min(args.batch, args.min_clouds)
+                per_cloud = time.perf_counter() - start
+                count = min(args.batch, max(args.min_clouds, int(args.budget / per_cloud)))
                 runs[name] = (partial(lambda run, subset: [run(c) for c in subset], run, points[:count]), count)
             seconds = interleaved_medians({name: call for name, (call, _) in runs.items()}, args.repeats, warmup=0)
             order = pairwise_distances(tensor)
@@ -171,7 +172,7 @@ def main() -> None:
                 "h2_points": float(diagrams.mask[2].sum(dim=1).double().mean()),
                 "h2_apparent": h2_apparent_share(order),
             })
-            print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.1f}" for k, v in rows[-1]["rates"].items()), flush=True)
+            print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.3g}" for k, v in rows[-1]["rates"].items()), flush=True)
     meta = {
         "provenance": provenance(args.threads),
         "unit": "clouds/s, median over interleaved repeats",
@@ -197,10 +198,10 @@ def markdown(rows: list[dict]) -> str:
     for row in rows:
         mine = row["rates"]["torchtopo"]
         rates = " | ".join(
-            f"{row['rates'][k]:.1f}" + ("" if row["clouds"][k] == row["batch"] else f" ({row['clouds'][k]})")
+            f"{row['rates'][k]:.3g}" + ("" if row["clouds"][k] == row["batch"] else f" ({row['clouds'][k]})")
             for k in names
         )
-        ratios = " | ".join(f"{mine / row['rates'][k]:.1f}x" for k in peer_names)
+        ratios = " | ".join(f"{mine / row['rates'][k]:.3g}x" for k in peer_names)
         lines.append(
             f"| {row['kind']} | {row['m']} | {row['d']} | {rates} | {ratios} | {row['h2_points']:.1f} | "
             f"{100 * row['h2_apparent']:.2f}% | {row['error']:.1e} |"

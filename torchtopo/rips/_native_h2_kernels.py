@@ -20,8 +20,10 @@ exactly when some vertex ``l < c`` has ``{a, l}``, ``{b, l}`` and ``{c, l}`` all
 edge ``r``; ``T`` is then ``(r, c, smallest such l)`` and the pair has zero persistence. The
 columns of dimension 2 (cohomology: columns are triangles in reverse order, rows tetrahedra) are
 cleared where dimension 1 paired the triangle (its apparent pairs and the pivots of its reduced
-columns), skipped where apparent, and the rest reduced with a heap and a pivot table, their
-coboundaries enumerated over the fourth vertex (no matrix is ever built).
+columns) and skipped where apparent (:func:`_h2_columns`); of the rest, those whose first
+cofacet has their diameter and is no other column's pivot pair up at once (ripser's emergent
+pairs), the others are reduced with a pivot table and a bitmap (or heap) working column, their
+coboundaries enumerated over the fourth vertex (no matrix is ever built: :func:`_reduce_h2`).
 """
 
 from __future__ import annotations
@@ -149,8 +151,12 @@ def _apparent_vertex(row_a, row_b, row_c, r, c):
 
 @nb.njit(cache=True, nogil=True)
 def _h2_columns(rank, src, dst, columns, pivots):
-    """The dimension-2 columns of one cloud to reduce, by key in increasing order (``(k,)`` int64),
-    and ``stats`` ``(3,)``: columns, apparent columns, columns to reduce.
+    """The dimension-2 columns of one cloud to reduce: ``(todo, shortcut, stats)``.
+
+    ``todo`` ``(k,)`` int64: their triangle keys in increasing order; ``shortcut`` ``(k,)``
+    int32: for a column whose first cofacet ``(r, l, c)`` has its diameter and is no apparent
+    column's pivot, that vertex ``l`` (the pair is then emergent unless a reduced column took
+    the pivot first), else -1; ``stats`` ``(3,)``: columns, apparent columns, columns to reduce.
 
     ``columns`` and ``pivots`` are dimension 1's column marks and the pivots of its reduced
     columns: the triangles they pair are cleared. The triangles are visited by increasing key
