@@ -8,10 +8,14 @@ import torch
 from hypothesis import strategies as st
 
 KINDS = ("gaussian", "circle", "grid", "duplicates", "collinear")
+# Clouds with voids or in a plane, for dimension 2 (make_cloud knows them too).
+H2_KINDS = ("sphere", "torus", "coplanar")
 
 
 def make_cloud(kind: str, n: int, dim: int, seed: int, scale: float = 1.0) -> np.ndarray:
-    """A float64 ``(n, dim)`` cloud of one of the adversarial ``KINDS``."""
+    """A float64 ``(n, dim)`` cloud of one of the adversarial ``KINDS`` or of ``H2_KINDS``: a noisy
+    sample of the unit sphere S² (in the first 3 coordinates), of a torus (of revolution in R³
+    for ``dim < 4``, the flat torus in R⁴ otherwise), or points of a random plane."""
     rng = np.random.default_rng(seed)
     if kind == "gaussian":
         cloud = rng.normal(size=(n, dim))
@@ -27,6 +31,22 @@ def make_cloud(kind: str, n: int, dim: int, seed: int, scale: float = 1.0) -> np
         cloud = base[rng.integers(0, base.shape[0], n)]
     elif kind == "collinear":
         cloud = np.outer(rng.uniform(-1, 1, n), rng.normal(size=dim))
+    elif kind == "sphere":
+        cloud = np.zeros((n, max(dim, 3)))
+        cloud[:, :3] = rng.normal(size=(n, 3))
+        cloud[:, :3] /= np.linalg.norm(cloud[:, :3], axis=1, keepdims=True)
+        cloud = (cloud + 0.05 * rng.normal(size=cloud.shape))[:, :dim]
+    elif kind == "torus":
+        u, v = rng.uniform(0, 2 * np.pi, (2, n))
+        cloud = np.zeros((n, max(dim, 4)))
+        if dim < 4:
+            radius = 1 + 0.4 * np.cos(v)
+            cloud[:, 0], cloud[:, 1], cloud[:, 2] = radius * np.cos(u), radius * np.sin(u), 0.4 * np.sin(v)
+        else:
+            cloud[:, 0], cloud[:, 1], cloud[:, 2], cloud[:, 3] = np.cos(u), np.sin(u), np.cos(v), np.sin(v)
+        cloud = (cloud + 0.02 * rng.normal(size=cloud.shape))[:, :dim]
+    elif kind == "coplanar":
+        cloud = rng.normal(size=(n, 2)) @ rng.normal(size=(2, dim))
     else:
         raise ValueError(kind)
     return cloud * scale
@@ -43,19 +63,19 @@ def clouds(draw, max_points: int = 30, kinds=KINDS, scales=(1e-3, 1.0, 1e3)):
 
 
 @st.composite
-def padded_batches(draw):
+def padded_batches(draw, kinds=KINDS, dims=(1, 2, 3, 8), max_points: int = 24):
     """Clouds of the adversarial kinds, padded with masked decoys at random slots."""
     batch = draw(st.integers(1, 3))
-    dim = draw(st.sampled_from([1, 2, 3, 8]))
+    dim = draw(st.sampled_from(dims))
     scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
-    sizes = [draw(st.integers(1, 24)) for _ in range(batch)]
+    sizes = [draw(st.integers(1, max_points)) for _ in range(batch)]
     width = max(sizes) + draw(st.integers(0, 5))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     points = rng.normal(size=(batch, width, dim)) * scale  # the decoys where masked
     mask = np.zeros((batch, width), dtype=bool)
     for b, size in enumerate(sizes):
-        kind = draw(st.sampled_from(KINDS))
+        kind = draw(st.sampled_from(kinds))
         slots = np.sort(rng.choice(width, size, replace=False))
         points[b, slots] = make_cloud(kind, size, dim, seed + b, scale)
         mask[b, slots] = True

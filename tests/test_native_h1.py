@@ -178,7 +178,7 @@ def test_max_dim_zero_and_errors():
     distances = _distances(make_cloud("gaussian", 10, 2, seed=0)[None])
     assert rips_persistence(distances=distances, max_dim=0, backend="native").max_dim == 0
     with pytest.raises(ValueError, match="max_dim"):
-        rips_persistence(distances=distances, max_dim=2, backend="native")
+        rips_persistence(distances=distances, max_dim=3, backend="native")
 
 
 def test_missing_numba_names_the_package(monkeypatch):

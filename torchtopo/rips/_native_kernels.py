@@ -321,13 +321,15 @@ def _mark_columns(rank, src, dst):
 
 
 @nb.njit(cache=True, nogil=True)
-def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stats):
+def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stats, pivots=None):
     """Reduce the ``REDUCE`` columns of one cloud; its pairs into ``out`` ``(cap, 4)`` rows (birth
     i, j, death i, j, as ``idx`` entries); their count.
 
     With an empty ``sorted_lengths`` every pair is written, zero persistence included (the caller
     filters them); otherwise only pairs whose death is longer than their birth. ``stats``
-    receives (columns outside the spanning tree, apparent columns, reduced columns).
+    receives (columns outside the spanning tree, apparent columns, reduced columns). ``pivots``,
+    when given (``(n_edges,)`` int64), receives the pivot triangle key of each reduced column
+    (-1 for an essential class): the triangles that clear dimension 2.
     """
     n = rank.shape[0]
     n_edges = src.shape[0]
@@ -411,6 +413,8 @@ def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stat
                 pivot = heap[0] if size > 0 else np.int64(-1)
         for t in range(n_touched):
             bits[touched[t]] = 0
+        if pivots is not None:
+            pivots[r] = pivot
         if pivot < 0:  # a cocycle never hit: an essential class (only below the cut)
             out[n_pairs, 0] = idx[src[r]]
             out[n_pairs, 1] = idx[dst[r]]

@@ -83,12 +83,13 @@ def _use_triton(source: Tensor | None) -> bool:
 def _native_pairing(
     points: Tensor | None, matrix: Tensor | None, mask: Tensor | None, lengths, max_dim: int, max_edge: float | None
 ) -> Pairing:
-    """Native pairing of dimensions 0 (and 1): H0 by the Triton kernel on CUDA points or batched
+    """Native pairing of dimensions 0 (to 2): H0 by the Triton kernel on CUDA points or batched
     Prim; H1 by the compiled cohomology reduction on the CPU, its order, spanning forest and
-    apparent pairs computed by the Triton kernels first for CUDA input."""
+    apparent pairs computed by the Triton kernels first for CUDA input; H1 and H2 together by
+    the compiled kernels of :mod:`torchtopo.rips.native_h2` on the CPU."""
     triton_h0 = _use_triton(points)
     order = None
-    if max_dim == 1 or not triton_h0:
+    if max_dim >= 1 or not triton_h0:
         # Edges are ordered by the product-form distances (fast); values are re-measured exactly.
         if points is not None:
             order = pairwise_distances(points, mask)
@@ -111,6 +112,10 @@ def _native_pairing(
         else:
             from .native import h1_pairing
         per_dim.append(h1_pairing(order, mask, max_edge))
+    elif max_dim == 2:
+        from .native_h2 import h1_h2_pairing
+
+        per_dim.extend(h1_h2_pairing(order, mask, max_edge))
     births, deaths, valid = zip(*per_dim)
     return Pairing(births, deaths, valid)
 
@@ -144,7 +149,7 @@ def rips_persistence(
     points : Tensor
         ``(B, N, D)`` or ``(N, D)`` floating. Integer tensors are refused with a ``TypeError``.
     max_dim : int
-        Highest homology dimension (0: connected components, 1: loops).
+        Highest homology dimension (0: connected components, 1: loops, 2: voids).
     mask : Tensor, optional
         ``(B, N)`` bool, True for real points, for clouds of different sizes. Masked points
         never change the result.
@@ -157,13 +162,18 @@ def rips_persistence(
     keep_infinite : bool
         Keep infinite bars, with death ``inf``.
     backend : {"auto", "native", "gudhi"}
-        ``"native"`` (dimensions 0 and 1): H0 by batched Prim on the input's device (a Triton
+        ``"native"`` (dimensions 0 to 2): H0 by batched Prim on the input's device (a Triton
         kernel for CUDA points, a numba kernel on the CPU, tensor operations elsewhere); H1 by
         ripser's cohomology reduction with clearing and apparent pairs, compiled with numba,
         clouds split across threads on the CPU (for CUDA input, Triton kernels order the edges
-        and find the spanning forest and the apparent pairs on the GPU first). ``"gudhi"``:
-        gudhi's ``flag_persistence_generators`` on the CPU, one cloud per thread; any
-        ``max_dim``. ``"auto"``: native for ``max_dim <= 1`` (H1 needs numba), gudhi otherwise.
+        and find the spanning forest and the apparent pairs on the GPU first). With
+        ``max_dim=2``, H1 and H2 come from one compiled pass per cloud on the CPU (any input
+        device): H2 by the same method over triangles, its columns cleared by the H1 pairs,
+        apparent pairs found from bitsets of neighbours, the rest reduced with coboundaries
+        enumerated over the fourth vertex; the birth edge of an H2 point is the longest edge
+        of its triangle, the death edge that of its tetrahedron. ``"gudhi"``: gudhi's
+        ``flag_persistence_generators`` on the CPU, one cloud per thread; any ``max_dim``.
+        ``"auto"``: native for ``max_dim <= 2`` (H1 and H2 need numba), gudhi otherwise.
     num_workers : int, optional
         Threads of the gudhi backend (default: all cores).
 
@@ -218,10 +228,10 @@ def rips_persistence(
 
     detached = source.detach()
     lengths = partial(edge_lengths if points is not None else _matrix_lengths, source)
-    native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim == 1 and numba_available())))
+    native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native:
-        if max_dim > 1:
-            raise ValueError(f"backend='native' computes dimensions 0 and 1, got max_dim={max_dim}; use backend='gudhi'")
+        if max_dim > 2:
+            raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
         pairing = _native_pairing(
             detached if points is not None else None,
             detached if points is None else None,
