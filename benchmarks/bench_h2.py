@@ -31,24 +31,19 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import datetime
-import subprocess
 import time
 from functools import partial
-from pathlib import Path
 from typing import Callable
 
 import gudhi
-import numba
 import numpy as np
 import torch
-from common import RESULTS, interleaved_medians, machine, write_results
+from common import add_output_arguments, interleaved_medians, output_dir, write_results
 
 from torchtopo import rips_persistence
 from torchtopo.rips.distances import pairwise_distances
 from torchtopo.rips.native_h2 import h2_apparent_share
 
-SCRATCH = Path(__file__).resolve().parent / "_scratch"
 KINDS = {"sphere": 3, "gaussian": 3, "gaussian-512": 512}
 
 
@@ -110,40 +105,26 @@ def check_against_gudhi(points: np.ndarray) -> float:
     return worst
 
 
-def provenance(threads: int) -> str:
-    """Date, commit (``+`` when the working tree differs), machine and threads of a run."""
-    root = Path(__file__).resolve().parent.parent
-    git = partial(subprocess.run, capture_output=True, text=True, cwd=root)
-    commit = git(["git", "rev-parse", "--short=10", "HEAD"]).stdout.strip() or "unknown"
-    if git(["git", "status", "--porcelain", "--untracked-files=no", "--", "torchtopo", "benchmarks"]).stdout.strip():
-        commit += "+"
-    date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    return f"{date}, commit {commit}, {machine(numba=numba.__version__, gudhi=gudhi.__version__)}, threads {threads}"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64, help="clouds per batch (default: %(default)s)")
-    parser.add_argument("--m", type=int, nargs="+", default=[64, 128], help="points per cloud (default: %(default)s)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64, help="clouds per batch")
+    parser.add_argument("--m", type=int, nargs="+", default=[64, 128], help="points per cloud")
     parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS),
-                        help="clouds (default: %(default)s)")
+                        help="clouds")
     parser.add_argument("--peers", nargs="+", choices=["giotto-ph", "gudhi"], default=["giotto-ph", "gudhi"],
-                        help="peers to time (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (default: %(default)s)")
+                        help="peers to time")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
     parser.add_argument("--min-clouds", type=int, default=2,
-                        help="fewest clouds a peer slower than --budget is timed on (default: %(default)s)")
+                        help="fewest clouds a peer slower than --budget is timed on")
     parser.add_argument("--budget", type=float, default=2.0,
-                        help="seconds a peer may spend per repeat (default: %(default)s)")
+                        help="seconds a peer may spend per repeat")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads of torchtopo and giotto-ph (default: %(default)s)")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--out-dir", type=Path, default=SCRATCH,
-                        help="folder of native_h2.json and native_h2.md (default: %(default)s, git-ignored)")
-    output.add_argument("--write-results", action="store_true",
-                        help=f"write into {RESULTS} instead (the recorded run, on a quiet machine)")
+                        help="threads of torchtopo and giotto-ph")
+    add_output_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    out = (RESULTS if args.write_results else args.out_dir) / "native_h2.json"
+    out = output_dir(args) / "bench_h2.json"
 
     load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     rows = []
@@ -174,15 +155,14 @@ def main() -> None:
             })
             print(f"{kind} m={m}: " + ", ".join(f"{k}: {v:.3g}" for k, v in rows[-1]["rates"].items()), flush=True)
     meta = {
-        "provenance": provenance(args.threads),
         "unit": "clouds/s, median over interleaved repeats",
         "load": f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
     table = (
-        f"H0+H1+H2, B = {args.batch} clouds; {meta['provenance']}; {meta['unit']} ({args.repeats}); "
-        f"{meta['load']}; a count in parentheses: the clouds a slow peer was timed on\n\n{markdown(rows)}"
+        f"H0+H1+H2, B = {args.batch} clouds; {meta['unit']} ({args.repeats}); {meta['load']}; a count in "
+        f"parentheses: the clouds a slow peer was timed on\n\n{markdown(rows)}"
     )
-    write_results(out, {"meta": meta, "rows": rows}, table)
+    write_results(out, {"meta": meta, "rows": rows}, table, threads=args.threads)
 
 
 def markdown(rows: list[dict]) -> str:
