@@ -29,6 +29,27 @@ def make(name, student="resnet8", teacher="resnet14", num_classes=10, **kw):
     return build_distiller(name, s, t, **kw)
 
 
+def connectors(d):
+    """The distiller's learnable parameters that are not the student's."""
+    own = {id(p) for p in d.student.parameters()}
+    return [p for p in d.get_learnable_parameters() if id(p) not in own]
+
+
+def needs_index(d):
+    """Whether the distiller's training items carry indices (a dataset wrapper adds them)."""
+    return not isinstance(d.prepare_dataset(_Labelled()), _Labelled)
+
+
+class _Labelled(torch.utils.data.Dataset):
+    targets = list(range(10)) * 2
+
+    def __len__(self):
+        return 20
+
+    def __getitem__(self, i):
+        return torch.zeros(3, 32, 32), self.targets[i]
+
+
 def batch(n=8, num_classes=10, with_index=False):
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, num_classes, (n,), generator=g)
@@ -42,7 +63,7 @@ def test_distiller_step(name, tmp_path):
     d.train()
     assert d.student.training and not d.teacher.training
     assert not any(p.requires_grad for p in d.teacher.parameters())
-    x, y, kw = batch(with_index=d.needs_index)
+    x, y, kw = batch(with_index=needs_index(d))
     logits, losses = d.forward_train(x, y, **kw)
     assert logits.shape == (8, 10)
     assert losses and all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
@@ -55,7 +76,7 @@ def test_distiller_step(name, tmp_path):
     learnable = d.get_learnable_parameters()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.student.parameters())
     # every extra learnable parameter (connectors, embeddings) gets a gradient
-    extra = d.get_extra_parameters()
+    extra = connectors(d)
     assert (len(extra) > 0) == (name in HAS_CONNECTOR)
     assert all(p.grad is not None for p in extra)
     assert all(p.grad is None for p in d.teacher.parameters())
@@ -72,7 +93,9 @@ def test_distiller_step(name, tmp_path):
 
 
 def test_published_default_weights():
-    w = {n: DISTILLERS[n].defaults for n in DISTILLERS}
+    """The constructors' defaults are the published weights (RepDistiller's CIFAR-100 settings,
+    Hinton et al.'s KD, the TopKD code's gamma/alpha/delta)."""
+    w = {n: DISTILLERS[n].arguments() for n in DISTILLERS}
     assert (w["kd"]["gamma"], w["kd"]["alpha"], w["kd"]["temperature"]) == (0.1, 0.9, 4.0)
     assert {n: w[n]["beta"] for n in ("fitnet", "at", "sp", "cc", "rkd", "pkt", "vid", "crd")} == {
         "fitnet": 100.0, "at": 1000.0, "sp": 3000.0, "cc": 0.02, "rkd": 1.0, "pkt": 30000.0,
@@ -100,11 +123,11 @@ def test_kd_loss_matches_definition():
 @pytest.mark.parametrize("name", ["fitnet", "at", "vid", "sp", "cc", "rkd", "pkt", "crd"])
 def test_cross_architecture_connectors(name, student, teacher):
     d = make(name, student, teacher).train()
-    x, y, kw = batch(4, with_index=d.needs_index)
+    x, y, kw = batch(4, with_index=needs_index(d))
     _, losses = d.forward_train(x, y, **kw)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
-    assert all(p.grad is not None for p in d.get_extra_parameters())
+    assert all(p.grad is not None for p in connectors(d))
 
 
 def test_topkd_projection_and_frozen_ripsnet():
@@ -115,7 +138,7 @@ def test_topkd_projection_and_frozen_ripsnet():
     ripsnet = d.topology.ripsnet  # the loss's frozen copy
     assert not ripsnet.training
     rn_before = {k: v.clone() for k, v in ripsnet.state_dict().items()}
-    extra = d.get_extra_parameters()
+    extra = connectors(d)
     assert extra and all(p.shape[-1] in (64, 256) or p.dim() == 1 for p in extra)
     assert not {id(p) for p in ripsnet.parameters()} & {id(p) for p in d.get_learnable_parameters()}
     x, y, _ = batch(8)
@@ -136,7 +159,8 @@ def test_topkd_combined_with_crd():
     s, t = build_model("resnet8", 10), build_model("resnet14", 10)
     d = build_distiller("topkd", s, t, ripsnet=torchtopo.RipsNet.for_features(64, 20),
                         cloud_size=4, extra=[{"name": "crd", "n_data": 64, "nce_k": 10}])
-    assert d.needs_index
+    assert needs_index(d)
+    assert len(d.prepare_dataset(_Labelled())[3]) == 4  # image, target, index, negatives
     x, y, kw = batch(8, with_index=True)
     _, losses = d.train().forward_train(x, y, **kw)
     assert set(losses) == {"ce", "kd", "topo", "crd_crd"}
@@ -163,8 +187,12 @@ def test_errors_name_the_problem():
     s, t = build_model("resnet8", 10), build_model("resnet14", 10)
     with pytest.raises(ValueError, match="unknown distiller 'dkd'"):
         build_distiller("dkd", s, t)
-    with pytest.raises(ValueError, match=r"unknown arguments \['bta'\]"):
+    with pytest.raises(ValueError, match=r"unknown arguments \['bta'\] \(did you mean 'beta'\?\)"):
         build_distiller("at", s, t, bta=3)
+    with pytest.raises(ValueError, match=r"unknown distiller 'kdd' \(did you mean 'kd'\?\)"):
+        build_distiller("kdd", s, t)
+    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+        build_distiller("at", s, t, beta=-1)
     with pytest.raises(TypeError, match="kd needs a teacher"):
         build_distiller("kd", s, None)
     with pytest.raises(ValueError, match="temperature"):
@@ -182,3 +210,37 @@ def test_errors_name_the_problem():
     x, y, _ = batch(4)
     _, losses = build_distiller("vanilla", s, t, extra=[{"name": "rkd"}]).forward_train(x, y)
     assert set(losses) == {"ce", "rkd_rkd"}
+
+
+def test_registry_refuses_duplicates_and_unknown_inputs():
+    from topkd.distillers import Distiller, register
+
+    with pytest.raises(ValueError, match="'kd' is already registered"):
+        register("kd")(type("OtherKD", (Distiller,), {}))
+    with pytest.raises(ValueError, match=r"unknown inputs \['teacher_logits'\]"):
+        register("needs_logits")(type("NeedsLogits", (Distiller,),
+                                      {"runtime_inputs": {"x": "teacher_logits"}}))
+    assert "needs_logits" not in DISTILLERS
+
+
+def test_arguments_come_from_the_constructors():
+    """A subclass's signature default wins, run-time inputs are not configurable, and an
+    argument a subclass hides (mapped to None) is neither."""
+    from topkd.distillers import Distiller
+
+    class Base(Distiller):
+        runtime_inputs = {"size": "num_train"}
+
+        def __init__(self, student, teacher, beta=1.0, size=None, **kw):
+            super().__init__(student, teacher, **kw)
+
+    class Child(Base):
+        runtime_inputs = {"size": None}
+
+        def __init__(self, student, teacher, beta=2.0, gamma=0.5, **kw):
+            super().__init__(student, teacher, beta=beta, gamma=gamma, size=3, **kw)
+
+    assert Base.arguments() == {"beta": 1.0, "gamma": 1.0, "alpha": 0.0, "temperature": 4.0}
+    assert Base.inputs() == {"input_size": "input_size", "size": "num_train"}
+    assert Child.arguments() == {"beta": 2.0, "gamma": 0.5, "alpha": 0.0, "temperature": 4.0}
+    assert Child.inputs() == {"input_size": "input_size"}
