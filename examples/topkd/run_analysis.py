@@ -63,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help="first run the missing pipeline stages (run_cifar.py's 'all')")
         if many_distillers:
             p.add_argument("--distillers", nargs="+", help="compare entries (none: the "
-                                                           "config's)")
+                                                           "config's; umap: those that read "
+                                                           "the teacher)")
         else:
             p.add_argument("--distiller", default="topkd", help="the student's compare entry")
 
@@ -149,9 +150,9 @@ def _analyse(args) -> None:
             print(f"table in {out}")
         elif args.command == "umap":
             for pair in pairs:
-                scores = visualize.umap_analysis(pair, entries or [e for e in pair["compare"]
-                                                                   if e != "vanilla"],
-                                                 args.seed, args.max_images, args.k)
+                distilled = [e for e in pair["compare"] if pipeline.entry_needs_teacher(pair, e)]
+                scores = visualize.umap_analysis(pair, entries or distilled, args.seed,
+                                                 args.max_images, args.k)
                 print(json.dumps(scores, indent=2))
         else:
             for pair in pairs:

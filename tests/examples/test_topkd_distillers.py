@@ -13,19 +13,26 @@ from topkd.models import build_model
 # distillers with learnable connectors/embeddings for a same-width pair (TopKD only needs a
 # projection when the pooled widths differ)
 HAS_CONNECTOR = {"fitnet", "cc", "vid", "crd"}
+# the loss terms of the suite's distillers (a distiller added later gets the generic checks)
+TERMS = {"vanilla": {"ce"}, "kd": {"ce", "kd"}, "fitnet": {"ce", "hint"}, "at": {"ce", "at"},
+         "sp": {"ce", "sp"}, "cc": {"ce", "cc"}, "rkd": {"ce", "rkd"}, "pkt": {"ce", "pkt"},
+         "vid": {"ce", "vid"}, "crd": {"ce", "crd"}, "topkd": {"ce", "kd", "topo"}}
 
 
 def make(name, student="resnet8", teacher="resnet14", num_classes=10, **kw):
+    """A registered distiller on two fresh models, its run-time inputs given stand-ins (any
+    distiller of the registry, with no knowledge of its name)."""
+    import torchtopo
+
     torch.manual_seed(0)
     s, t = build_model(student, num_classes), build_model(teacher, num_classes)
-    if name == "crd":
-        kw.setdefault("n_data", 64)
-        kw.setdefault("nce_k", 20)
-    if name == "topkd":
-        import torchtopo
-
-        kw.setdefault("ripsnet", torchtopo.RipsNet.for_features(t.feature_channels()["pooled"], 20))
-        kw.setdefault("cloud_size", 4)
+    stand_ins = {"input_size": lambda: 32, "num_train": lambda: 64, "batch_size": lambda: 8,
+                 "cloud_size": lambda: 4, "gather_clouds": lambda: None,
+                 "ripsnet": lambda: torchtopo.RipsNet.for_features(t.feature_channels()["pooled"], 20),
+                 "vectorizer": lambda: torchtopo.PersistenceImage.topkd(faithful=False)}
+    for arg, source in DISTILLERS[name].inputs().items():
+        if arg not in kw:
+            kw[arg] = stand_ins[source]()
     return build_distiller(name, s, t, **kw)
 
 
@@ -67,17 +74,16 @@ def test_distiller_step(name, tmp_path):
     logits, losses = d.forward_train(x, y, **kw)
     assert logits.shape == (8, 10)
     assert losses and all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
-    expected = {"vanilla": {"ce"}, "kd": {"ce", "kd"}, "fitnet": {"ce", "hint"},
-                "at": {"ce", "at"}, "sp": {"ce", "sp"}, "cc": {"ce", "cc"},
-                "rkd": {"ce", "rkd"}, "pkt": {"ce", "pkt"}, "vid": {"ce", "vid"},
-                "crd": {"ce", "crd"}, "topkd": {"ce", "kd", "topo"}}[name]
-    assert set(losses) == expected
+    assert "ce" in losses
+    if name in TERMS:
+        assert set(losses) == TERMS[name]
     sum(losses.values()).backward()
     learnable = d.get_learnable_parameters()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.student.parameters())
     # every extra learnable parameter (connectors, embeddings) gets a gradient
     extra = connectors(d)
-    assert (len(extra) > 0) == (name in HAS_CONNECTOR)
+    if name in TERMS:
+        assert (len(extra) > 0) == (name in HAS_CONNECTOR)
     assert all(p.grad is not None for p in extra)
     assert all(p.grad is None for p in d.teacher.parameters())
     # the optimizer holds exactly the learnable parameters, never the teacher's
@@ -169,7 +175,7 @@ def test_topkd_combined_with_crd():
 
 
 def test_crd_memory_bank_updates_only_the_batch_rows():
-    d = make("crd").train()
+    d = make("crd", nce_k=20).train()
     before = d.memory.memory_v1.clone()
     x, y, _ = batch(4)
     index = torch.tensor([3, 10, 20, 30])

@@ -132,6 +132,18 @@ def _embed_shards(model: nn.Module, dataset, plan, todo: List[int], run: RunLayo
             print(f"clouds: shard {k + 1}/{meta['num_shards']} ({len(buf)} clouds)", flush=True)
 
 
+def _clouds_on_disk(run: RunLayout, meta: Dict[str, Any]):
+    """``(meta.json when complete, else None; whether each shard is on disk)``, refusing
+    complete outputs of other settings and shards of the wrong shape."""
+    done = read_complete_meta(run.topology("clouds"), "clouds")
+    if done is not None:
+        _check_settings(done, meta, run.topology("clouds"), "clouds")
+    present = [_shard_present(run.shard("clouds", k), (shard_rows(meta, k), meta["cloud_size"],
+                                                       meta["dim"]), "clouds", "cloud shard")
+               for k in range(meta["num_shards"])]
+    return done, present
+
+
 def generate_clouds(teacher: nn.Module, dataset, run: RunLayout, cloud_size: int,
                     shard_size: int = 128, passes: int = 1, seed: int = 0, faithful: bool = False,
                     device: torch.device = torch.device("cpu"), num_workers: int = 0,
@@ -182,12 +194,7 @@ def generate_clouds(teacher: nn.Module, dataset, run: RunLayout, cloud_size: int
             "dim": int(teacher.feature_channels()["pooled"]),
             "num_shards": math.ceil(total / shard_size), "shard_size": shard_size,
             "passes": passes, "teacher_mode": "train" if faithful else "eval"}
-    done = read_complete_meta(folder, "clouds")
-    if done is not None:
-        _check_settings(done, meta, folder, "clouds")
-    present = [_shard_present(run.shard("clouds", k), (shard_rows(meta, k), cloud_size,
-                                                       meta["dim"]), "clouds", "cloud shard")
-               for k in range(meta["num_shards"])]
+    done, present = _clouds_on_disk(run, meta)
     if done is not None and all(present):
         return done
     os.makedirs(folder, exist_ok=True)
@@ -289,6 +296,26 @@ def _images_done(run: RunLayout, clouds_meta: Dict[str, Any],
     return done if all(present) and os.path.isfile(run.vectorizer) else None
 
 
+def _write_diagrams_and_images(cfg: Dict[str, Any], run: RunLayout,
+                               clouds_meta: Dict[str, Any]) -> None:
+    """Each rank's diagram shards, rank 0's vectoriser, each rank's image shards."""
+    n = clouds_meta["num_shards"]
+    if D.is_main():
+        os.makedirs(run.topology("diagrams"), exist_ok=True)
+        os.makedirs(run.topology("images"), exist_ok=True)
+    D.barrier()
+    for k in my_shards(n):
+        _save_diagrams(cfg, run, clouds_meta, k)
+    D.barrier()
+    if D.is_main():
+        _fit_vectorizer(cfg, run, clouds_meta)
+    D.barrier()
+    pi = load_vectorizer(cfg)
+    for k in my_shards(n):
+        _save_images(run, clouds_meta, pi, cfg["topology"]["max_dim"], k)
+    D.barrier()
+
+
 def generate_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Diagrams and persistence images of the config's clouds, sharded over the ranks.
 
@@ -328,22 +355,8 @@ def generate_diagrams(cfg: Dict[str, Any]) -> Dict[str, Any]:
     done = _images_done(run, clouds_meta, expected)
     if done is not None:
         return done
-    n = clouds_meta["num_shards"]
     tic = time.perf_counter()
-    if D.is_main():
-        os.makedirs(run.topology("diagrams"), exist_ok=True)
-        os.makedirs(run.topology("images"), exist_ok=True)
-    D.barrier()
-    for k in my_shards(n):
-        _save_diagrams(cfg, run, clouds_meta, k)
-    D.barrier()
-    if D.is_main():
-        _fit_vectorizer(cfg, run, clouds_meta)
-    D.barrier()
-    pi = load_vectorizer(cfg)
-    for k in my_shards(n):
-        _save_images(run, clouds_meta, pi, topo["max_dim"], k)
-    D.barrier()
+    _write_diagrams_and_images(cfg, run, clouds_meta)
     seconds = time.perf_counter() - tic
     meta = {**expected, "world_size": D.world_size(), "seconds": seconds,
             "clouds_per_second": clouds_meta["num_clouds"] / max(seconds, 1e-9), "complete": True}

@@ -17,6 +17,7 @@ from .data import DATASETS, SeededDataset, build_datasets, make_loader, take
 from .distillers import build_distiller
 from .engine import Trainer, evaluate, load_model_weights, seed_everything, select_device
 from .layout import layout
+from .models import build_model, canonical_name
 from .report import log
 from .storage import read_json, write_json
 
@@ -114,8 +115,6 @@ class CifarSuite(Suite):
         return 100 if cfg["dataset"]["name"] == "cifar100" else 10
 
     def check(self, cfg):
-        from .models import canonical_name
-
         if cfg["dataset"]["name"] not in DATASETS:
             raise ConfigError(f"dataset.name must be one of {DATASETS}, got "
                               f"{cfg['dataset']['name']!r}")
@@ -126,8 +125,6 @@ class CifarSuite(Suite):
                 raise ConfigError(f"config {cfg['name']!r}: {role}.arch: {err}") from err
 
     def build_model(self, cfg, role):
-        from .models import build_model
-
         return build_model(cfg[role]["arch"], self.num_classes(cfg))
 
     def input_size(self, cfg):

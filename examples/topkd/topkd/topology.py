@@ -17,7 +17,8 @@ from .report import log
 from .storage import RunFileError, check_shape, describe, load_file, read_json, write_json
 
 __all__ = ["cloud_size", "make_vectorizer", "load_vectorizer", "ripsnet_pooling",
-           "read_complete_meta", "load_shards", "stage_ripsnet", "ripsnet_done", "load_ripsnet"]
+           "read_complete_meta", "shard_rows", "load_shards", "ripsnet_data", "prediction_errors",
+           "stage_ripsnet", "ripsnet_done", "load_ripsnet"]
 
 
 def cloud_size(cfg: Dict[str, Any]) -> int:
@@ -118,6 +119,38 @@ def ripsnet_done(cfg: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return read_json(run.ripsnet_metrics, "ripsnet")
 
 
+def ripsnet_data(cfg: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The RipsNet's training pairs: every cloud ``(n, m, D)`` and its image ``(n, P)``, each
+    shard checked against the ``meta.json`` of its stage.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the ``clouds`` or ``diagrams`` stage is not complete.
+    topkd.storage.RunFileError
+        A shard missing, unreadable or of the wrong shape.
+    """
+    run = layout(cfg)
+    clouds_meta = read_complete_meta(run.topology("clouds"), "clouds")
+    images_meta = read_complete_meta(run.topology("images"), "diagrams")
+    if clouds_meta is None or images_meta is None:
+        raise FileNotFoundError(f"no complete point clouds and images under "
+                                f"{run.topology('clouds')!r}: run 'clouds' and 'diagrams' first")
+    clouds = load_shards(run, "clouds", clouds_meta,
+                         (clouds_meta["cloud_size"], clouds_meta["dim"]), "clouds")
+    targets = load_shards(run, "images", clouds_meta, (images_meta["num_features"],), "diagrams")
+    return clouds, targets
+
+
+@torch.no_grad()
+def prediction_errors(model, clouds: torch.Tensor, targets: torch.Tensor) -> Tuple[float, float]:
+    """``(MSE over clouds and pixels, mean ||p_hat - p||_2 per cloud)`` of ``model`` (eval
+    mode) on clouds ``(n, m, D)`` against images ``(n, P)``."""
+    model.eval()
+    pred = torch.cat([model(c) for c in clouds.split(256)], 0)
+    return float((pred - targets).pow(2).mean()), float((pred - targets).norm(dim=1).mean())
+
+
 @D.main_only
 def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """Fit ``RipsNet.for_features(D, P)`` on the (cloud, image) pairs of the topology stages
@@ -138,27 +171,13 @@ def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     if done is not None:
         return done
     run = layout(cfg)
-    clouds_meta = read_complete_meta(run.topology("clouds"), "clouds")
-    images_meta = read_complete_meta(run.topology("images"), "diagrams")
-    if clouds_meta is None or images_meta is None:
-        raise FileNotFoundError(f"no complete point clouds and images under "
-                                f"{run.topology('clouds')!r}: run 'clouds' and 'diagrams' first")
-    clouds = load_shards(run, "clouds", clouds_meta,
-                         (clouds_meta["cloud_size"], clouds_meta["dim"]), "clouds")
-    targets = load_shards(run, "images", clouds_meta, (images_meta["num_features"],), "diagrams")
+    clouds, targets = ripsnet_data(cfg)
     pi = load_vectorizer(cfg)
     rn_cfg = cfg["topology"]["ripsnet"]
     seed_everything(cfg["teacher"]["seed"])
     model = torchtopo.RipsNet.for_features(clouds.shape[-1], targets.shape[-1],
                                            pooling=ripsnet_pooling(cfg))
-
-    def errors():
-        model.eval()
-        with torch.no_grad():
-            pred = torch.cat([model(c) for c in clouds.split(256)], 0)
-        return float((pred - targets).pow(2).mean()), float((pred - targets).norm(dim=1).mean())
-
-    initial_mse, _ = errors()
+    initial_mse, _ = prediction_errors(model, clouds, targets)
     tic = time.perf_counter()
     history = torchtopo.fit_ripsnet(
         model, clouds, targets, epochs=rn_cfg["epochs"], lr=rn_cfg["lr"],
@@ -166,7 +185,7 @@ def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
         patience=rn_cfg["patience"], seed=cfg["teacher"]["seed"], progress=cfg["progress"],
         log_dir=os.path.join(run.topology("ripsnet"), "tb"))
     seconds = time.perf_counter() - tic
-    mse, l2 = errors()
+    mse, l2 = prediction_errors(model, clouds, targets)
     os.makedirs(run.topology("ripsnet"), exist_ok=True)
     model.save(run.ripsnet, vectorizer=pi)
     metrics = {"train_mse": mse, "train_l2": l2, "initial_mse": initial_mse,
