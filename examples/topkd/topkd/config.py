@@ -74,8 +74,7 @@ IMAGENET_DEFAULTS: Dict[str, Any] = {
     "compare": ["vanilla", "kd", "topkd"],
     # ImageNet KD weights of mdistiller (CE 0.5, KD 0.5, T 1); TopKD adds its topology term
     "distillers": {"kd": {"name": "kd", "gamma": 0.5, "alpha": 0.5, "temperature": 1.0},
-                   "topkd": {"name": "topkd", "gamma": 0.5, "alpha": 0.5, "temperature": 1.0},
-                   "crd": {"name": "crd", "gamma": 1.0, "alpha": 0.0}},
+                   "topkd": {"name": "topkd", "gamma": 0.5, "alpha": 0.5, "temperature": 1.0}},
     "topology": {"cloud_size": None, "gather": None, "passes": 1, "shard_size": 128,
                  "max_dim": 0, "faithful": False, "num_workers": None,
                  "ripsnet": RIPSNET_DEFAULTS},

@@ -1,10 +1,9 @@
 """ImageNet-1K for the suite: torchvision's ResNet-18/34/50 and MobileNetV2 with the suite's
-``(logits, features)`` interface, safe loading of torchvision weight files, and the standard
-``ImageFolder`` data pipeline.
+``(logits, features)`` interface and the standard ``ImageFolder`` data pipeline.
 
 The models subclass torchvision's own classes, so their state-dict keys are torchvision's: a
 teacher file such as ``resnet34-b627a593.pth`` (a bare state dict) loads as is with
-:func:`load_torchvision_weights`, and a student trained here loads into
+:func:`topkd.engine.load_model_weights`, and a student trained here loads into
 ``torchvision.models.resnet18()``.
 
 Features, for a 224×224 input (channels@side):
@@ -183,32 +182,6 @@ def build_imagenet_model(name: str, num_classes: int = 1000, norm: str = "batch"
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     return IMAGENET_MODELS[name](num_classes=num_classes, norm_layer=norm_layer(norm))
-
-
-def load_torchvision_weights(model: nn.Module, path: str) -> Dict[str, object]:
-    """Load a torchvision-format weight file (a bare state dict, e.g. the files torchvision
-    downloads to ``~/.cache/torch/hub/checkpoints/``) or one of the suite's checkpoints (dict
-    with ``model``) into ``model`` with ``torch.load(weights_only=True)``: nothing is
-    downloaded and a file cannot run code.
-
-    Returns
-    -------
-    dict
-        The checkpoint's metadata (``epoch``, ``accuracy`` when present).
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``path`` does not exist.
-    ValueError
-        When the weights do not match the model (e.g. another architecture or class count).
-    """
-    from .engine import load_model_weights
-
-    if not isinstance(path, str) or not os.path.isfile(path):
-        raise FileNotFoundError(f"teacher weights not found: {path!r} (set teacher.checkpoint to a "
-                                "local torchvision weight file; nothing is downloaded)")
-    return load_model_weights(model, path)
 
 
 # -------------------------------------------------------------------------------------- data
