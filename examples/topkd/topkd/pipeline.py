@@ -355,7 +355,7 @@ def run_pair(cfg: Dict[str, Any], entries: Optional[Sequence[str]] = None,
             rows.append({"pair": cfg["name"], "teacher": cfg["teacher"]["arch"],
                          "student": cfg["student"]["arch"], "distiller": entry, "seed": seed,
                          "last_acc": s["last_acc"], "best_acc": s["best_acc"],
-                         "last_top5": s["last_top5"], "best_top5": s["best_top5"],
+                         "last_top5": s.get("last_top5"), "best_top5": s.get("best_top5"),
                          "best_epoch": s["best_epoch"], "step_time": s["step_time_mean"],
                          "teacher_top1": teacher.get("top1"), "teacher_top5": teacher.get("top5")})
     return rows

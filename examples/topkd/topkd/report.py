@@ -136,8 +136,9 @@ def write_results(rows: List[Dict[str, Any]], cfgs: List[Dict[str, Any]], out_di
         rs = [r for r in rows if (r["pair"], r["distiller"]) == (pair, entry)]
         row = {"pair": pair, "distiller": entry, "n": len(rs)}
         for key in ("best_acc", "last_acc", "best_top5", "last_top5"):
-            values = [r[key] for r in rs]
-            row[f"{key}_mean"] = statistics.mean(values)
+            # runs written before top-5 was recorded have None there
+            values = [r[key] for r in rs if r[key] is not None]
+            row[f"{key}_mean"] = statistics.mean(values) if values else None
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         row["step_time"] = statistics.mean(r["step_time"] for r in rs)
         summary.append(row)
