@@ -58,7 +58,7 @@ def test_resume_refuses_another_seed(tmp_path):
     ckpt = load_checkpoint(str(tmp_path / "latest.pt"))
     ckpt["seed"] = 99
     torch.save(ckpt, tmp_path / "latest.pt")
-    with pytest.raises(ValueError, match="seed 99"):
+    with pytest.raises(RunFileError, match="seed 99.*delete .*latest.pt"):
         _run(tmp_path, "kd")
 
 

@@ -295,6 +295,11 @@ CORRUPTIONS = {
                    os.remove(os.path.join(r.student("topkd", 0), "summary.json"))),
         ["student", "--distiller", "topkd"], "ripsnet/ripsnet.pt", "'ripsnet' stage",
         "cannot be loaded"),
+    "latest.pt of another run": (
+        lambda r: (os.remove(os.path.join(r.student("kd", 0), "summary.json")),
+                   atomic_save({"epoch": 3}, os.path.join(r.student("kd", 0), "latest.pt"))),
+        ["student", "--distiller", "kd"], "latest.pt", "'student' stage",
+        "does not hold this run's training state"),
     "foreign pickle as latest.pt": (
         lambda r: (os.remove(os.path.join(r.student("kd", 0), "summary.json")),
                    __import__("pickle").dump(__import__("argparse").Namespace(run="code"),

@@ -297,6 +297,17 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
+    def _resume(self, latest: str) -> None:
+        """Continue from the checkpoint ``latest``; a bad file is named with what to do."""
+        remedy = (f"delete {latest!r} and rerun the {self.stage!r} stage (training restarts "
+                  "from epoch 0)")
+        state = load_checkpoint(latest, self.stage, remedy)
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise RunFileError(f"{latest!r} does not hold this run's training state "
+                               f"({describe(err)}): {remedy}") from err
+
     def train_epoch(self) -> Dict[str, float]:
         """One epoch over the training loader; returns averaged losses, accuracy and timings."""
         from tqdm import tqdm
@@ -359,14 +370,7 @@ class Trainer:
 
         latest = self._path("latest.pt")
         if resume and os.path.isfile(latest):
-            remedy = (f"delete {latest!r} and rerun the {self.stage!r} stage (training "
-                      "restarts from epoch 0)")
-            state = load_checkpoint(latest, self.stage, remedy)
-            try:
-                self.load_state_dict(state)
-            except (KeyError, TypeError, RuntimeError) as err:
-                raise RunFileError(f"{latest!r} does not hold this run's training state "
-                                   f"({describe(err)}): {remedy}") from err
+            self._resume(latest)
         elif self.epoch == 0:
             seed_everything(self.seed)
         writer = (SummaryWriter(self._path("tb"), purge_step=self.epoch + 1) if ddp.is_main()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -100,24 +101,33 @@ def kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, temperature: float) 
     return F.kl_div(log_p_s, p_t, reduction="batchmean") * temperature ** 2
 
 
+#: :func:`feature_shapes` of each live model, by input size (a model's shapes never change,
+#: and building every distiller of a config would otherwise run each model once per distiller).
+_SHAPES: "weakref.WeakKeyDictionary[nn.Module, Dict[int, dict]]" = weakref.WeakKeyDictionary()
+
+
 def feature_shapes(model: nn.Module, input_size: int = 32) -> Dict[str, object]:
     """Shapes of a model's features for a ``(2, 3, input_size, input_size)`` input, computed in
-    eval mode under ``no_grad`` (the model's mode is restored).
+    eval mode under ``no_grad`` (the model's mode is restored) once per model and size.
 
     Returns
     -------
     dict
         ``{"stages": [(C, H, W), ...], "pooled": C}``.
     """
-    mode = model.training
-    model.eval()
-    param = next(model.parameters())
-    with torch.no_grad():
-        _, feats = model(torch.zeros(2, 3, input_size, input_size, device=param.device,
-                                     dtype=param.dtype))
-    model.train(mode)
-    return {"stages": [tuple(s.shape[1:]) for s in feats["stages"]],
-            "pooled": feats["pooled"].shape[1]}
+    known = _SHAPES.setdefault(model, {})
+    if input_size not in known:
+        mode = model.training
+        model.eval()
+        param = next(model.parameters())
+        with torch.no_grad():
+            _, feats = model(torch.zeros(2, 3, input_size, input_size, device=param.device,
+                                         dtype=param.dtype))
+        model.train(mode)
+        known[input_size] = {"stages": [tuple(s.shape[1:]) for s in feats["stages"]],
+                             "pooled": feats["pooled"].shape[1]}
+    shapes = known[input_size]
+    return {"stages": list(shapes["stages"]), "pooled": shapes["pooled"]}
 
 
 class Distiller(nn.Module):
