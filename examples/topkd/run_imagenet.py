@@ -20,7 +20,8 @@ One process (CPU or one GPU), one stage, continuing an interrupted student::
         --distiller topkd --resume
 
 Batch sizes in the config are global (256 by default, lr 0.1 scaled linearly); a run resumes
-from ``latest.pt`` on any number of ranks.
+from ``latest.pt`` on any number of ranks. The stages are those of ``run_cifar.py``
+(:mod:`topkd.pipeline`); ``teacher`` evaluates the configured torchvision teacher.
 """
 from __future__ import annotations
 
@@ -33,18 +34,25 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from topkd import distributed as D  # noqa: E402
-from topkd import imagenet_stages as S  # noqa: E402
+from topkd import pipeline  # noqa: E402
+from topkd.config import IMAGENET_DEFAULTS, ConfigError, load_config  # noqa: E402
+from topkd.layout import layout  # noqa: E402
+from topkd.report import write_results  # noqa: E402
+from topkd.storage import RunFileError, RunLockedError  # noqa: E402
 
-STAGES = ("teacher", "clouds", "diagrams", "ripsnet", "student", "all")
+STAGES = (*pipeline.STAGES, "all")
+#: Errors that end a run with one line (no traceback): the user has something to fix.
+USER_ERRORS = (ConfigError, RunFileError, RunLockedError, FileNotFoundError)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("stages", nargs="*", default=["all"], choices=STAGES, metavar="stage",
-                        help=f"stages to run in order, among {', '.join(STAGES)} (default: all)")
+                        help=f"stages to run in order, among {', '.join(STAGES)}")
     parser.add_argument("--config", required=True, help="YAML pair config "
                         "(examples/topkd/configs/imagenet/*.yaml)")
-    parser.add_argument("--distiller", help="'student'/'all': one compare entry (default: all)")
+    parser.add_argument("--distiller", help="'student'/'all': one compare entry (none: all)")
     parser.add_argument("--seed", type=int, help="'student'/'all': one seed instead of the "
                                                  "config's seeds")
     parser.add_argument("--out", help="output folder (overrides out_dir)")
@@ -54,48 +62,44 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="'student': stop after N epochs in total (for time-limited jobs; "
                              "continue with --resume)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config entry, e.g. --set train.epochs=10")
+                        help="override a config entry, e.g. --set train.epochs=10 (repeatable)")
     return parser.parse_args(argv)
 
 
 def run_stage(cfg, stage: str, entries, seeds, args):
     """Run one stage; returns what it reports (a dict, a list of dicts or the markdown table)."""
-    if stage == "teacher":
-        return S.stage_teacher(cfg)
-    if stage == "clouds":
-        return S.stage_clouds(cfg)
-    if stage == "diagrams":
-        return S.stage_diagrams(cfg)
-    if stage == "ripsnet":
-        return {k: v for k, v in S.stage_ripsnet_main(cfg).items() if k != "history"}
     if stage == "student":
-        return [S.stage_student(cfg, e, s, args.resume, args.stop_after_epochs)
+        return [pipeline.stage_student(cfg, e, s, args.resume, args.stop_after_epochs)
                 for e in entries for s in seeds]
-    rows = S.run_all(cfg, entries, seeds, args.resume)
-    return S.write_table(rows, cfg, os.path.join(cfg["out_dir"], "table"))
+    if stage == "all":
+        rows = pipeline.run_pair(cfg, entries, seeds, args.resume)
+        return write_results(rows, [cfg], layout(cfg).table) if D.is_main() else ""
+    return {k: v for k, v in pipeline.STAGE_FUNCTIONS[stage](cfg).items() if k != "history"}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = S.load_imagenet_config(args.config, args.set)
-    if args.out:
-        cfg["out_dir"] = args.out
-    if args.distiller and args.distiller not in cfg["compare"]:
-        raise SystemExit(f"--distiller {args.distiller!r} is not in {cfg['name']}'s compare "
-                         f"list {cfg['compare']}")
     D.init_distributed()
     try:
-        for stage in args.stages:
-            S.validate_imagenet(cfg, stage)
+        cfg = load_config(args.config, args.set, IMAGENET_DEFAULTS)
+        if args.out:
+            cfg["out_dir"] = args.out
+        if args.distiller and args.distiller not in cfg["compare"]:
+            raise ConfigError(f"--distiller {args.distiller!r} is not in {cfg['name']}'s compare "
+                              f"list {cfg['compare']}")
+        pipeline.validate(cfg, pipeline.STAGES if "all" in args.stages else args.stages)
         entries = [args.distiller] if args.distiller else cfg["compare"]
         seeds = [args.seed] if args.seed is not None else cfg["seeds"]
-        for stage in args.stages:
-            tic = time.perf_counter()
-            result = run_stage(cfg, stage, entries, seeds, args)
-            if D.is_main():
-                print(result if isinstance(result, str) else json.dumps(result, indent=2))
-                print(f"{stage}: {time.perf_counter() - tic:.1f} s on {D.world_size()} rank(s)",
-                      flush=True)
+        with pipeline.locked([cfg["out_dir"]]):
+            for stage in args.stages:
+                tic = time.perf_counter()
+                result = run_stage(cfg, stage, entries, seeds, args)
+                if D.is_main():
+                    print(result if isinstance(result, str) else json.dumps(result, indent=2))
+                    print(f"{stage}: {time.perf_counter() - tic:.1f} s on {D.world_size()} "
+                          "rank(s)", flush=True)
+    except USER_ERRORS as err:
+        raise SystemExit(f"run_imagenet.py: error: {err}") from None
     finally:
         D.cleanup()
     return 0

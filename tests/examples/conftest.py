@@ -48,7 +48,7 @@ def tiny_cifar(tmp_path):
     return root, labels
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
     """``tiny_config(out_dir, compare=..., **overrides)`` builds a config, see :func:`_tiny_config`."""
     return _tiny_config

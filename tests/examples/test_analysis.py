@@ -12,11 +12,14 @@ import pytest
 import torch
 import yaml
 
-from topkd import analysis, stages, sweep, visualize
+from topkd import analysis, sweep, visualize
+from topkd.pipeline import run_pair
 from topkd.config import CONFIG_DIR, DEFAULTS, deep_merge
 from topkd.distillers import DISTILLERS, build_distiller
 from topkd.engine import load_model_weights
+from topkd.layout import layout
 from topkd.models import MODELS, build_model
+from topkd.report import TABLE8_COLUMNS, write_table8
 
 
 def _config(out_dir, **overrides):
@@ -44,7 +47,7 @@ def pipeline(tmp_path_factory):
     path = root / "tiny.yaml"
     with open(path, "w") as f:
         yaml.safe_dump(cfg, f)
-    stages.run_all(cfg)
+    run_pair(cfg)
     return cfg, str(path)
 
 
@@ -67,7 +70,7 @@ def test_table8_cli_writes_finite_non_negative_errors(pipeline, tmp_path):
     with open(out / "table8.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["distiller"] for r in rows] == ["vanilla", "kd", "topkd"]
-    assert list(rows[0]) == list(analysis.COLUMNS)
+    assert list(rows[0]) == list(TABLE8_COLUMNS)
     for r in rows:
         # one pass: 192 // 16 = 12 clouds (batches of 8 clouds and 4)
         assert int(r["num_clouds"]) == 12 and int(r["cloud_size"]) == 16
@@ -78,7 +81,7 @@ def test_table8_cli_writes_finite_non_negative_errors(pipeline, tmp_path):
         assert values["exact_dist"] <= values["triangle_bound"] + 1e-5
     # the teacher side does not depend on the student
     assert len({r["teacher_err"] for r in rows}) == 1
-    rn = json.load(open(os.path.join(stages.paths(cfg)["ripsnet"], "metrics.json")))
+    rn = json.load(open(layout(cfg).ripsnet_metrics))
     assert float(rows[0]["ripsnet_train_l2"]) == pytest.approx(rn["train_l2"])
     md = (out / "table8.md").read_text()
     assert "| resnet8 | resnet8 |" in md and "‖p̂_S − p_S‖ topkd" in md and "**" in md
@@ -87,10 +90,10 @@ def test_table8_cli_writes_finite_non_negative_errors(pipeline, tmp_path):
 def test_exact_images_match_the_diagrams_stage(pipeline):
     """The analysis' exact images of the teacher's saved clouds equal the stage's images."""
     cfg, _ = pipeline
-    p = stages.paths(cfg)
+    run = layout(cfg)
     _, vectorizer = analysis.load_pair_topology(cfg)
-    clouds = torch.load(os.path.join(p["clouds"], "shard_00000.pt"), weights_only=True)
-    images = torch.load(os.path.join(p["images"], "shard_00000.pt"), weights_only=True)
+    clouds = torch.load(run.shard("clouds", 0), weights_only=True)
+    images = torch.load(run.shard("images", 0), weights_only=True)
     torch.testing.assert_close(analysis.exact_images(clouds, vectorizer), images)
 
 
@@ -99,7 +102,7 @@ def test_table8_refuses_missing_runs(pipeline):
     with pytest.raises(FileNotFoundError, match="has not finished"):
         analysis.approximation_errors(cfg, ["kd"], seeds=[7])
     with pytest.raises(ValueError, match="rows is empty"):
-        analysis.write_table8([], "unused")
+        write_table8([], "unused")
 
 
 # --------------------------------------------------------------------- UMAP and scores
@@ -197,8 +200,8 @@ def test_layer_view_reads_another_layer_with_the_same_weights(pipeline, registry
     name = sweep.register_layer_view("resnet8", "stage2")
     assert name == "resnet8@stage2" and sweep.register_layer_view("resnet8", "pooled") == "resnet8"
     view, base = build_model(name, 10), build_model("resnet8", 10)
-    load_model_weights(view, stages.teacher_weights(cfg))
-    load_model_weights(base, stages.teacher_weights(cfg))
+    load_model_weights(view, layout(cfg).teacher_final)
+    load_model_weights(base, layout(cfg).teacher_final)
     assert view.state_dict().keys() == base.state_dict().keys()
     view.eval(), base.eval()
     x = torch.randn(4, 3, 32, 32)
@@ -220,6 +223,9 @@ def test_exact_topkd_loss_trains_the_student(pipeline, registry):
     teacher, student = build_model("resnet8", 10), build_model("resnet8", 10)
     d = build_distiller("topkd_exact", student, teacher, vectorizer=vectorizer.to_config(),
                         cloud_size=16, delta=5.0)
+    assert type(d).arguments() == {"delta": 5.0, "gamma": 1.0, "alpha": 2.0, "temperature": 4.0}
+    with pytest.raises(ValueError, match="unknown arguments \\['ripsnet'\\]"):
+        build_distiller("topkd_exact", student, teacher, ripsnet=None)
     logits, losses = d.forward_train(torch.randn(32, 3, 32, 32), torch.arange(32) % 10)
     assert set(losses) == {"ce", "kd", "topo"} and torch.isfinite(losses["topo"])
     losses["topo"].backward()
@@ -275,7 +281,7 @@ def test_sweep_table_one_row_per_point_with_mean_and_std(pipeline, tmp_path):
     assert (out / "sweep.md").read_text().count("\n| ") == 4  # header + 3 rows
     # stages reused: the base run's teacher and clouds, shared clouds per (layer, m)
     pooled = out / "pooled_m16_h0_curve" / "topology" / "clouds"
-    assert os.path.realpath(pooled) == os.path.realpath(stages.paths(cfg)["clouds"])
+    assert os.path.realpath(pooled) == os.path.realpath(layout(cfg).topology("clouds"))
     assert os.path.isfile(out / "stage2_m16_h0_curve" / "topology" / "ripsnet" / "ripsnet.pt")
     assert not os.path.exists(out / "teacher")
 

@@ -27,6 +27,73 @@ EXAMPLE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir,
 SCRIPT = os.path.join(EXAMPLE_DIR, "run_imagenet.py")
 TIMEOUT = 240
 
+# A distiller the suite has never seen, in one file: it needs a run-time input (the training-set
+# size, for a memory of one row per sample), items that carry their index, and cross-rank state
+# (the memory, updated from the whole global batch under DDP). Nothing else is edited: the run
+# below imports this file (its "registry line") and starts run_imagenet.py.
+PLUGIN = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from topkd import distributed as D
+from topkd.distillers import Distiller, feature_shapes, register
+
+
+class Indexed(torch.utils.data.Dataset):
+    def __init__(self, dataset):
+        self.dataset, self.targets = dataset, dataset.targets
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        image, target = self.dataset[i]
+        return image, target, i
+
+
+class Memory(nn.Module):
+    def __init__(self, rows, dim):
+        super().__init__()
+        self.register_buffer("bank", torch.zeros(rows, dim))
+        self.gathered = False
+
+    @torch.no_grad()
+    def update(self, index, values):
+        if self.gathered:
+            index, values = D.all_gather_nograd(index), D.all_gather_nograd(values)
+        self.bank.index_copy_(0, index, 0.5 * self.bank[index] + 0.5 * values)
+
+
+@register("memkd")
+class MemKD(Distiller):
+    """Pull the student's projected features towards a memory of the teacher's features of
+    the same samples (momentum 0.5)."""
+
+    runtime_inputs = {"num_train": "num_train"}
+
+    def __init__(self, student, teacher, beta=2.0, num_train=None, **kw):
+        super().__init__(student, teacher, **kw)
+        s = feature_shapes(student, self.input_size)["pooled"]
+        t = feature_shapes(teacher, self.input_size)["pooled"]
+        self.beta, self.proj, self.memory = beta, nn.Linear(s, t), Memory(num_train, t)
+
+    def wrap_dataset(self, dataset):
+        return Indexed(dataset)
+
+    def prepare_distributed(self, local_batch_size):
+        self.memory.gathered = True
+        return [self.memory]
+
+    def method_losses(self, logits_s, feats_s, logits_t, feats_t, index=None, **kw):
+        loss = F.mse_loss(self.proj(feats_s["pooled"]), self.memory.bank[index])
+        self.memory.update(index, feats_t["pooled"])
+        return {"mem": self.beta * loss}
+'''
+# python -c LAUNCH <plugin folder> <script> <args>: import the plugin, then run the script
+LAUNCH = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); import topkd_memkd; "
+          "sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -75,7 +142,9 @@ def launch(nproc, args, torchrun=False):
 
 def write_image_folder(root, n_train=8, n_val=4, classes=3, size=32, seed=0):
     """``root/{train,val}/class{c}/{i}.jpg``: noisy images whose mean colour depends on the
-    class."""
+    class. The noise stays inside [0, 255]: clipped pixels make exact ties (max-pooling,
+    ReLU at 0) where a gradient jumps under a change of 1e-10 in the weights, and such a
+    point makes any two runs differ, one process or two."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -83,10 +152,10 @@ def write_image_folder(root, n_train=8, n_val=4, classes=3, size=32, seed=0):
         for c in range(classes):
             folder = os.path.join(root, split, f"class{c}")
             os.makedirs(folder, exist_ok=True)
-            base = np.zeros(3)
-            base[c % 3] = 160
+            base = np.full(3, 70.0)
+            base[c % 3] = 180
             for i in range(n):
-                img = np.clip(base + rng.normal(0, 50, (size, size, 3)), 0, 255).astype(np.uint8)
+                img = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(os.path.join(folder, f"{i}.jpg"), quality=90)
 
 
@@ -98,6 +167,8 @@ def tiny(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny_imagenet")
     write_image_folder(str(root / "data"))
+    (root / "plugins").mkdir()
+    (root / "plugins" / "topkd_memkd.py").write_text(PLUGIN)
     torch.manual_seed(1)
     teacher = build_imagenet_model("resnet18", num_classes=3)
     torch.save(teacher.state_dict(), root / "resnet18-teacher.pth")
@@ -110,7 +181,7 @@ def tiny(tmp_path_factory):
                "train": {"epochs": 2, "lr": 0.01, "milestones": [1], "norm": "frozen"},
                "teacher": {"arch": "resnet18", "checkpoint": str(root / "resnet18-teacher.pth")},
                "student": {"arch": "resnet18"},
-               "compare": ["crd", "topkd"],
+               "compare": ["crd", "topkd", "memkd"],
                "distillers": {"crd": {"name": "crd", "gamma": 1.0, "alpha": 0.9,
                                       "temperature": 4.0, "beta": 0.8, "nce_k": 8}},
                # TopKD: one cloud of 8 points per step, gathered from both ranks under DDP
@@ -125,9 +196,11 @@ def tiny(tmp_path_factory):
     return config
 
 
-def _run(tiny, name, nproc, *args, torchrun=False):
+def _run(tiny, name, nproc, *args):
+    """run_imagenet.py on ``nproc`` ranks (the environment of torchrun set by hand), with the
+    plugin distiller imported first."""
     cfg, out = tiny(name)
-    launch(nproc, [SCRIPT, "--config", cfg, *args], torchrun=torchrun)
+    launch(nproc, ["-c", LAUNCH, str(out.parent / "plugins"), SCRIPT, "--config", cfg, *args])
     return out
 
 
@@ -143,7 +216,7 @@ def single(tiny):
 
 @pytest.fixture(scope="module")
 def ddp(tiny):
-    return _run(tiny, "ddp", 2, *ALL, torchrun=True)
+    return _run(tiny, "ddp", 2, *ALL)
 
 
 def _student(out, distiller="crd"):
@@ -173,7 +246,7 @@ def _assert_same_metrics(dir_a, dir_b, terms=("loss_ce", "loss_kd", "loss_crd"))
 
 
 def test_two_ranks_match_one_process(single, ddp):
-    """Same global batch of 8: 2 ranks × 4 (torchrun, gloo) vs 1 process × 8 after 2 epochs
+    """Same global batch of 8: 2 ranks × 4 (gloo) vs 1 process × 8 after 2 epochs
     (6 steps) of CE + KD + CRD: student weights, CRD embeddings and memory banks, and the
     all-reduced metrics agree."""
     single, ddp = _student(single), _student(ddp)
@@ -199,13 +272,15 @@ def test_two_ranks_match_one_process(single, ddp):
 def test_resume_on_another_world_size(tiny, single):
     """Stop a 2-rank run after epoch 1, resume it on 1 process: it ends where the
     uninterrupted run ends; without --resume an existing checkpoint is refused."""
-    from topkd.imagenet_stages import load_imagenet_config, stage_student
+    from topkd.config import IMAGENET_DEFAULTS, load_config
+    from topkd.pipeline import stage_student
 
     single = _student(single)
     part = _student(_run(tiny, "part", 2, *STUDENT, "--stop-after-epochs", "1"))
     assert _load(part / "latest.pt")["epoch"] == 1 and not (part / "final.pt").exists()
     with pytest.raises(ValueError, match="--resume"):
-        stage_student(load_imagenet_config(tiny("part")[0]), "crd", 0)
+        stage_student(load_config(tiny("part")[0], defaults=IMAGENET_DEFAULTS), "crd", 0,
+                      resume=False)
     _run(tiny, "part", 1, *STUDENT, "--resume")
     _assert_close_states(_load(single / "final.pt")["model"], _load(part / "final.pt")["model"])
     _assert_close_states(_load(single / "latest.pt")["connectors"],
@@ -221,6 +296,22 @@ def test_topkd_clouds_gathered_across_ranks(single, ddp):
     _assert_close_states(_load(a / "final.pt")["model"], _load(b / "final.pt")["model"])
     _assert_same_metrics(a, b, terms=("loss_ce", "loss_kd", "loss_topo"))
     assert json.load(open(a / "metrics.json"))[0]["loss_topo"] > 0
+
+
+def test_a_new_distiller_in_one_file_runs_exactly_on_two_ranks(single, ddp):
+    """The plugin distiller (one file, defined above, imported before run_imagenet.py runs):
+    its run-time input, dataset wrapper and cross-rank memory work through the suite's hooks
+    alone, and 2 ranks end exactly where 1 process ends, memory included."""
+    a, b = _student(single, "memkd"), _student(ddp, "memkd")
+    _assert_close_states(_load(a / "final.pt")["model"], _load(b / "final.pt")["model"])
+    ca, cb = _load(a / "latest.pt")["connectors"], _load(b / "latest.pt")["connectors"]
+    assert {"memory.bank", "proj.weight"} <= set(ca)
+    _assert_close_states(ca, cb)
+    assert ca["memory.bank"].shape == (24, 512)
+    # every training image was seen: each row of the memory moved
+    assert bool((ca["memory.bank"].abs().sum(1) > 0).all())
+    _assert_same_metrics(a, b, terms=("loss_ce", "loss_mem"))
+    assert json.load(open(a / "metrics.json"))[0]["loss_mem"] > 0
 
 
 def _tensors(obj):
@@ -270,7 +361,8 @@ def test_cifar_suite_under_torchrun(tmp_path, tiny_config):
                                 "ripsnet": {"epochs": 5, "patience": 5, "batch_size": 2}})
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    launch(2, [os.path.join(EXAMPLE_DIR, "run_cifar.py"), "--config", str(path), "all"])
+    launch(2, [os.path.join(EXAMPLE_DIR, "run_cifar.py"), "--config", str(path), "all"],
+           torchrun=True)
     run = tmp_path / "run"
     assert json.load(open(run / "teacher" / "summary.json"))["world_size"] == 2
     for entry in ("kd", "topkd"):

@@ -9,11 +9,14 @@ import torch
 import torchvision
 
 from topkd import distributed as D
+from topkd.config import IMAGENET_DEFAULTS, ConfigError, load_config
+from topkd.data import ContrastIndexedDataset, SeededDataset
+from topkd.engine import load_model_weights
 from topkd.generation import cloud_plan
-from topkd.imagenet import (ContrastIndexedDataset, SeededDataset, build_imagenet_model,
-                            image_folder, imagenet_transforms, load_torchvision_weights)
-from topkd.imagenet_stages import (IMAGENET_DEFAULTS, cloud_size, global_lr, load_imagenet_config,
-                                   validate_imagenet)
+from topkd.imagenet import build_imagenet_model, image_folder, imagenet_transforms
+from topkd.pipeline import validate
+from topkd.suites import suite_of
+from topkd.topology import cloud_size
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "examples", "topkd",
                           "configs", "imagenet")
@@ -50,13 +53,12 @@ def test_torchvision_weight_file_loads(tmp_path):
     src = torchvision.models.resnet18(num_classes=5)
     torch.save(src.state_dict(), tmp_path / "resnet18.pth")
     model = build_imagenet_model("resnet18", num_classes=5)
-    load_torchvision_weights(model, str(tmp_path / "resnet18.pth"))
+    load_model_weights(model, str(tmp_path / "resnet18.pth"))
     assert torch.equal(model.fc.weight, src.fc.weight)
     with pytest.raises(ValueError, match="do not match"):
-        load_torchvision_weights(build_imagenet_model("resnet34", 5),
-                                 str(tmp_path / "resnet18.pth"))
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
-        load_torchvision_weights(model, str(tmp_path / "absent.pth"))
+        load_model_weights(build_imagenet_model("resnet34", 5), str(tmp_path / "resnet18.pth"))
+    with pytest.raises(FileNotFoundError, match="absent.pth"):
+        load_model_weights(model, str(tmp_path / "absent.pth"))
 
 
 def test_bad_model_arguments():
@@ -133,34 +135,54 @@ def test_single_process_helpers_are_identities():
         D.EvalShardSampler(list(range(7)), num_replicas=2, rank=2)
 
 
-def test_paper_configs_and_recipe():
-    """Both configs load with the recipe's defaults and the paper's numbers."""
-    for name, table, teacher in (("res34_res18", 3, 73.31), ("res50_mv2", 4, 76.16)):
-        cfg = load_imagenet_config(os.path.join(CONFIG_DIR, f"{name}.yaml"))
-        assert cfg["table"] == table and cfg["paper"]["teacher"]["top1"] == teacher
-        assert cfg["train"]["epochs"] == 100 and cfg["train"]["milestones"] == [30, 60, 90]
-        assert cfg["train"]["weight_decay"] == 1e-4 and global_lr(cfg) == pytest.approx(0.1)
-        assert "topkd" in cfg["paper"] and cfg["teacher"]["checkpoint"].endswith(".pth")
-    cfg = load_imagenet_config(os.path.join(CONFIG_DIR, "res34_res18.yaml"),
-                               ["dataset.batch_size=512"])
-    assert global_lr(cfg) == pytest.approx(0.2) and cloud_size(cfg) == 512
-    assert IMAGENET_DEFAULTS["train"]["amp"] is None  # on exactly when on GPU
+def _config(name, overrides=()):
+    return load_config(os.path.join(CONFIG_DIR, f"{name}.yaml"), list(overrides), IMAGENET_DEFAULTS)
+
+
+@pytest.mark.parametrize("name, weights", [("res34_res18", "ResNet34_Weights"),
+                                           ("res50_mv2", "ResNet50_Weights")])
+def test_configs_point_at_torchvision_teachers(name, weights):
+    """The teacher file is torchvision's own (its published weights' file name), and Table 3's
+    teacher row is torchvision's published ResNet34 accuracy."""
+    cfg = _config(name)
+    ref = getattr(torchvision.models, weights).IMAGENET1K_V1
+    assert os.path.basename(cfg["teacher"]["checkpoint"]) == os.path.basename(ref.url)
+    assert cfg["teacher"]["arch"] == name.split("_")[0].replace("res", "resnet")
+    if name == "res34_res18":
+        acc = ref.meta["_metrics"]["ImageNet-1K"]
+        assert cfg["paper"]["teacher"] == {"top1": round(acc["acc@1"], 2),
+                                           "top5": round(acc["acc@5"], 2)}
+
+
+def test_learning_rate_scales_linearly_with_the_global_batch():
+    """Goyal et al.'s rule: lr = base_lr × batch / base_batch_size (0.1 at 256), unless set."""
+    suite = suite_of(_config("res34_res18"))
+    for batch, lr in ((256, 0.1), (512, 0.2), (64, 0.025)):
+        cfg = _config("res34_res18", [f"dataset.batch_size={batch}"])
+        assert suite.recipe(cfg, "resnet18", cfg["train"])["lr"] == pytest.approx(lr)
+        assert cloud_size(cfg) == batch  # one process: the whole batch is one cloud
+    cfg = _config("res34_res18", ["train.lr=0.3"])
+    assert suite.recipe(cfg, "resnet18", cfg["train"])["lr"] == 0.3
 
 
 def test_validation_errors(tmp_path):
-    cfg = load_imagenet_config(os.path.join(CONFIG_DIR, "res34_res18.yaml"))
-    with pytest.raises(FileNotFoundError, match="teacher.checkpoint"):
-        validate_imagenet(cfg, "student")
-    validate_imagenet(cfg, "diagrams")
+    cfg = _config("res34_res18")
+    with pytest.raises(ConfigError, match="teacher.checkpoint"):
+        validate(cfg, ["student"])
+    validate(cfg, ["diagrams"])
     for key, value, match in (("student", {"arch": "vgg13"}, "student.arch"),
                               ("train", {**cfg["train"], "norm": "layer"}, "train.norm"),
                               ("train", {**cfg["train"], "amp_dtype": "float8"}, "amp_dtype"),
                               ("dataset", {**cfg["dataset"], "batch_size": 0},
                                "dataset.batch_size"),
-                              ("topology", {**cfg["topology"], "cloud_size": 100, "gather": False},
-                               "cloud_size"),
+                              ("topology", {**cfg["topology"], "cloud_size": 100},
+                               "multiple of the cloud size"),
                               ("compare", ["kd", "dkd"], "unknown distiller"),
                               ("distillers", {"kd": {"name": "kd", "delta": 1.0}},
                                "unknown arguments")):
-        with pytest.raises(ValueError, match=match):
-            validate_imagenet({**cfg, key: value}, "diagrams")
+        with pytest.raises(ConfigError, match=match):
+            validate({**cfg, key: value}, ["diagrams"])
+    with pytest.raises(ConfigError, match="unknown key 'train.nrom'"):
+        _config("res34_res18", ["train.nrom=sync"])
+    with pytest.raises(ConfigError, match="dataset.name must be one of 'imagenet'"):
+        _config("res34_res18", ["dataset.name=cifar100"])

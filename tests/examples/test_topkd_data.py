@@ -1,13 +1,15 @@
-"""Data: the real CIFAR-100 loader on a tiny on-disk folder, digits, the CRD index wrapper."""
+"""Data: the CIFAR-100 loader on a tiny on-disk folder (and on tampered files that must not run
+code), digits, the CRD index wrapper."""
 
-import time
+import os
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from topkd.data import (CIFAR100_MEAN, IndexedDataset, build_datasets, cifar100, digits,
-                        make_loader)
+from topkd.data import (CIFAR100_MEAN, ContrastIndexedDataset, build_datasets, cifar100, digits,
+                        load_cifar_file, make_loader)
 
 
 def test_cifar100_tiny_folder(tiny_cifar):
@@ -50,15 +52,14 @@ def test_digits_shape_split_and_normalisation():
     assert np.bincount(test.targets.numpy()).min() >= 34  # stratified
 
 
-def test_indexed_dataset_negatives_from_other_classes():
+def test_contrast_dataset_negatives_from_other_classes():
     train = digits(True)
-    wrapped = IndexedDataset(train, num_negatives=50)
+    wrapped = ContrastIndexedDataset(train, num_negatives=50)
     img, y, i, contrast = wrapped[7]
     assert i == 7 and contrast[0] == 7 and contrast.shape == (51,)
     assert (train.targets[contrast[1:]] != y).all()
-    assert len(IndexedDataset(train)[5]) == 3
     with pytest.raises(ValueError, match="num_negatives"):
-        IndexedDataset(train, num_negatives=0)
+        ContrastIndexedDataset(train, num_negatives=0)
 
 
 def test_loader_order_depends_only_on_seed():
@@ -77,19 +78,72 @@ def test_loader_order_depends_only_on_seed():
         build_datasets("mnist")
 
 
-def test_data_loading_does_not_dominate_a_step(tiny_cifar):
-    """CIFAR's PIL pipeline for a batch of 64 costs well under a resnet20 training step."""
-    from topkd.models import build_model
+class _Evil:
+    """Runs ``command`` when unpickled by a plain ``pickle.load``."""
 
+    def __init__(self, call, command):
+        self.call, self.command = call, command
+
+    def __reduce__(self):
+        return self.call, (self.command,)
+
+
+def _payloads(marker):
+    touch = f"touch {marker}"
+    evil_array = np.empty(1, dtype=object)
+    evil_array[0] = _Evil(os.system, touch)
+    return {"os.system": _Evil(os.system, touch), "builtins.eval":
+            _Evil(eval, f"__import__('os').system({touch!r})"),
+            "subprocess": _Evil(__import__("subprocess").call, ["touch", str(marker)]),
+            "object array": evil_array}
+
+
+@pytest.mark.parametrize("verify", [False, True])
+@pytest.mark.parametrize("payload", ["os.system", "builtins.eval", "subprocess", "object array"])
+@pytest.mark.parametrize("where", ["batch_label", "data"])
+def test_tampered_cifar_file_cannot_run_code(tiny_cifar, tmp_path, payload, where, verify):
+    """A CIFAR-100 ``train`` file in the real format (a protocol-2 pickle of CIFAR's dict) with a
+    value whose ``__reduce__`` runs a command: loading fails naming the file, and the command
+    never runs, whatever ``verify`` says. The same bytes do run it under ``pickle.load``."""
     root, _ = tiny_cifar
-    train = cifar100(root, train=True, download=False, verify=False)
-    tic = time.perf_counter()
-    for _ in range(2):
-        torch.stack([train[i % len(train)][0] for i in range(64)])
-    load = (time.perf_counter() - tic) / 2
-    model = build_model("resnet20", 100)
-    x = torch.randn(64, 3, 32, 32)
-    tic = time.perf_counter()
-    model(x)[0].sum().backward()
-    step = time.perf_counter() - tic
-    assert load < step
+    marker = tmp_path / "pwned"
+    path = os.path.join(root, "cifar-100-python", "train")
+    with open(path, "rb") as f:
+        entry = pickle.load(f)
+    entry[where] = _payloads(marker)[payload]
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+    with pytest.raises(RuntimeError, match="cifar-100-python"):
+        cifar100(root, train=True, download=False, verify=verify)
+    with pytest.raises(ValueError, match="cifar-100-python/train.*not allowed"):
+        load_cifar_file(path)
+    assert not marker.exists()
+    if payload == "os.system":  # the payload is live: a plain unpickler runs it
+        with open(path, "rb") as f:
+            pickle.load(f)
+        assert marker.exists()
+
+
+def test_cifar_files_as_numpy_1_wrote_them(tiny_cifar, tmp_path):
+    """The original files name numpy 1's ``numpy.core.multiarray._reconstruct``: admitted, as
+    are ``bytes`` keys (Python 2 strings read as bytes); a wrongly shaped ``data`` is refused."""
+    root, labels = tiny_cifar
+    path = os.path.join(root, "cifar-100-python", "train")
+    raw = open(path, "rb").read()
+    assert b"numpy._core.multiarray" in raw
+    with open(path, "wb") as f:
+        f.write(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert cifar100(root, train=True, verify=False).targets == labels
+    entry = load_cifar_file(path)
+    with open(path, "wb") as f:
+        pickle.dump({k.encode(): v for k, v in entry.items()}, f, protocol=2)
+    assert cifar100(root, train=True, verify=False).targets == labels
+    entry["data"] = entry["data"][:, :100]
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+    with pytest.raises(RuntimeError, match=r"'data' must be a uint8 array \(N, 3072\)"):
+        cifar100(root, train=True, verify=False)
+    with open(path, "wb") as f:
+        f.write(b"")
+    with pytest.raises(RuntimeError, match="not a CIFAR-100 data file"):
+        cifar100(root, train=True, verify=False)

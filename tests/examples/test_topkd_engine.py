@@ -6,17 +6,17 @@ import os
 import pytest
 import torch
 
-from topkd.data import IndexedDataset, digits, make_loader
+from topkd.data import digits, make_loader, take
 from topkd.distillers import build_distiller
 from topkd.engine import (Trainer, get_rng_state, load_checkpoint, load_model_weights,
                           select_device, set_rng_state)
 from topkd.models import build_model
-from topkd.stages import _take
+from topkd.storage import RunFileError
 
 
 def _run(out_dir, name, stop_after=None):
     torch.manual_seed(0)
-    train, test = _take(digits(True), 96), _take(digits(False), 32)
+    train, test = take(digits(True), 96), take(digits(False), 32)
     student, teacher = build_model("resnet8", 10), build_model("resnet8", 10)
     kw = {"n_data": len(train), "nce_k": 16} if name == "crd" else {}
     if name == "topkd":
@@ -26,9 +26,8 @@ def _run(out_dir, name, stop_after=None):
         teacher = build_model("resnet8x4", 10)
         kw = {"ripsnet": torchtopo.RipsNet.for_features(256, 20), "cloud_size": 16}
     d = build_distiller(name, student, teacher, **kw)
-    if d.needs_index:
-        train = IndexedDataset(train, num_negatives=16)
-    trainer = Trainer(d, make_loader(train, 32, True, seed=5), make_loader(test, 32, False),
+    trainer = Trainer(d, make_loader(d.prepare_dataset(train), 32, True, seed=5),
+                      make_loader(test, 32, False),
                       str(out_dir), epochs=3, lr=0.05, milestones=[2], seed=5, progress=False)
     summary = trainer.fit(resume=True, stop_after=stop_after)
     return d, summary
@@ -59,7 +58,7 @@ def test_resume_refuses_another_seed(tmp_path):
     ckpt = load_checkpoint(str(tmp_path / "latest.pt"))
     ckpt["seed"] = 99
     torch.save(ckpt, tmp_path / "latest.pt")
-    with pytest.raises(ValueError, match="seed 99"):
+    with pytest.raises(RunFileError, match="seed 99.*delete .*latest.pt"):
         _run(tmp_path, "kd")
 
 
@@ -98,12 +97,21 @@ def test_checkpoints_refuse_arbitrary_pickles(tmp_path):
     import argparse
 
     torch.save({"model": argparse.Namespace(run="code")}, tmp_path / "evil.pth")
-    with pytest.raises(Exception, match="[Ww]eights only"):
+    with pytest.raises(RunFileError, match="evil.pth.*[Ww]eights only"):
         load_checkpoint(str(tmp_path / "evil.pth"))
 
 
-def test_device_selection():
-    assert select_device("cpu").type == "cpu"
-    assert select_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+@pytest.mark.parametrize("cuda", [False, True])
+def test_device_selection(monkeypatch, cuda):
+    """'auto' follows CUDA's availability; 'cuda' without CUDA and unknown names are refused
+    (CUDA's availability is set here, so both branches run on any machine)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device() == torch.device("cuda" if cuda else "cpu")
+    if cuda:
+        assert select_device("cuda") == torch.device("cuda")
+    else:
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            select_device("cuda")
     with pytest.raises(ValueError, match="device must be"):
         select_device("tpu")

@@ -28,42 +28,24 @@ markdown), while ``exact_dist`` is still defined (the exact image does not depen
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import statistics
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
-from . import stages
-from .config import distiller_spec
 from .data import make_loader
-from .distillers import build_distiller
 from .engine import load_checkpoint, select_device
-from .models import build_model
-
-#: The poster's Table 8 (CIFAR-100): teacher error ``L_RN`` and ``||p̂_S - p_S||`` of the student
-#: trained from scratch, with KD and with TopKD, keyed by (teacher, student) registry names.
-PAPER_TABLE8 = {
-    ("vgg13", "MobileNetV2"): (0.00229, 0.02335, 0.03408, 0.02103),
-    ("ResNet50", "MobileNetV2"): (0.00218, 0.00997, 0.00734, 0.00740),
-    ("ResNet50", "vgg8"): (0.00218, 0.11178, 0.01961, 0.01679),
-    ("resnet32x4", "ShuffleV1"): (0.00248, 0.05301, 0.05114, 0.04084),
-    ("resnet32x4", "ShuffleV2"): (0.00248, 0.06427, 0.07016, 0.00434),
-    ("wrn_40_2", "ShuffleV1"): (0.00164, 0.06591, 0.05419, 0.05001),
-}
-
-#: Columns of :func:`approximation_errors`' rows, in the CSV's order.
-COLUMNS = ("pair", "teacher", "student", "distiller", "seed", "cloud_size", "num_clouds",
-           "ripsnet_train_l2", "teacher_err", "student_err", "approx_dist", "exact_dist",
-           "triangle_bound", "best_acc", "last_acc")
-
+from .layout import layout
+from .pipeline import RunInputs, build_run_distiller
+from .storage import read_json
+from .suites import load_teacher, suite_of
+from .topology import load_ripsnet
 
 def analysis_dir(cfg: Dict[str, Any]) -> str:
     """``<out_dir>/analysis``: where the analyses of a pair write their outputs."""
-    return os.path.join(stages.paths(cfg)["root"], "analysis")
+    return layout(cfg).analysis
 
 
 def cloud_loader(cfg: Dict[str, Any], train: bool = True, clouds_per_batch: int = 8,
@@ -91,7 +73,7 @@ def cloud_loader(cfg: Dict[str, Any], train: bool = True, clouds_per_batch: int 
     """
     if not isinstance(clouds_per_batch, int) or clouds_per_batch < 1:
         raise ValueError(f"clouds_per_batch must be a positive int, got {clouds_per_batch!r}")
-    train_set, test_set, _ = stages.load_data(cfg)
+    train_set, test_set = suite_of(cfg).datasets(cfg)
     m = cfg["topology"]["cloud_size"]
     return make_loader(train_set if train else test_set, clouds_per_batch * m, train,
                        cfg["dataset"]["num_workers"], seed, drop_last=False)
@@ -177,51 +159,21 @@ def load_pair_topology(cfg: Dict[str, Any]):
     FileNotFoundError
         When the ``ripsnet`` stage has not run.
     """
-    import torchtopo
-
-    path = stages.ripsnet_path(cfg)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no fitted RipsNet at {path!r}: run the 'ripsnet' stage "
-                                f"(run_cifar.py ... ripsnet)")
-    model, vectorizer = torchtopo.RipsNet.load(path)
+    model, vectorizer = load_ripsnet(cfg)
     if vectorizer is None:
-        raise ValueError(f"{path!r} was saved without its vectoriser")
-    return model.eval().requires_grad_(False), vectorizer
+        raise ValueError(f"{layout(cfg).ripsnet!r} was saved without its vectoriser")
+    return model, vectorizer
 
 
 def cloud_projection(distiller: nn.Module) -> Optional[nn.Module]:
     """The learned map from student features to the teacher's cloud space: the
-    ``topology.projection`` of the distiller or of one of its ``extra`` distillers (TopKD when
-    the widths differ), or ``None``."""
-    for d in (distiller, *distiller.extra):
-        topology = getattr(d, "topology", None)
-        if topology is not None and topology.projection is not None:
-            return topology.projection
+    :meth:`~topkd.distillers.Distiller.feature_projection` of the distiller or of one of its
+    ``extra`` distillers (TopKD's when the widths differ), or ``None``."""
+    for member in distiller.members():
+        projection = member.feature_projection()
+        if projection is not None:
+            return projection
     return None
-
-
-def build_run_distiller(cfg: Dict[str, Any], entry: str, teacher: nn.Module, n_data: int):
-    """The distiller of a ``compare`` entry with a fresh student, built from the run-time
-    arguments of the ``student`` stage (``stages._runtime_args``: the fitted RipsNet, CRD's
-    dataset size).
-
-    Parameters
-    ----------
-    cfg : dict
-    entry : str
-    teacher : nn.Module
-        The pair's teacher (held, unused, by ``vanilla``).
-    n_data : int
-        Training-set size.
-
-    Returns
-    -------
-    Distiller
-    """
-    spec = distiller_spec(cfg, entry)
-    kwargs = stages._runtime_args(cfg, spec, n_data)
-    student = build_model(cfg["student"]["arch"], stages._num_classes(cfg))
-    return build_distiller(spec["name"], student, teacher, **kwargs)
 
 
 def load_student_run(cfg: Dict[str, Any], entry: str, seed: int, teacher: nn.Module,
@@ -251,15 +203,15 @@ def load_student_run(cfg: Dict[str, Any], entry: str, seed: int, teacher: nn.Mod
     FileNotFoundError
         When the run has not finished (no ``summary.json``).
     """
-    out = stages.student_dir(cfg, entry, seed)
+    out = layout(cfg).student(entry, seed)
     summary_path = os.path.join(out, "summary.json")
     if not os.path.isfile(summary_path):
         raise FileNotFoundError(f"student run {out!r} has not finished: run "
                                 f"run_cifar.py ... student --distiller {entry} --seed {seed}")
-    with open(summary_path) as f:
-        summary = json.load(f)
-    distiller = build_run_distiller(cfg, entry, teacher, n_data)
-    ckpt = load_checkpoint(os.path.join(out, "latest.pt"))
+    summary = read_json(summary_path, "student")
+    student = suite_of(cfg).build_model(cfg, "student")
+    distiller = build_run_distiller(cfg, entry, student, teacher, RunInputs(cfg, num_train=n_data))
+    ckpt = load_checkpoint(os.path.join(out, "latest.pt"), "student")
     distiller.student.load_state_dict(ckpt["model"])
     distiller.load_connector_state_dict(ckpt["connectors"])
     return distiller.eval(), summary
@@ -291,19 +243,18 @@ def approximation_errors(cfg: Dict[str, Any], entries: Optional[Sequence[str]] =
     Returns
     -------
     list of dict
-        One row per run with the keys of :data:`COLUMNS`; the norms are finite and non-negative
+        One row per run with the keys of :data:`topkd.report.TABLE8_COLUMNS`; the norms are finite and non-negative
         (``student_err``/``approx_dist`` NaN where undefined).
     """
     entries = list(entries or cfg["compare"])
     seeds = list(cfg["seeds"] if seeds is None else seeds)
     m = cfg["topology"]["cloud_size"]
     device = select_device(cfg["device"])
-    train_set, _, num_classes = stages.load_data(cfg)
-    teacher = stages.load_teacher(cfg, num_classes).to(device)
+    train_set, _ = suite_of(cfg).datasets(cfg)
+    teacher = load_teacher(cfg, device)
     ripsnet, vectorizer = load_pair_topology(cfg)
     ripsnet = ripsnet.to(device)
-    with open(os.path.join(stages.paths(cfg)["ripsnet"], "metrics.json")) as f:
-        train_l2 = json.load(f)["train_l2"]
+    train_l2 = read_json(layout(cfg).ripsnet_metrics, "ripsnet")["train_l2"]
     limit = num_clouds if num_clouds is not None else len(train_set) // m
     if limit < 1:
         raise ValueError(f"num_clouds must be >= 1, got {limit!r}")
@@ -357,60 +308,3 @@ def approximation_errors(cfg: Dict[str, Any], entries: Optional[Sequence[str]] =
              "teacher_err": teacher_sum / n, **{k: v / n for k, v in acc.items()},
              "best_acc": summary["best_acc"], "last_acc": summary["last_acc"]}
             for (entry, seed, _, _, summary), acc in zip(runs, sums)]
-
-
-def _fmt(values: List[float], digits: int = 5) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
-def write_table8(rows: List[Dict[str, Any]], out_dir: str) -> str:
-    """Write ``table8.csv`` (one row per run, :data:`COLUMNS`) and ``table8.md``: per pair,
-    ``L_RN``, each distiller's ``||p̂_S - p_S||`` and ``||p_S - p_T||`` (mean ± std over seeds,
-    the smallest student error in bold), and the poster's values where the pair is one of its.
-
-    Returns
-    -------
-    str
-        The markdown text.
-    """
-    if not rows:
-        raise ValueError("rows is empty: nothing to tabulate")
-    os.makedirs(out_dir, exist_ok=True)
-    stages.write_csv(os.path.join(out_dir, "table8.csv"),
-                     [{k: r[k] for k in COLUMNS} for r in rows])
-    pairs: Dict[str, List[Dict[str, Any]]] = {}
-    for r in rows:
-        pairs.setdefault(r["pair"], []).append(r)
-    entries = list(dict.fromkeys(r["distiller"] for r in rows))
-    lines = ["Approximation errors (the poster's Table 8): L_RN = ||p̂_T − p_T|| over the "
-             "RipsNet's training clouds; ||p̂_S − p_S|| and ||p_S − p_T|| averaged over "
-             "minibatches (clouds) of the training set, mean ± std over seeds. Exact images from "
-             "torchtopo.rips_persistence + the saved PersistenceImage.", "",
-             "| teacher | student | L_RN | " + " | ".join(f"‖p̂_S − p_S‖ {e}" for e in entries)
-             + " | " + " | ".join(f"‖p_S − p_T‖ {e}" for e in entries) + " |",
-             "|---" * (3 + 2 * len(entries)) + "|"]
-    for pair_rows in pairs.values():
-        by_entry = {e: [r for r in pair_rows if r["distiller"] == e] for e in entries}
-        err = {e: [r["student_err"] for r in rs] for e, rs in by_entry.items()}
-        means = {e: statistics.mean(v) for e, v in err.items()
-                 if v and not any(math.isnan(x) for x in v)}
-        best = min(means, key=means.get) if means else None
-        cells = [f"**{_fmt(err[e])}**" if e == best else _fmt(err[e]) for e in entries]
-        cells += [_fmt([r["exact_dist"] for r in by_entry[e]]) for e in entries]
-        first = pair_rows[0]
-        lines.append(f"| {first['teacher']} | {first['student']} | "
-                     f"{first['ripsnet_train_l2']:.5f} | " + " | ".join(cells) + " |")
-    paper = [(k, v) for k, v in PAPER_TABLE8.items()
-             if any((r["teacher"], r["student"]) == k for r in rows)]
-    if paper:
-        lines += ["", "Poster (CIFAR-100): L_RN; ||p̂_S − p_S|| student, w/ KD, w/ TopKD", ""]
-        lines += [f"- {t} → {s}: {v[0]}; {v[1]}, {v[2]}, {v[3]}" for (t, s), v in paper]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "table8.md"), "w") as f:
-        f.write(text)
-    return text

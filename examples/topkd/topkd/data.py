@@ -1,13 +1,14 @@
-"""Data: CIFAR-100 through torchvision, scikit-learn's digits as an offline stand-in, and the
-index-returning wrapper CRD needs.
+"""Data: CIFAR-100 (read with a restricted unpickler), scikit-learn's digits as an offline
+stand-in, and the index-returning wrapper CRD needs.
 
-Every dataset yields ``(image (3, 32, 32) float32, target int)``; :class:`IndexedDataset` adds the
-sample index and, for CRD, ``K`` contrastive indices drawn from other classes.
+Every dataset yields ``(image (3, 32, 32) float32, target int)``; :class:`ContrastIndexedDataset`
+adds the sample index and ``K`` contrastive indices drawn from other classes.
 """
 from __future__ import annotations
 
 import functools
 import os
+import pickle
 from typing import Optional, Tuple
 
 import numpy as np
@@ -30,8 +31,130 @@ def cifar100_transforms(train: bool):
     return T.Compose(norm)
 
 
+#: CIFAR-100's files and their md5 sums (torchvision's and the dataset page's).
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_FILES = {"train": "16019d7e3df5f24257cddd939b257f8d",
+                  "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+                  "meta": "7973b15100ade9c7d40fb424638fde48"}
+CIFAR100_ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+
+
+def _numpy_globals() -> dict:
+    """The only callables a CIFAR pickle may name: numpy's array reconstruction (under both
+    module names numpy has used), ``numpy.ndarray``, a ``numpy.dtype`` that refuses object
+    dtypes, and ``_codecs.encode`` (how Python 3 pickles bytes at protocol 2)."""
+    import codecs
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+
+    def dtype(spec, *args):
+        if str(spec).lstrip("|<>=").startswith("O"):
+            raise pickle.UnpicklingError("object arrays are not allowed in a CIFAR file")
+        return np.dtype(spec, *args)
+
+    return {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): dtype,
+            ("_codecs", "encode"): codecs.encode}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds dicts, lists, strings, bytes, numbers and numpy arrays, and
+    refuses to look up any other global (``os.system``, ``builtins.eval``, ...)."""
+
+    allowed = _numpy_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR "
+                                         "file") from None
+
+
+def load_cifar_file(path: str) -> dict:
+    """One file of ``cifar-100-python/`` (``train``, ``test`` or ``meta``) read with a
+    restricted unpickler (:class:`_CifarUnpickler`: plain containers and numpy arrays only), so
+    a tampered file cannot run code whatever ``dataset.verify`` says; keys are ``str``.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a CIFAR pickle of a dict (the path and the reason in the message).
+    """
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+    except Exception as err:  # noqa: BLE001 -- any failure of an untrusted file means "not CIFAR"
+        lines = str(err).strip().splitlines()
+        raise ValueError(f"{path!r} is not a CIFAR-100 data file ({type(err).__name__}: "
+                         f"{lines[0] if lines else ''}); replace cifar-100-python/ with the "
+                         "original files") from err
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path!r} is not a CIFAR-100 data file: it holds a "
+                         f"{type(entry).__name__}, not a dict")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+class CIFAR100(Dataset):
+    """CIFAR-100 from ``root/cifar-100-python`` (the python version of the dataset), read with
+    :func:`load_cifar_file`.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        ``(N, 32, 32, 3)`` uint8 images.
+    targets : list of int
+        Fine labels.
+    classes : list of str
+        Fine label names.
+
+    Items are ``(transform(PIL image), fine label)``.
+    """
+
+    def __init__(self, folder: str, train: bool, transform=None):
+        name = "train" if train else "test"
+        path = os.path.join(folder, name)
+        entry = load_cifar_file(path)
+        data, labels = entry.get("data"), entry.get("fine_labels")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+                or data.shape[1] != 3072:
+            got = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
+                   else type(data).__name__)
+            raise ValueError(f"{path!r}: 'data' must be a uint8 array (N, 3072), got {got}")
+        if not isinstance(labels, list) or len(labels) != data.shape[0] or \
+                not all(isinstance(y, int) and 0 <= y < 100 for y in labels):
+            raise ValueError(f"{path!r}: 'fine_labels' must be {data.shape[0]} ints in [0, 100)")
+        meta = load_cifar_file(os.path.join(folder, "meta"))
+        classes = meta.get("fine_label_names")
+        if not isinstance(classes, list) or len(classes) != 100:
+            raise ValueError(f"{os.path.join(folder, 'meta')!r}: 'fine_label_names' must list "
+                             "100 names")
+        self.data = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        self.targets, self.classes, self.transform = labels, classes, transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        img = Image.fromarray(self.data[i])
+        return (img if self.transform is None else self.transform(img)), self.targets[i]
+
+
+def _download_cifar100(root: str) -> None:
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    download_and_extract_archive(CIFAR100_URL, root, filename="cifar-100-python.tar.gz",
+                                 md5=CIFAR100_ARCHIVE_MD5)
+
+
 def cifar100(root: str, train: bool, download: bool = False, verify: bool = True) -> Dataset:
-    """CIFAR-100 from ``root/cifar-100-python`` through :class:`torchvision.datasets.CIFAR100`.
+    """CIFAR-100 from ``root/cifar-100-python`` (:class:`CIFAR100`), with the standard transform.
 
     Parameters
     ----------
@@ -42,12 +165,13 @@ def cifar100(root: str, train: bool, download: bool = False, verify: bool = True
     download : bool
         Download when absent (needs the internet).
     verify : bool
-        Check torchvision's md5 sums; ``False`` only checks that the files exist (for
-        hand-made folders such as the tests' tiny one).
+        Check the files' md5 sums; ``False`` only checks that they exist (for hand-made
+        folders such as the tests' tiny one). Either way the files are read with a restricted
+        unpickler that cannot run code.
 
     Returns
     -------
-    torch.utils.data.Dataset
+    CIFAR100
         Items ``(image (3, 32, 32), fine label)``.
 
     Raises
@@ -55,19 +179,13 @@ def cifar100(root: str, train: bool, download: bool = False, verify: bool = True
     FileNotFoundError
         When the folder is absent and ``download`` is false.
     RuntimeError
-        When the download fails (offline), naming the folder.
+        When the download fails (offline) or a file is missing, corrupt or fails its md5
+        check, naming the folder.
     """
-    from torchvision.datasets import CIFAR100
+    from torchvision.datasets.utils import check_integrity
 
-    folder = os.path.join(os.path.expanduser(root), "cifar-100-python")
-
-    class _CIFAR100(CIFAR100):
-        if not verify:
-            # md5 None: torchvision's checks then only test that the files exist
-            train_list = [[name, None] for name, _ in CIFAR100.train_list]
-            test_list = [[name, None] for name, _ in CIFAR100.test_list]
-            meta = dict(CIFAR100.meta, md5=None)
-
+    root = os.path.expanduser(root)
+    folder = os.path.join(root, "cifar-100-python")
     if not download and not os.path.isdir(folder):
         raise FileNotFoundError(
             f"CIFAR-100 not found: folder {folder!r} does not exist. Put the extracted "
@@ -75,9 +193,14 @@ def cifar100(root: str, train: bool, download: bool = False, verify: bool = True
             "dataset.name: digits to run offline."
         )
     try:
-        return _CIFAR100(os.path.expanduser(root), train=train, download=download,
-                         transform=cifar100_transforms(train))
-    except (OSError, RuntimeError) as err:
+        if download and not all(check_integrity(os.path.join(folder, f), md5)
+                                for f, md5 in CIFAR100_FILES.items()):
+            _download_cifar100(root)
+        for name, md5 in CIFAR100_FILES.items():
+            if not check_integrity(os.path.join(folder, name), md5 if verify else None):
+                raise RuntimeError(f"{name!r} is missing or fails its md5 check")
+        return CIFAR100(folder, train, cifar100_transforms(train))
+    except (OSError, RuntimeError, ValueError) as err:
         raise RuntimeError(
             f"could not load CIFAR-100 from {folder!r} ({err}); when offline, place the "
             "extracted cifar-100-python/ there or use dataset.name: digits"
@@ -168,42 +291,100 @@ def dataset_targets(dataset: Dataset) -> np.ndarray:
     return np.asarray(targets.numpy() if torch.is_tensor(targets) else targets, dtype=np.int64)
 
 
-class IndexedDataset(Dataset):
-    """Wrap a dataset so items carry their index (and CRD's contrastive indices).
+class ContrastIndexedDataset(Dataset):
+    """Items ``(image, target, index, contrast_idx (K + 1,))`` for CRD: the item's index followed
+    by ``K`` indices drawn uniformly (with replacement) among the samples of *other* classes
+    (CRD's "exact" mode), by rejection, in O(N) memory (per-class lists of negatives would take
+    ~10 GB on ImageNet-1K). The draws use torch's global generator (seeded per item by
+    :class:`SeededDataset` where the suite uses one).
 
     Parameters
     ----------
     dataset : Dataset
-        Items ``(image, target)`` with a ``targets`` attribute.
-    num_negatives : int or None
-        ``K``: when given, items also carry ``contrast_idx (K + 1,)`` = the item's own index
-        followed by ``K`` indices drawn uniformly (with replacement) from other classes, as
-        CRD's "exact" sampling mode.
-
-    Items are ``(image, target, index)`` or ``(image, target, index, contrast_idx)``.
+        Items ``(image, target)``, with a ``targets`` attribute.
+    num_negatives : int
+        ``K``.
     """
 
-    def __init__(self, dataset: Dataset, num_negatives: Optional[int] = None):
-        self.dataset = dataset
-        self.targets = dataset_targets(dataset)
-        self.num_negatives = num_negatives
-        if num_negatives is not None:
-            if not isinstance(num_negatives, int) or num_negatives < 1:
-                raise ValueError(f"num_negatives must be a positive int, got {num_negatives!r}")
-            all_idx = np.arange(len(self.targets))
-            self.negatives = {int(c): torch.from_numpy(all_idx[self.targets != c])
-                              for c in np.unique(self.targets)}
+    def __init__(self, dataset: Dataset, num_negatives: int):
+        if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) \
+                or num_negatives < 1:
+            raise ValueError(f"num_negatives must be a positive int, got {num_negatives!r}")
+        self.dataset, self.num_negatives = dataset, num_negatives
+        self.targets = torch.from_numpy(dataset_targets(dataset))
+        if self.targets.unique().numel() < 2:
+            raise ValueError("CRD needs at least two classes to draw negatives from")
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int):
         img, target = self.dataset[i]
-        if self.num_negatives is None:
-            return img, target, i
-        neg = self.negatives[int(target)]
-        pick = neg[torch.randint(0, len(neg), (self.num_negatives,))]
-        return img, target, i, torch.cat([torch.tensor([i]), pick])
+        neg = torch.randint(0, len(self.targets), (self.num_negatives,))
+        same = self.targets[neg] == target
+        while bool(same.any()):
+            neg[same] = torch.randint(0, len(self.targets), (int(same.sum()),))
+            same = self.targets[neg] == target
+        return img, target, i, torch.cat([torch.tensor([i]), neg])
+
+
+class SeededDataset(Dataset):
+    """Make a dataset's random augmentation depend only on ``(seed, epoch, index)``.
+
+    Each item is drawn with torch's CPU generator seeded from ``(seed, epoch, index)`` (inside
+    ``torch.random.fork_rng``, so the caller's RNG is untouched): an image gets the same crop and
+    flip whatever the number of ranks, data workers or the resume point, which makes a run on
+    ``W`` ranks and a resumed run reproduce a one-process run. torchvision's transforms draw
+    from that generator; CRD's negatives (:class:`ContrastIndexedDataset` inside) too.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Must expose ``targets``.
+    seed : int
+
+    Items are those of ``dataset``.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0):
+        if not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.targets = dataset.targets
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation :meth:`__getitem__` draws."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def item(self, index: int, epoch: int):
+        """Item ``index`` as augmented in ``epoch``."""
+        seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + index) % (2 ** 63)
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            return self.dataset[index]
+
+    def __getitem__(self, index: int):
+        return self.item(index, self.epoch)
+
+
+class Subset(torch.utils.data.Subset):
+    """A ``torch.utils.data.Subset`` that keeps ``targets`` (CRD's negatives read them)."""
+
+    def __init__(self, dataset, indices):
+        super().__init__(dataset, indices)
+        self.targets = dataset_targets(dataset)[np.asarray(indices)]
+
+
+def take(dataset: Dataset, n: Optional[int]) -> Dataset:
+    """``n`` items of ``dataset`` drawn once with seed 0 (the whole dataset when ``n`` is
+    ``None`` or not smaller)."""
+    if n is None or n >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:n]
+    return Subset(dataset, order.tolist())
 
 
 def build_datasets(name: str, root: str = "./data", download: bool = False,

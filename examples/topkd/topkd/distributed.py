@@ -31,7 +31,7 @@ import datetime
 import functools
 import os
 import random
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -39,14 +39,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .distillers import TopKD
-from .distillers.crd import ContrastMemory
-
 __all__ = ["init_distributed", "cleanup", "is_distributed", "rank", "world_size", "local_rank",
            "is_main", "barrier", "main_only", "rank_seed", "all_reduce_sums", "all_reduce_metrics",
            "all_gather_nograd", "all_gather_with_grad", "broadcast_buffers", "EvalShardSampler",
-           "shard_loader", "start_epoch", "wrap_ddp", "enable_ddp_crd",
-           "enable_cross_rank_clouds", "convert_sync_batchnorm", "NullWriter"]
+           "shard_loader", "start_epoch", "wrap_ddp", "convert_sync_batchnorm", "NullWriter"]
 
 
 # ------------------------------------------------------------------------------ environment
@@ -453,10 +449,11 @@ class _TrainStep(nn.Module):
 class DDPDistiller(nn.parallel.DistributedDataParallel):
     """DDP over a distiller's student and connectors with the distiller's ``forward_train``.
 
-    The teacher is ignored (frozen, identical on every rank) and so are CRD's memory banks,
-    which every rank updates identically from gathered embeddings (:func:`enable_ddp_crd`);
-    everything else learnable is averaged as usual and the student's BatchNorm buffers are
-    broadcast from rank 0 at each forward.
+    The teacher is ignored (frozen, identical on every rank) and so is the state that the
+    distiller keeps identical across the ranks itself (the modules its members'
+    ``prepare_distributed`` return, e.g. CRD's memory banks); everything else learnable is
+    averaged as usual and the student's BatchNorm buffers are broadcast from rank 0 at each
+    forward.
     """
 
     def forward_train(self, images: torch.Tensor, targets: torch.Tensor, **kw):
@@ -464,31 +461,22 @@ class DDPDistiller(nn.parallel.DistributedDataParallel):
         return self(images, targets, **kw)
 
 
-def _topkd_modules(distiller: nn.Module) -> List[nn.Module]:
-    return [m for m in (distiller, *getattr(distiller, "extra", ())) if isinstance(m, TopKD)]
-
-
 def wrap_ddp(distiller: nn.Module, local_batch_size: Optional[int] = None,
-             gather_clouds: Optional[bool] = None, find_unused_parameters: bool = False):
+             find_unused_parameters: bool = False):
     """Prepare a distiller for training on this rank.
 
-    Single process: the distiller itself. Multi-process: CRD's memory banks switched to
-    gathered updates (:func:`enable_ddp_crd`), TopKD's clouds optionally drawn from the
-    global batch (:func:`enable_cross_rank_clouds`), and a :class:`DDPDistiller` on this rank's
-    device.
+    Single process: the distiller itself. Multi-process: each member's
+    ``prepare_distributed(local_batch_size)`` (see :class:`topkd.distillers.Distiller`: CRD's
+    gathered memory updates, TopKD's clouds from the global batch), then a
+    :class:`DDPDistiller` on this rank's device that leaves alone the teacher and the modules
+    those hooks return.
 
     Parameters
     ----------
     distiller : topkd.distillers.Distiller
         Already on its device (and memory format).
     local_batch_size : int, optional
-        Images per rank and step; used by the automatic ``gather_clouds`` rule.
-    gather_clouds : bool, optional
-        TopKD under DDP. ``False``: each rank cuts its local batch into clouds of
-        ``cloud_size`` points. ``True``: the pooled features of all ranks are gathered first,
-        so clouds come from the global batch exactly as in one process. ``None`` (default):
-        gather only when ``cloud_size`` does not divide ``local_batch_size`` (e.g. the CIFAR
-        recipe's 64-point clouds with a 64-image global batch on two GPUs).
+        Images per rank and step.
     find_unused_parameters : bool
         Passed to DDP.
 
@@ -501,114 +489,21 @@ def wrap_ddp(distiller: nn.Module, local_batch_size: Optional[int] = None,
         raise TypeError(f"distiller must have forward_train, got {type(distiller).__name__}")
     if not is_distributed():
         return distiller
-    enable_ddp_crd(distiller)
-    for module in _topkd_modules(distiller):
-        gather = gather_clouds
-        if gather is None:
-            gather = local_batch_size is not None and local_batch_size % module.cloud_size != 0
-        if gather:
-            enable_cross_rank_clouds(module)
+    self_synced = [m for member in distiller.members()
+                   for m in member.prepare_distributed(local_batch_size)]
+    synced_ids = {id(m) for m in self_synced}
+    synced = [name for name, m in distiller.named_modules() if id(m) in synced_ids]
     step = _TrainStep(distiller)
-    ignore = [f"distiller.{name}" for name, _ in distiller.named_parameters()
-              if name.startswith("teacher.")]
-    ignore += [f"distiller.{name}" for name, _ in distiller.named_buffers()
-               if name.startswith("teacher.") or _is_memory_buffer(distiller, name)]
+
+    def ignored(name: str) -> bool:
+        return name.startswith("teacher.") or any(name.startswith(f"{s}.") for s in synced)
+
+    ignore = [f"distiller.{name}" for name, _ in distiller.named_parameters() if ignored(name)]
+    ignore += [f"distiller.{name}" for name, _ in distiller.named_buffers() if ignored(name)]
     nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step, ignore)
     param = next(p for p in distiller.parameters() if p.requires_grad)
     device_ids = [param.device.index] if param.device.type == "cuda" else None
     return DDPDistiller(step, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
-
-
-def _is_memory_buffer(distiller: nn.Module, name: str) -> bool:
-    owner = distiller.get_submodule(name.rsplit(".", 1)[0]) if "." in name else distiller
-    return isinstance(owner, ContrastMemory)
-
-
-# ---------------------------------------------------------------------------------- CRD, TopKD
-
-def _crd_memories(distiller: nn.Module):
-    return [m for m in distiller.modules() if isinstance(m, ContrastMemory)]
-
-
-def enable_ddp_crd(distiller: nn.Module) -> int:
-    """Make every CRD memory bank of ``distiller`` update from the whole global batch.
-
-    Each rank scores its own samples against the (identical) banks, then gathers the
-    embeddings and indices of all ranks (:func:`all_gather_nograd`) and applies every
-    momentum update, so the banks stay identical on all ranks and equal to a single process's
-    (the ranks' indices are disjoint under :class:`DistributedSampler`). The normalising
-    constants fixed from the first batch are averaged over the ranks too. State-dict keys are
-    unchanged, so checkpoints move freely between world sizes.
-
-    Returns
-    -------
-    int
-        Number of memory banks switched (0 when the distiller uses no CRD).
-    """
-    memories = _crd_memories(distiller)
-    for memory in memories:
-        # same state and keys; only forward changes
-        memory.__class__ = GatheredContrastMemory
-    return len(memories)
-
-
-class GatheredContrastMemory(ContrastMemory):
-    """:class:`topkd.distillers.crd.ContrastMemory` with cross-rank memory updates; see
-    :func:`enable_ddp_crd`."""
-
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor, index: torch.Tensor,
-                contrast_idx: Optional[torch.Tensor] = None):
-        """Scores ``(B, K + 1)`` for ``v1, v2 (B, dim)``, ``index (B,)``; see the parent."""
-        if not is_distributed():
-            return super().forward(v1, v2, index, contrast_idx)
-        saved = (self.memory_v1[index].clone(), self.memory_v2[index].clone())
-        out_v1, out_v2 = super().forward(v1, v2, index, contrast_idx)
-        if not getattr(self, "_z_synced", False):
-            # the first batch fixes Z: use the global mean, as one process would
-            with torch.no_grad():
-                global_z = self.z.clone()
-                dist.all_reduce(global_z)
-                global_z.div_(world_size())
-                scale = self.z / global_z
-            # a new tensor, not an in-place edit: the scores' graph saved the local Z
-            self.z = global_z
-            out_v1, out_v2 = out_v1 * scale[0], out_v2 * scale[1]
-            self._z_synced = True
-        with torch.no_grad():
-            # the parent updated this rank's rows only: restore them, then apply the momentum
-            # update of the whole global batch at once (disjoint indices across ranks)
-            all_index = all_gather_nograd(index)
-            for bank, own, v in ((self.memory_v1, saved[0], v1), (self.memory_v2, saved[1], v2)):
-                bank.index_copy_(0, index, own)
-                pos = bank[all_index] * self.momentum + \
-                    all_gather_nograd(v.to(bank.dtype)) * (1 - self.momentum)
-                bank.index_copy_(0, all_index, torch.nn.functional.normalize(pos, dim=1))
-        return out_v1, out_v2
-
-
-def enable_cross_rank_clouds(topkd: nn.Module) -> None:
-    """Draw TopKD's point clouds from the global batch: a forward pre-hook on its topology
-    loss gathers the student's and the teacher's pooled features of every rank
-    (:func:`all_gather_with_grad`) before they are cut into clouds of ``cloud_size`` points.
-
-    Every rank then computes the same topology loss, on the same clouds a single process with
-    the global batch would form; the gradient reaching each rank's features is exact once DDP
-    averages. Use it when ``cloud_size`` exceeds (or does not divide) the per-rank batch.
-
-    Parameters
-    ----------
-    topkd : topkd.distillers.TopKD
-    """
-    if not isinstance(topkd, TopKD):
-        raise TypeError(f"topkd must be a TopKD distiller, got {type(topkd).__name__}")
-    if getattr(topkd, "_cross_rank_hook", None) is not None:
-        return
-
-    def gather(module, args):
-        f_s, f_t = args[0], args[1]
-        return (all_gather_with_grad(f_s), all_gather_nograd(f_t)) + tuple(args[2:])
-
-    topkd._cross_rank_hook = topkd.topology.register_forward_pre_hook(gather)
 
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:

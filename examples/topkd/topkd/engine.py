@@ -10,7 +10,7 @@ from ``latest`` therefore ends with bit-identical weights on the CPU.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import os
 import random
 import time
@@ -23,8 +23,7 @@ from torch import nn
 
 from . import distributed as ddp
 from .distillers import Distiller
-
-CHECKPOINT_NAMES = ("latest.pt", "best.pt", "final.pt")
+from .storage import RunFileError, atomic_save, describe, load_file, write_json, write_text
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -78,33 +77,43 @@ def set_rng_state(state: Dict[str, object]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def atomic_save(obj, path: str) -> None:
-    """``torch.save`` to ``path + '.tmp'`` then ``os.replace``: a crash never leaves a torn
-    file at ``path``."""
-    tmp = f"{path}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str) -> dict:
+def load_checkpoint(path: str, stage: str = "training", remedy: Optional[str] = None) -> dict:
     """Load a checkpoint safely (``weights_only=True``, tensors mapped to the CPU).
+
+    Parameters
+    ----------
+    path : str
+    stage : str
+        The stage that wrote it (named in errors).
+    remedy : str, optional
+        What to do about a bad file (default: delete it and rerun ``stage``).
 
     Raises
     ------
     FileNotFoundError
         When ``path`` does not exist.
+    topkd.storage.RunFileError
+        When it cannot be loaded (empty, truncated, not loadable with ``weights_only``).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path!r}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_file(path, stage, remedy)
 
 
-def load_model_weights(model: nn.Module, path: str) -> dict:
+def load_model_weights(model: nn.Module, path: str, stage: str = "teacher",
+                       remedy: Optional[str] = None) -> dict:
     """Load model weights from our checkpoints or RepDistiller/mdistiller teacher files.
 
     Accepted: a dict with a ``model`` entry (RepDistiller, mdistiller, ours), a dict with a
     ``state_dict`` entry, or a bare state dict; a ``module.`` prefix (DataParallel) is
     stripped.
+
+    Parameters
+    ----------
+    model : nn.Module
+    path : str
+    stage, remedy : str
+        See :func:`load_checkpoint`.
 
     Returns
     -------
@@ -115,11 +124,15 @@ def load_model_weights(model: nn.Module, path: str) -> dict:
     ------
     ValueError
         When the weights do not match the model (missing/unexpected keys are listed).
+    topkd.storage.RunFileError
+        When the file cannot be read.
     """
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, stage, remedy)
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path!r} does not hold a dict of weights")
     state = ckpt.get("model", ckpt.get("state_dict", ckpt))
+    if not isinstance(state, dict):
+        raise ValueError(f"{path!r} does not hold a dict of weights")
     state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -204,6 +217,8 @@ class Trainer:
         tqdm bars (rank 0 only).
     amp_dtype : {"bfloat16", "float16"}
         Autocast dtype; float16 adds a GradScaler.
+    stage : str
+        The pipeline stage this training is (named in the errors about its files).
 
     Under ``torchrun`` (see :mod:`topkd.distributed`) the loaders are split over the ranks
     (batch sizes are global), the distiller is wrapped in DDP, metrics are all-reduced and only
@@ -215,7 +230,7 @@ class Trainer:
                  milestones=(150, 180, 210), lr_decay: float = 0.1, seed: int = 0,
                  device: str = "auto", amp: Optional[bool] = None,
                  channels_last: Optional[bool] = None, progress: bool = True,
-                 amp_dtype: str = "bfloat16"):
+                 amp_dtype: str = "bfloat16", stage: str = "training"):
         if not isinstance(distiller, Distiller):
             raise TypeError(f"distiller must be a Distiller, got {type(distiller).__name__}")
         if not isinstance(epochs, int) or epochs < 1:
@@ -237,7 +252,7 @@ class Trainer:
             self.distiller.to(memory_format=torch.channels_last)
         self.train_loader = ddp.shard_loader(train_loader, True, seed)
         self.test_loader = ddp.shard_loader(test_loader, False, seed)
-        self.out_dir, self.epochs, self.seed = out_dir, epochs, seed
+        self.out_dir, self.epochs, self.seed, self.stage = out_dir, epochs, seed, stage
         self.progress = progress and ddp.is_main()
         self.step_module = ddp.wrap_ddp(self.distiller,
                                         getattr(self.train_loader, "batch_size", None))
@@ -281,6 +296,17 @@ class Trainer:
         set_rng_state(state["rng"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+
+    def _resume(self, latest: str) -> None:
+        """Continue from the checkpoint ``latest``; a bad file is named with what to do."""
+        remedy = (f"delete {latest!r} and rerun the {self.stage!r} stage (training restarts "
+                  "from epoch 0)")
+        state = load_checkpoint(latest, self.stage, remedy)
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise RunFileError(f"{latest!r} does not hold this run's training state "
+                               f"({describe(err)}): {remedy}") from err
 
     def train_epoch(self) -> Dict[str, float]:
         """One epoch over the training loader; returns averaged losses, accuracy and timings."""
@@ -344,7 +370,7 @@ class Trainer:
 
         latest = self._path("latest.pt")
         if resume and os.path.isfile(latest):
-            self.load_state_dict(load_checkpoint(latest))
+            self._resume(latest)
         elif self.epoch == 0:
             seed_everything(self.seed)
         writer = (SummaryWriter(self._path("tb"), purge_step=self.epoch + 1) if ddp.is_main()
@@ -377,17 +403,17 @@ class Trainer:
         if self.epoch >= self.epochs and ddp.is_main():
             atomic_save({"model": self.distiller.student.state_dict(), "epoch": self.epoch,
                          "accuracy": summary["last_acc"]}, self._path("final.pt"))
-            with open(self._path("summary.json"), "w") as f:
-                json.dump(summary, f, indent=2)
+            write_json(summary, self._path("summary.json"))
         ddp.barrier()
         return summary
 
     def summary(self) -> Dict[str, object]:
-        """Last- and best-epoch top-1 plus mean timings over the run so far."""
+        """Last- and best-epoch top-1 and top-5 plus mean timings over the run so far."""
         if not self.history:
             return {"epochs_done": 0}
         rows = self.history
         return {"last_acc": rows[-1]["test_acc"], "best_acc": self.best_acc,
+                "last_top5": rows[-1]["test_acc5"], "best_top5": rows[self.best_epoch - 1]["test_acc5"],
                 "best_epoch": self.best_epoch, "epochs_done": self.epoch, "seed": self.seed,
                 "device": self.device.type, "world_size": ddp.world_size(),
                 "step_time_mean": sum(r["step_time"] for r in rows) / sum(r["steps"] for r in rows),
@@ -399,13 +425,9 @@ class Trainer:
         keys = []
         for row in self.history:
             keys += [k for k in row if k not in keys]
-        tmp = self._path("metrics.csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(self.history)
-        os.replace(tmp, self._path("metrics.csv"))
-        tmp = self._path("metrics.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.history, f, indent=1)
-        os.replace(tmp, self._path("metrics.json"))
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.history)
+        write_text(buf.getvalue(), self._path("metrics.csv"))
+        write_json(self.history, self._path("metrics.json"))

@@ -1,10 +1,9 @@
 """ImageNet-1K for the suite: torchvision's ResNet-18/34/50 and MobileNetV2 with the suite's
-``(logits, features)`` interface, safe loading of torchvision weight files, and the standard
-``ImageFolder`` data pipeline.
+``(logits, features)`` interface and the standard ``ImageFolder`` data pipeline.
 
 The models subclass torchvision's own classes, so their state-dict keys are torchvision's: a
 teacher file such as ``resnet34-b627a593.pth`` (a bare state dict) loads as is with
-:func:`load_torchvision_weights`, and a student trained here loads into
+:func:`topkd.engine.load_model_weights`, and a student trained here loads into
 ``torchvision.models.resnet18()``.
 
 Features, for a 224×224 input (channels@side):
@@ -185,32 +184,6 @@ def build_imagenet_model(name: str, num_classes: int = 1000, norm: str = "batch"
     return IMAGENET_MODELS[name](num_classes=num_classes, norm_layer=norm_layer(norm))
 
 
-def load_torchvision_weights(model: nn.Module, path: str) -> Dict[str, object]:
-    """Load a torchvision-format weight file (a bare state dict, e.g. the files torchvision
-    downloads to ``~/.cache/torch/hub/checkpoints/``) or one of the suite's checkpoints (dict
-    with ``model``) into ``model`` with ``torch.load(weights_only=True)``: nothing is
-    downloaded and a file cannot run code.
-
-    Returns
-    -------
-    dict
-        The checkpoint's metadata (``epoch``, ``accuracy`` when present).
-
-    Raises
-    ------
-    FileNotFoundError
-        When ``path`` does not exist.
-    ValueError
-        When the weights do not match the model (e.g. another architecture or class count).
-    """
-    from .engine import load_model_weights
-
-    if not isinstance(path, str) or not os.path.isfile(path):
-        raise FileNotFoundError(f"teacher weights not found: {path!r} (set teacher.checkpoint to a "
-                                "local torchvision weight file; nothing is downloaded)")
-    return load_model_weights(model, path)
-
-
 # -------------------------------------------------------------------------------------- data
 
 def imagenet_transforms(train: bool, input_size: int = 224, resize: int = 256):
@@ -247,82 +220,3 @@ def image_folder(root: str, split: str, train: bool, input_size: int = 224,
             "with one sub-folder of images per class (val/ reorganised into class folders, e.g. "
             "with the usual valprep.sh)")
     return ImageFolder(folder, transform=imagenet_transforms(train, input_size, resize))
-
-
-class ContrastIndexedDataset(Dataset):
-    """Items ``(image, target, index, contrast_idx (K + 1,))`` for CRD: the item's index followed
-    by ``K`` indices drawn uniformly among the samples of *other* classes (CRD's "exact" mode),
-    by rejection, in O(N) memory (per-class lists of negatives, as
-    :class:`topkd.data.IndexedDataset` keeps, would take ~10 GB on ImageNet-1K).
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Items ``(image, target)``, with a ``targets`` attribute (``ImageFolder`` has one).
-    num_negatives : int
-        ``K``.
-    """
-
-    def __init__(self, dataset: Dataset, num_negatives: int):
-        from .data import dataset_targets
-
-        if not isinstance(num_negatives, int) or num_negatives < 1:
-            raise ValueError(f"num_negatives must be a positive int, got {num_negatives!r}")
-        self.dataset, self.num_negatives = dataset, num_negatives
-        self.targets = torch.from_numpy(dataset_targets(dataset))
-        if self.targets.unique().numel() < 2:
-            raise ValueError("CRD needs at least two classes to draw negatives from")
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int):
-        img, target = self.dataset[i]
-        neg = torch.randint(0, len(self.targets), (self.num_negatives,))
-        same = self.targets[neg] == target
-        while bool(same.any()):
-            neg[same] = torch.randint(0, len(self.targets), (int(same.sum()),))
-            same = self.targets[neg] == target
-        return img, target, i, torch.cat([torch.tensor([i]), neg])
-
-
-class SeededDataset(Dataset):
-    """Make a dataset's random augmentation depend only on ``(seed, epoch, index)``.
-
-    Each item is drawn with torch's CPU generator seeded from ``(seed, epoch, index)`` (inside
-    ``torch.random.fork_rng``, so the caller's RNG is untouched): an image gets the same crop and
-    flip whatever the number of ranks, data workers or the resume point, which makes a run on
-    ``W`` ranks and a resumed run reproduce a one-process run. torchvision's transforms draw
-    from that generator; CRD's negatives (:class:`ContrastIndexedDataset` inside) too.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Must expose ``targets``.
-    seed : int
-
-    Items are those of ``dataset``.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int = 0):
-        if not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
-        self.targets = dataset.targets
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation :meth:`__getitem__` draws."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def item(self, index: int, epoch: int):
-        """Item ``index`` as augmented in ``epoch``."""
-        seed = ((self.seed * 1_000_003 + epoch) * 10_000_019 + index) % (2 ** 63)
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            return self.dataset[index]
-
-    def __getitem__(self, index: int):
-        return self.item(index, self.epoch)

@@ -39,8 +39,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import json
-import math
 import os
 import re
 import statistics
@@ -48,11 +46,16 @@ from typing import Any, Dict, List, Optional
 
 import torch.nn.functional as F
 
-from . import analysis, stages
-from .config import deep_merge, load_config, preset_path, read_yaml, validate
+from . import analysis, pipeline
+from .config import ConfigError, deep_merge, distiller_spec, load_config, preset_path, read_yaml
 from .distillers import DISTILLERS, feature_shapes, register
 from .distillers.topkd import TopKD
+from .layout import layout
 from .models import MODELS, canonical_name
+from .report import write_sweep_table
+from .storage import read_json, write_json
+from .suites import suite_of
+from .topology import ripsnet_pooling
 
 #: Grid axes and their defaults (``None``: taken from the base config).
 AXES = {"delta": None, "feature": "pooled", "cloud_size": None, "max_dim": None,
@@ -74,7 +77,7 @@ def check_layer(layer: str) -> str:
         When ``layer`` is none of these.
     """
     if not isinstance(layer, str) or not _LAYER.match(layer):
-        raise ValueError(f"feature must be 'pooled', 'logits', 'stage<k>' or 'stage<k>x<s>' "
+        raise ConfigError(f"feature must be 'pooled', 'logits', 'stage<k>' or 'stage<k>x<s>' "
                          f"(e.g. 'stage2', 'stage2x2'), got {layer!r}")
     return layer
 
@@ -171,16 +174,14 @@ class ExactTopKD(TopKD):
     Extra constructor arguments
     ---------------------------
     vectorizer : dict or torchtopo.PersistenceImage
-        The fitted vectoriser (``vectorizer.json`` of the ``diagrams`` stage, or its module).
+        The fitted vectoriser (a run-time input: the ``diagrams`` stage's), or its
+        configuration dict.
     delta : float
         Weight of the topology term.
-    cloud_size : int
-        Points per cloud ``m``.
     """
 
     name = "topkd_exact"
-    defaults = {**TopKD.defaults, "vectorizer": None}
-    defaults.pop("ripsnet")
+    runtime_inputs = {"ripsnet": None, "vectorizer": "vectorizer"}
 
     def __init__(self, student, teacher, vectorizer=None, **kw):
         super().__init__(student, teacher, ripsnet=vectorizer, **kw)
@@ -227,16 +228,16 @@ def load_grid(path: str) -> Dict[str, Any]:
 
     Raises
     ------
-    FileNotFoundError, ValueError
+    ConfigError
         Missing file, unknown keys or axes, empty or non-list axis values, bad values.
     """
     raw = read_yaml(path, kind="grid")
     unknown = set(raw) - {"name", "base", "set", "out_dir", "seeds", "analysis_clouds", "grid"}
     if unknown:
-        raise ValueError(f"{path!r}: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{path!r}: unknown keys {sorted(unknown)}")
     for key in ("base", "grid"):
         if key not in raw:
-            raise ValueError(f"{path!r}: '{key}' is required")
+            raise ConfigError(f"{path!r}: '{key}' is required")
     name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
     base_path = raw["base"]
     if not base_path.endswith((".yaml", ".yml")):
@@ -245,19 +246,19 @@ def load_grid(path: str) -> Dict[str, Any]:
         base_path = os.path.join(os.path.dirname(path), base_path)
     base = load_config(base_path, list(raw.get("set") or []))
     if "pairs" in base:
-        raise ValueError(f"{path!r}: base must be a pair config, not a table")
+        raise ConfigError(f"{path!r}: base must be a pair config, not a table")
     grids = raw["grid"] if isinstance(raw["grid"], list) else [raw["grid"]]
     points: List[Dict[str, Any]] = []
     for grid in grids:
         if not isinstance(grid, dict) or not grid:
-            raise ValueError(f"{path!r}: grid must be a non-empty mapping (or a list of them), "
+            raise ConfigError(f"{path!r}: grid must be a non-empty mapping (or a list of them), "
                              f"got {grid!r}")
         bad = set(grid) - set(AXES)
         if bad:
-            raise ValueError(f"{path!r}: unknown grid axes {sorted(bad)}; known: {list(AXES)}")
+            raise ConfigError(f"{path!r}: unknown grid axes {sorted(bad)}; known: {list(AXES)}")
         for axis, values in grid.items():
             if not isinstance(values, list) or not values:
-                raise ValueError(f"{path!r}: grid axis {axis!r} must be a non-empty list, "
+                raise ConfigError(f"{path!r}: grid axis {axis!r} must be a non-empty list, "
                                  f"got {values!r}")
         for combo in itertools.product(*grid.values()):
             point = resolve_point(base, dict(zip(grid, combo)))
@@ -265,10 +266,10 @@ def load_grid(path: str) -> Dict[str, Any]:
                 points.append(point)
     seeds = raw.get("seeds", base["seeds"])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ValueError(f"{path!r}: seeds must be a non-empty list of ints, got {seeds!r}")
+        raise ConfigError(f"{path!r}: seeds must be a non-empty list of ints, got {seeds!r}")
     clouds = raw.get("analysis_clouds")
     if clouds is not None and (not isinstance(clouds, int) or clouds < 1):
-        raise ValueError(f"{path!r}: analysis_clouds must be a positive int, got {clouds!r}")
+        raise ConfigError(f"{path!r}: analysis_clouds must be a positive int, got {clouds!r}")
     return {"name": name, "base": base, "out_dir": raw.get("out_dir") or
             os.path.join("runs", "ablations", name), "seeds": seeds,
             "analysis_clouds": clouds, "points": points}
@@ -284,24 +285,25 @@ def resolve_point(base: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]
         A value outside its axis' domain, or a cloud size that does not divide the batch.
     """
     topo = base["topology"]
-    out = {"delta": base["distillers"]["topkd"]["delta"], "feature": "pooled",
+    topkd = {**DISTILLERS["topkd"].arguments(), **distiller_spec(base, "topkd")}
+    out = {"delta": topkd["delta"], "feature": "pooled",
            "cloud_size": topo["cloud_size"], "max_dim": topo["max_dim"],
            "image": "official" if topo["faithful"] else "curve", "loss": "ripsnet"}
     out.update(point)
     if not isinstance(out["delta"], (int, float)) or out["delta"] < 0:
-        raise ValueError(f"delta must be a non-negative number, got {out['delta']!r}")
+        raise ConfigError(f"delta must be a non-negative number, got {out['delta']!r}")
     out["delta"] = float(out["delta"])
     check_layer(out["feature"])
     m = out["cloud_size"]
     if not isinstance(m, int) or m < 2 or base["dataset"]["batch_size"] % m:
-        raise ValueError(f"cloud_size must be an int >= 2 dividing dataset.batch_size "
+        raise ConfigError(f"cloud_size must be an int >= 2 dividing dataset.batch_size "
                          f"({base['dataset']['batch_size']}), got {m!r}")
     if out["max_dim"] not in (0, 1):
-        raise ValueError(f"max_dim must be 0 or 1, got {out['max_dim']!r}")
+        raise ConfigError(f"max_dim must be 0 or 1, got {out['max_dim']!r}")
     if out["image"] not in ("curve", "official"):
-        raise ValueError(f"image must be 'curve' or 'official', got {out['image']!r}")
+        raise ConfigError(f"image must be 'curve' or 'official', got {out['image']!r}")
     if out["loss"] not in ("ripsnet", "exact"):
-        raise ValueError(f"loss must be 'ripsnet' or 'exact', got {out['loss']!r}")
+        raise ConfigError(f"loss must be 'ripsnet' or 'exact', got {out['loss']!r}")
     return out
 
 
@@ -322,25 +324,24 @@ def point_config(grid: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]:
     """The pair config of a grid point: the base config with the point's layer views, cloud
     size, homology, image and teacher (the base's weights), under
     ``<out_dir>/<feature>_m<m>_h<d>_<image>/``; its single ``compare`` entry is
-    :func:`entry_name` (without the ``vectorizer`` of ``loss="exact"``, added once the
-    ``diagrams`` stage has run)."""
+    :func:`entry_name`."""
     base = grid["base"]
     cfg = copy.deepcopy(base)
     cfg["out_dir"] = os.path.join(grid["out_dir"], _topology_key(point))
     cfg["name"] = f"{grid['name']}/{_topology_key(point)}"
     cfg["seeds"] = list(grid["seeds"])
-    cfg["teacher"]["checkpoint"] = stages.teacher_weights(base)
+    cfg["teacher"]["checkpoint"] = suite_of(base).teacher_weights(base)
     for role in ("teacher", "student"):
         cfg[role]["arch"] = register_layer_view(base[role]["arch"], point["feature"])
     cfg["topology"].update(cloud_size=point["cloud_size"], max_dim=point["max_dim"],
                            faithful=point["image"] == "official")
     # the base teacher's RipsNet pooling (the view's registry name hides the architecture)
-    cfg["topology"]["ripsnet"]["pooling"] = stages.ripsnet_pooling(base)
+    cfg["topology"]["ripsnet"]["pooling"] = ripsnet_pooling(base)
     entry = entry_name(point)
-    spec = {k: v for k, v in base["distillers"]["topkd"].items() if k != "extra"}
+    spec = {k: v for k, v in distiller_spec(base, "topkd").items() if k != "extra"}
     spec.update(delta=point["delta"])
     if point["loss"] == "exact":
-        spec.update(name="topkd_exact", cloud_size=point["cloud_size"])
+        spec.update(name="topkd_exact")
     cfg["distillers"][entry] = spec
     cfg["compare"] = [entry]
     return cfg
@@ -351,10 +352,10 @@ def _shared_clouds(grid, point, cfg) -> str:
     base = grid["base"]
     same_as_base = (point["feature"] == "pooled" and not base["topology"]["faithful"]
                     and point["cloud_size"] == base["topology"]["cloud_size"])
-    target = stages.paths(base)["clouds"] if same_as_base else \
+    target = layout(base).topology("clouds") if same_as_base else \
         os.path.join(grid["out_dir"], "clouds", _clouds_key(point))
     os.makedirs(target, exist_ok=True)
-    link = stages.paths(cfg)["clouds"]
+    link = layout(cfg).topology("clouds")
     if not os.path.islink(link):
         os.makedirs(os.path.dirname(link), exist_ok=True)
         os.symlink(os.path.relpath(os.path.abspath(target), os.path.dirname(os.path.abspath(link))),
@@ -375,27 +376,22 @@ def run_point(grid: Dict[str, Any], point: Dict[str, Any]) -> List[Dict[str, Any
     cfg = point_config(grid, point)
     _shared_clouds(grid, point, cfg)
     # the clouds of the eval-mode teacher whatever the image (see the 'image' axis)
-    stages.stage_clouds(deep_merge(cfg, {"topology": {"faithful": False}}))
-    stages.stage_diagrams(cfg)
-    stages.stage_ripsnet(cfg)
+    pipeline.validate(cfg)
+    pipeline.stage_clouds(deep_merge(cfg, {"topology": {"faithful": False}}))
+    pipeline.stage_diagrams(cfg)
+    pipeline.stage_ripsnet(cfg)
     entry = cfg["compare"][0]
-    if point["loss"] == "exact":
-        with open(os.path.join(stages.paths(cfg)["images"], "vectorizer.json")) as f:
-            cfg["distillers"][entry]["vectorizer"] = json.load(f)
-    validate(cfg)
     for seed in grid["seeds"]:
-        stages.stage_student(cfg, entry, seed)
-    caches = {seed: os.path.join(stages.student_dir(cfg, entry, seed), "approximation.json")
+        pipeline.stage_student(cfg, entry, seed)
+    caches = {seed: os.path.join(layout(cfg).student(entry, seed), "approximation.json")
               for seed in grid["seeds"]}
     todo = [seed for seed, path in caches.items() if not os.path.isfile(path)]
     if todo:
         for row in analysis.approximation_errors(cfg, [entry], todo, grid["analysis_clouds"]):
-            with open(caches[row["seed"]], "w") as f:
-                json.dump(row, f, indent=1)
+            write_json(row, caches[row["seed"]])
     rows = []
     for seed, path in caches.items():
-        with open(path) as f:
-            errs = json.load(f)
+        errs = read_json(path, "analysis")
         rows.append({**point, "seed": seed, **{k: errs[k] for k in METRICS}})
     return rows
 
@@ -417,46 +413,6 @@ def summarize(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def _pm(row, metric, digits) -> str:
-    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def write_sweep_table(rows: List[Dict[str, Any]], out_dir: str, title: str = "") -> str:
-    """Write ``runs.csv`` (one row per point and seed), ``sweep.csv`` (one row per grid point,
-    :func:`summarize`) and ``sweep.md`` (mean ± std over seeds).
-
-    Returns
-    -------
-    str
-        The markdown text.
-    """
-    if not rows:
-        raise ValueError("rows is empty: nothing to tabulate")
-    os.makedirs(out_dir, exist_ok=True)
-    summary = summarize(rows)
-    stages.write_csv(os.path.join(out_dir, "runs.csv"), rows)
-    stages.write_csv(os.path.join(out_dir, "sweep.csv"), summary)
-    n = summary[0]["n"]
-    lines = [f"Ablation {title}: mean ± std over {n} seed(s). Top-1 (%) at the best and the last "
-             "epoch; ‖p_S − p_T‖ between exact images, ‖p̂_S − p_S‖ the RipsNet's error on the "
-             "student, ‖p̂_S − p̂_T‖ the topology term's distance (see topkd.analysis).", "",
-             "| " + " | ".join(AXES) + " | best top-1 | last top-1 | ‖p_S − p_T‖ | ‖p̂_S − p_S‖ "
-             "| ‖p̂_S − p̂_T‖ |", "|---" * (len(AXES) + 5) + "|"]
-    for row in summary:
-        lines.append("| " + " | ".join(f"{row[a]:g}" if isinstance(row[a], float) else str(row[a])
-                                       for a in AXES) + " | "
-                     + " | ".join([_pm(row, "best_acc", 2), _pm(row, "last_acc", 2),
-                                   _pm(row, "exact_dist", 4), _pm(row, "student_err", 4),
-                                   _pm(row, "approx_dist", 4)]) + " |")
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "sweep.md"), "w") as f:
-        f.write(text)
-    return text
-
-
 def run_sweep(path: str, out_dir: Optional[str] = None) -> str:
     """Run every point of a grid file (teacher first, stages cached) and write its table.
 
@@ -476,14 +432,14 @@ def run_sweep(path: str, out_dir: Optional[str] = None) -> str:
         grid = load_grid(path)
         if out_dir:
             grid["out_dir"] = out_dir
-        validate(grid["base"])
-        stages.stage_teacher(grid["base"])
+        pipeline.validate(grid["base"])
+        pipeline.stage_teacher(grid["base"])
         rows = []
         for point in grid["points"]:
             rows += run_point(grid, point)
-    return write_sweep_table(rows, grid["out_dir"], grid["name"])
+    return write_sweep_table(rows, summarize(rows), list(AXES), grid["out_dir"], grid["name"])
 
 
 __all__ = ["AXES", "ExactTopKD", "ablation_registry", "check_layer", "layer_features", "register_layer_view",
-           "load_grid", "resolve_point", "point_config", "run_point", "summarize",
-           "write_sweep_table", "run_sweep", "entry_name"]
+           "load_grid", "resolve_point", "point_config", "run_point", "summarize", "run_sweep",
+           "entry_name"]

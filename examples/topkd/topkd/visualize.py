@@ -16,8 +16,6 @@ optional dependency imported only by :func:`umap_embedding`.
 """
 from __future__ import annotations
 
-import csv
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -25,12 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import stages
-from .analysis import (analysis_dir, as_clouds, build_run_distiller, cloud_loader,
+from .analysis import (analysis_dir, as_clouds, cloud_loader,
                        cloud_projection, exact_images, load_pair_topology, load_student_run,
                        rips_diagrams, whole_clouds)
-from .data import IndexedDataset, make_loader
-from .engine import atomic_save, seed_everything, select_device
+from .data import make_loader
+from .engine import select_device
+from .pipeline import student_trainer
+from .report import write_csv
+from .storage import atomic_save, load_file, write_json
+from .suites import load_teacher, suite_of
 
 #: Dots per inch of every PNG written here.
 DPI = 100
@@ -223,8 +224,8 @@ def plot_embeddings(embeddings: Dict[str, np.ndarray], labels: np.ndarray,
 
 
 def _models(cfg: Dict[str, Any], entries: Sequence[str], seed: int, device):
-    train, _, num_classes = stages.load_data(cfg)
-    teacher = stages.load_teacher(cfg, num_classes).to(device)
+    train, _ = suite_of(cfg).datasets(cfg)
+    teacher = load_teacher(cfg, device)
     models = {f"teacher ({cfg['teacher']['arch']})": teacher}
     for entry in entries:
         distiller, _ = load_student_run(cfg, entry, seed, teacher, len(train))
@@ -263,7 +264,7 @@ def umap_analysis(cfg: Dict[str, Any], entries: Sequence[str] = ("kd", "topkd"),
     """
     device = select_device(cfg["device"])
     models = _models(cfg, entries, seed, device)
-    _, test, _ = stages.load_data(cfg)
+    _, test = suite_of(cfg).datasets(cfg)
     loader = make_loader(test, 256, False, cfg["dataset"]["num_workers"])
     features, labels = {}, None
     for name, model in models.items():
@@ -285,12 +286,10 @@ def umap_analysis(cfg: Dict[str, Any], entries: Sequence[str] = ("kd", "topkd"),
                 writer.add_scalar(f"separation/{key}/{name}", value, 0)
     finally:
         writer.close()
-    with open(os.path.join(out, "umap_scores.json"), "w") as f:
-        json.dump({"k": k, "num_images": int(len(labels)), "scores": scores}, f, indent=2)
-    with open(os.path.join(out, "umap_scores.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["model", "knn_agreement", "silhouette"])
-        w.writerows([name, s["knn_agreement"], s["silhouette"]] for name, s in scores.items())
+    write_json({"k": k, "num_images": int(len(labels)), "scores": scores},
+               os.path.join(out, "umap_scores.json"))
+    write_csv(os.path.join(out, "umap_scores.csv"),
+              [{"model": name, **s} for name, s in scores.items()])
     return scores
 
 
@@ -399,8 +398,8 @@ def diagram_comparison(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0,
 
     plt = _pyplot()
     device = select_device(cfg["device"])
-    train, _, num_classes = stages.load_data(cfg)
-    teacher = stages.load_teacher(cfg, num_classes).to(device)
+    train, _ = suite_of(cfg).datasets(cfg)
+    teacher = load_teacher(cfg, device)
     distiller, _ = load_student_run(cfg, entry, seed, teacher, len(train))
     distiller.to(device)
     _, vectorizer = load_pair_topology(cfg)
@@ -485,7 +484,7 @@ class TopologyLogger:
                                                                    every)
         self.log: Dict[str, Any] = {"epochs": [], "clouds": [], "images": []}
         if os.path.isfile(path):
-            saved = torch.load(path, weights_only=True)
+            saved = load_file(path, "analysis")
             self.log = {"epochs": saved["epochs"].tolist(), "clouds": list(saved["clouds"]),
                         "images": list(saved["images"])}
 
@@ -555,19 +554,13 @@ def track_student(cfg: Dict[str, Any], entry: str = "topkd", seed: int = 0, ever
     if os.path.isfile(os.path.join(out, "summary.json")):
         return path
     device = select_device(cfg["device"])
-    train, test, num_classes = stages.load_data(cfg)
-    teacher = stages.load_teacher(cfg, num_classes).to(device)
+    teacher = load_teacher(cfg, device)
     _, vectorizer = load_pair_topology(cfg)
     images = probe_images(cfg, num_clouds)
     teacher_clouds = probe_clouds(cfg, {"teacher": teacher}, num_clouds, device)["teacher"]
     logger = TopologyLogger(images, teacher_clouds, exact_images(teacher_clouds, vectorizer),
                             vectorizer, cfg["topology"]["cloud_size"], path, every)
-    seed_everything(seed)
-    distiller = build_run_distiller(cfg, entry, teacher, len(train))
-    if distiller.needs_index:
-        k = max([getattr(d, "nce_k", 0) for d in [distiller, *distiller.extra]])
-        train = IndexedDataset(train, num_negatives=k or None)
-    trainer = stages._trainer(cfg, distiller, train, test, out, seed, cfg["student"]["arch"])
+    trainer = student_trainer(cfg, entry, seed, out)
     logger.attach(trainer)
     trainer.fit(resume=True, stop_after=stop_after)
     return path
@@ -587,7 +580,7 @@ def plot_trajectory(path: str, vectorizer, cloud: int = 0, title: str = ""):
         12 by 4 inches.
     """
     plt = _pyplot()
-    log = torch.load(path, weights_only=True)
+    log = load_file(path, "analysis")
     epochs, clouds, images = log["epochs"].tolist(), log["clouds"], log["images"]
     teacher = log["teacher_images"]
     if not epochs:

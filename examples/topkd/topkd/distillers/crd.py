@@ -1,14 +1,22 @@
-"""CRD (Tian et al. 2020): contrastive representation distillation with two memory banks."""
+"""CRD (Tian et al. 2020): contrastive representation distillation with two memory banks.
+
+Everything CRD needs from the pipeline is declared here: the training-set size (a run-time
+input: one memory row per sample), items that carry their index and ``K`` negatives
+(:meth:`CRD.wrap_dataset`) and, under DDP, memory banks updated from the whole global batch
+(:meth:`CRD.prepare_distributed`).
+"""
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Distiller, feature_shapes, register
+from .. import distributed as D
+from ..data import ContrastIndexedDataset
+from .base import Distiller, check_weight, feature_shapes, register
 
 
 class ContrastMemory(nn.Module):
@@ -28,11 +36,20 @@ class ContrastMemory(nn.Module):
         NCE temperature.
     momentum : float
         Memory update momentum.
+
+    With ``gathered = True`` (set by :meth:`CRD.prepare_distributed`) and inside a process group
+    of several ranks, each rank scores its own samples against the (identical) banks, then
+    gathers the embeddings and indices of all ranks and applies every momentum update, so the
+    banks stay identical on all ranks and equal to a single process's (the ranks' indices are
+    disjoint under ``DistributedSampler``); the normalising constants fixed from the first batch
+    are averaged over the ranks too. State-dict keys do not change, so checkpoints move freely
+    between world sizes.
     """
 
     def __init__(self, dim: int, n_data: int, k: int, temperature: float = 0.07,
                  momentum: float = 0.5):
         super().__init__()
+        self.gathered = False
         self.n_data, self.k = n_data, k
         self.temperature, self.momentum = temperature, momentum
         stdv = 1.0 / math.sqrt(dim / 3)
@@ -42,6 +59,14 @@ class ContrastMemory(nn.Module):
 
     def forward(self, v1: torch.Tensor, v2: torch.Tensor, index: torch.Tensor,
                 contrast_idx: Optional[torch.Tensor] = None):
+        """Score ``v1 (B, dim)`` against bank 2 and ``v2`` against bank 1 (see
+        :meth:`_local_forward`), with the cross-rank update when ``gathered``."""
+        if self.gathered and D.is_distributed():
+            return self._gathered_forward(v1, v2, index, contrast_idx)
+        return self._local_forward(v1, v2, index, contrast_idx)
+
+    def _local_forward(self, v1: torch.Tensor, v2: torch.Tensor, index: torch.Tensor,
+                       contrast_idx: Optional[torch.Tensor] = None):
         """Score ``v1 (B, dim)`` against bank 2 and ``v2`` against bank 1.
 
         Parameters
@@ -76,6 +101,32 @@ class ContrastMemory(nn.Module):
                 bank.index_copy_(0, index, F.normalize(pos, dim=1))
         return out_v1, out_v2
 
+    def _gathered_forward(self, v1: torch.Tensor, v2: torch.Tensor, index: torch.Tensor,
+                          contrast_idx: Optional[torch.Tensor]):
+        saved = (self.memory_v1[index].clone(), self.memory_v2[index].clone())
+        out_v1, out_v2 = self._local_forward(v1, v2, index, contrast_idx)
+        if not getattr(self, "_z_synced", False):
+            # the first batch fixes Z: use the global mean, as one process would
+            with torch.no_grad():
+                global_z = self.z.clone()
+                torch.distributed.all_reduce(global_z)
+                global_z.div_(D.world_size())
+                scale = self.z / global_z
+            # a new tensor, not an in-place edit: the scores' graph saved the local Z
+            self.z = global_z
+            out_v1, out_v2 = out_v1 * scale[0], out_v2 * scale[1]
+            self._z_synced = True
+        with torch.no_grad():
+            # the local pass updated this rank's rows only: restore them, then apply the
+            # momentum update of the whole global batch at once (disjoint indices across ranks)
+            all_index = D.all_gather_nograd(index)
+            for bank, own, v in ((self.memory_v1, saved[0], v1), (self.memory_v2, saved[1], v2)):
+                bank.index_copy_(0, index, own)
+                pos = bank[all_index] * self.momentum + \
+                    D.all_gather_nograd(v.to(bank.dtype)) * (1 - self.momentum)
+                bank.index_copy_(0, all_index, F.normalize(pos, dim=1))
+        return out_v1, out_v2
+
 
 def nce_loss(scores: torch.Tensor, n_data: int, eps: float = 1e-7) -> torch.Tensor:
     """CRD's NCE loss on ``(B, K + 1)`` scores (positive first) with uniform noise ``1/n_data``."""
@@ -92,27 +143,39 @@ class CRD(Distiller):
     """CRD: embed pooled student and teacher features to ``feat_dim`` (linear + L2 norm),
     NCE against the memory banks in both directions; beta 0.8.
 
-    Extra constructor arguments: ``n_data`` (training-set size, required: the memory bank has
-    one row per sample), ``nce_k`` (negatives, capped at ``n_data - 1``), ``nce_t``,
-    ``nce_m``, ``feat_dim``. Batches must pass ``index (B,)`` and optionally
-    ``contrast_idx (B, K + 1)`` to :meth:`forward_train`.
+    Extra constructor arguments: ``n_data`` (the training-set size, a run-time input: the
+    memory bank has one row per sample), ``nce_k`` (negatives, capped at ``n_data - 1``),
+    ``nce_t``, ``nce_m``, ``feat_dim``. Batches must pass ``index (B,)`` and optionally
+    ``contrast_idx (B, K + 1)`` to :meth:`forward_train` (:meth:`wrap_dataset` makes the
+    training items carry both).
     """
 
-    needs_index = True
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 0.8, "feat_dim": 128,
-                "n_data": None, "nce_k": 16384, "nce_t": 0.07, "nce_m": 0.5}
+    runtime_inputs = {"n_data": "num_train"}
 
     def __init__(self, student, teacher, beta=0.8, feat_dim=128, n_data=None, nce_k=16384,
                  nce_t=0.07, nce_m=0.5, **kw):
         super().__init__(student, teacher, **kw)
-        if not isinstance(n_data, int) or n_data < 2:
+        if isinstance(n_data, bool) or not isinstance(n_data, int) or n_data < 2:
             raise ValueError(f"crd needs n_data = the training-set size (int >= 2), got {n_data!r}")
-        self.beta = float(beta)
-        self.nce_k = min(int(nce_k), n_data - 1)
+        if isinstance(nce_k, bool) or not isinstance(nce_k, int) or nce_k < 1:
+            raise ValueError(f"nce_k must be a positive int, got {nce_k!r}")
+        self.beta = check_weight("beta", beta)
+        self.nce_k = min(nce_k, n_data - 1)
         s, t = feature_shapes(student, self.input_size), feature_shapes(teacher, self.input_size)
         self.embed_s = nn.Linear(s["pooled"], feat_dim)
         self.embed_t = nn.Linear(t["pooled"], feat_dim)
         self.memory = ContrastMemory(feat_dim, n_data, self.nce_k, nce_t, nce_m)
+
+    def wrap_dataset(self, dataset):
+        """Items ``(image, target, index, contrast_idx (nce_k + 1,))``: the sample's index and
+        ``nce_k`` negatives from other classes (:class:`topkd.data.ContrastIndexedDataset`)."""
+        return ContrastIndexedDataset(dataset, self.nce_k)
+
+    def prepare_distributed(self, local_batch_size) -> List[nn.Module]:
+        """Update the memory banks from the global batch (see :class:`ContrastMemory`); DDP
+        leaves them alone."""
+        self.memory.gathered = True
+        return [self.memory]
 
     def method_losses(self, logits_s, feats_s, logits_t, feats_t, index=None, contrast_idx=None,
                       **kw):

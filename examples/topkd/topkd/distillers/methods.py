@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Distiller, feature_shapes, paired_stages, register
+from .base import Distiller, check_weight, feature_shapes, paired_stages, register
 
 
 @register("vanilla")
@@ -16,14 +16,15 @@ class Vanilla(Distiller):
     """Cross-entropy only (teacher optional and unused)."""
 
     needs_teacher = False
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0}
 
 
 @register("kd")
 class KD(Distiller):
     """Hinton et al. 2015: ``0.1 * CE + 0.9 * KL(T = 4) * T**2``."""
 
-    defaults = {"gamma": 0.1, "alpha": 0.9, "temperature": 4.0}
+    def __init__(self, student, teacher, gamma=0.1, alpha=0.9, temperature=4.0, **kw):
+        super().__init__(student, teacher, gamma=gamma, alpha=alpha, temperature=temperature,
+                         **kw)
 
 
 class ConvReg(nn.Module):
@@ -60,11 +61,12 @@ class FitNet(Distiller):
     """Romero et al. 2015: ``CE + beta * MSE(regressor(f_s), f_t)`` on the hint layer (the
     second stage output, ``stages[hint_layer]``), beta 100."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 100.0, "hint_layer": 2}
 
     def __init__(self, student, teacher, beta=100.0, hint_layer=2, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta, self.hint_layer = float(beta), int(hint_layer)
+        self.beta, self.hint_layer = check_weight("beta", beta), hint_layer
+        if isinstance(hint_layer, bool) or not isinstance(hint_layer, int):
+            raise ValueError(f"hint_layer must be an int, got {hint_layer!r}")
         s, t = feature_shapes(student, self.input_size), feature_shapes(teacher, self.input_size)
         for who, shapes in (("student", s), ("teacher", t)):
             if not 0 <= self.hint_layer < len(shapes["stages"]):
@@ -91,11 +93,10 @@ class AT(Distiller):
     """Zagoruyko & Komodakis 2017: attention maps ``normalize(mean_c f**2)``, mean squared
     difference summed over the stage pairs, beta 1000."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 1000.0}
 
     def __init__(self, student, teacher, beta=1000.0, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta = float(beta)
+        self.beta = check_weight("beta", beta)
 
     @staticmethod
     def attention(f):
@@ -114,11 +115,10 @@ class SP(Distiller):
     """Tung & Mori 2019: similarity-preserving loss on the last stage maps,
     ``||G_t - G_s||_F**2 / b**2`` with row-normalised Gram matrices, beta 3000."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 3000.0}
 
     def __init__(self, student, teacher, beta=3000.0, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta = float(beta)
+        self.beta = check_weight("beta", beta)
 
     def method_losses(self, logits_s, feats_s, logits_t, feats_t, **kw):
         f_s, f_t = feats_s["stages"][-1].flatten(1), feats_t["stages"][-1].flatten(1)
@@ -134,11 +134,10 @@ class CC(Distiller):
     pooled features to ``feat_dim``; ``mean_i sum_c |d_i| * |d_{i+1}|`` with
     ``d = e_s - e_t``; beta 0.02."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 0.02, "feat_dim": 128}
 
     def __init__(self, student, teacher, beta=0.02, feat_dim=128, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta = float(beta)
+        self.beta = check_weight("beta", beta)
         s, t = feature_shapes(student, self.input_size), feature_shapes(teacher, self.input_size)
         self.embed_s = nn.Linear(s["pooled"], feat_dim)
         self.embed_t = nn.Linear(t["pooled"], feat_dim)
@@ -164,12 +163,11 @@ class RKD(Distiller):
     """Park et al. 2019: ``25 * smoothL1(distances / mean) + 50 * smoothL1(angles)`` on the
     pooled features, beta 1."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 1.0,
-                "w_dist": 25.0, "w_angle": 50.0}
 
     def __init__(self, student, teacher, beta=1.0, w_dist=25.0, w_angle=50.0, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta, self.w_dist, self.w_angle = float(beta), float(w_dist), float(w_angle)
+        self.beta = check_weight("beta", beta)
+        self.w_dist, self.w_angle = check_weight("w_dist", w_dist), check_weight("w_angle", w_angle)
 
     @staticmethod
     def _angles(e):
@@ -192,11 +190,10 @@ class PKT(Distiller):
     """Passalis & Tefas 2018: cosine-similarity kernels of the pooled features turned into
     conditional probabilities, KL(teacher || student); beta 30000."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 30000.0}
 
     def __init__(self, student, teacher, beta=30000.0, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta = float(beta)
+        self.beta = check_weight("beta", beta)
 
     @staticmethod
     def _conditional(f, eps=1e-7):
@@ -236,11 +233,10 @@ class VID(Distiller):
     log-likelihood of each teacher stage given the student's, summed over the stage pairs,
     beta 1."""
 
-    defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0, "beta": 1.0}
 
     def __init__(self, student, teacher, beta=1.0, **kw):
         super().__init__(student, teacher, **kw)
-        self.beta = float(beta)
+        self.beta = check_weight("beta", beta)
         s, t = feature_shapes(student, self.input_size), feature_shapes(teacher, self.input_size)
         pairs = paired_stages({"stages": s["stages"]}, {"stages": t["stages"]})
         self.regressors = nn.ModuleList(VIDRegressor(ss[0], ts[0]) for ss, ts in pairs)
