@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -11,7 +11,9 @@ from torch import Tensor
 __all__ = ["Diagrams"]
 
 # What the padding rows of each field hold.
-_PADDING = {"pairs": 0.0, "mask": False, "birth_edges": -1, "death_edges": -1}
+_PADDING = {"pairs": 0.0, "mask": False, "birth_edges": -1, "death_edges": -1, "birth_pixels": -1, "death_pixels": -1}
+# The optional generator fields, by kind: a kind is given in full (both fields) or not at all.
+_GENERATORS = {"edges": ("birth_edges", "death_edges"), "pixels": ("birth_pixels", "death_pixels")}
 
 
 def _pad_rows(t: Tensor, k: int, value) -> Tensor:
@@ -31,17 +33,32 @@ class Diagrams:
 
     - ``pairs[d]``: ``(B, K_d, 2)`` floating, columns (birth, death). Padding rows hold zeros.
     - ``mask[d]``: ``(B, K_d)`` bool, True for real pairs.
-    - ``birth_edges[d]``: ``(B, K_d, 2)`` long, the vertices ``(i, j)`` of the edge whose
-      length is the birth value. In dimension 0 a class is born at a vertex ``v``, stored as the
-      degenerate edge ``(v, v)`` (length 0). Padding rows hold ``-1``.
-    - ``death_edges[d]``: ``(B, K_d, 2)`` long, the vertices of the edge whose length is the death
-      value (the longest edge of the simplex that kills the class). Infinite bars and padding
-      rows hold ``-1``.
 
-    Diagrams of a single, unbatched cloud drop the leading ``B`` axis (as ``torch.nn`` modules do
-    for unbatched input). The edges are the *generators* that tie each value to the input
-    distances; :func:`torchtopo.rips_persistence` gathers the values through them, which is how
-    gradients reach the points.
+    and, where the filtration is known, the *generators* that tie each value to the input: the
+    values are gathered through them, which is how gradients reach the input. Each kind is given
+    in full (both fields) or is ``None``:
+
+    - Rips diagrams (:func:`torchtopo.rips_persistence`) carry edges:
+
+      - ``birth_edges[d]``: ``(B, K_d, 2)`` long, the vertices ``(i, j)`` of the edge whose
+        length is the birth value. In dimension 0 a class is born at a vertex ``v``, stored as
+        the degenerate edge ``(v, v)`` (length 0). Padding rows hold ``-1``.
+      - ``death_edges[d]``: ``(B, K_d, 2)`` long, the vertices of the edge whose length is the
+        death value (the longest edge of the simplex that kills the class). Infinite bars and
+        padding rows hold ``-1``.
+
+    - Cubical diagrams (:func:`torchtopo.cubical_persistence`) carry pixels:
+
+      - ``birth_pixels[d]``: ``(B, K_d)`` long, the flat (row-major, C-order) index into the
+        image (or volume) of the pixel whose value is the birth value: the top cell that creates
+        the class, as gudhi's ``cofaces_of_persistence_pairs`` reports it. Padding rows hold
+        ``-1``.
+      - ``death_pixels[d]``: ``(B, K_d)`` long, the pixel whose value is the death value (the
+        top cell whose entry destroys the class). Infinite bars and padding rows hold ``-1``.
+
+    Diagrams made from values alone (:meth:`from_list`) hold edges of ``-1``. Diagrams of a
+    single, unbatched input drop the leading ``B`` axis (as ``torch.nn`` modules do for
+    unbatched input).
 
     Examples
     --------
@@ -52,19 +69,30 @@ class Diagrams:
     (torch.Size([2, 1, 2]), [[True], [False]])
     >>> [t.tolist() for t in dgm.to_list(0)]
     [[[0.0, 1.0]], []]
+    >>> dgm.birth_pixels is None  # edge generators (unknown: -1), no pixel generators
+    True
     """
 
     pairs: tuple[Tensor, ...]
     mask: tuple[Tensor, ...]
-    birth_edges: tuple[Tensor, ...]
-    death_edges: tuple[Tensor, ...]
+    birth_edges: tuple[Tensor, ...] | None = None
+    death_edges: tuple[Tensor, ...] | None = None
+    birth_pixels: tuple[Tensor, ...] | None = None
+    death_pixels: tuple[Tensor, ...] | None = None
 
     def __post_init__(self) -> None:
-        lengths = {len(getattr(self, f.name)) for f in fields(self)}
-        if len(lengths) != 1 or 0 in lengths:
+        if self.pairs is None or self.mask is None:
+            raise ValueError("Diagrams: pairs and mask are required")
+        for birth, death in _GENERATORS.values():
+            if (getattr(self, birth) is None) != (getattr(self, death) is None):
+                raise ValueError(f"Diagrams: {birth} and {death} must both be given or both be None")
+        if self.birth_edges is not None and self.birth_pixels is not None:
+            raise ValueError("Diagrams: generators are edges (Rips) or pixels (cubical), not both")
+        given = self._given()
+        lengths = [len(getattr(self, name)) for name in given]
+        if len(set(lengths)) != 1 or 0 in lengths:
             raise ValueError(
-                "Diagrams: pairs, mask, birth_edges and death_edges must hold one entry per "
-                f"homology dimension, got lengths {[len(getattr(self, f.name)) for f in fields(self)]}"
+                f"Diagrams: {', '.join(given)} must hold one entry per homology dimension, got lengths {lengths}"
             )
         batched = self.pairs[0].dim() == 3
         for d in range(len(self.pairs)):
@@ -74,10 +102,22 @@ class Diagrams:
                 raise ValueError(f"Diagrams: pairs[{d}] must be (B, K, 2) or (K, 2), got {tuple(pairs.shape)}")
             if mask.shape != lead or mask.dtype != torch.bool:
                 raise ValueError(f"Diagrams: mask[{d}] must be a bool tensor of shape {tuple(lead)}")
-            for name in ("birth_edges", "death_edges"):
-                edges = getattr(self, name)[d]
-                if edges.shape != pairs.shape:
-                    raise ValueError(f"Diagrams: {name}[{d}] must have shape {tuple(pairs.shape)}")
+            for name in given:
+                if name in ("pairs", "mask"):
+                    continue
+                shape = pairs.shape if name.endswith("edges") else lead
+                generators = getattr(self, name)[d]
+                if generators.shape != shape or generators.dtype != torch.long:
+                    raise ValueError(f"Diagrams: {name}[{d}] must be a long tensor of shape {tuple(shape)}, got "
+                                     f"{generators.dtype} {tuple(generators.shape)}")
+
+    def _given(self) -> list[str]:
+        """The names of the fields that are not None, in declaration order."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def _map(self, fn: Callable[[str, Tensor], Tensor]) -> "Diagrams":
+        """A copy with ``fn(name, tensor)`` applied to every tensor of every given field."""
+        return replace(self, **{name: tuple(fn(name, t) for t in getattr(self, name)) for name in self._given()})
 
     @property
     def max_dim(self) -> int:
@@ -183,27 +223,33 @@ class Diagrams:
                              f"{sorted({d.max_dim for d in diagrams})}")
         if len(diagrams) == 1:
             return diagrams[0]
+        given = diagrams[0]._given()
+        if any(d._given() != given for d in diagrams):
+            raise ValueError(f"Diagrams.cat: every entry must carry the same generators, got fields "
+                             f"{sorted({tuple(d._given()) for d in diagrams})}")
         joined = {}
-        for f in fields(cls):
+        for name in given:
             per_dim = []
             for d in range(diagrams[0].max_dim + 1):
-                parts = [getattr(x, f.name)[d] for x in diagrams]
+                parts = [getattr(x, name)[d] for x in diagrams]
                 k = max(p.shape[1] for p in parts)
-                fill = _PADDING[f.name]
-                per_dim.append(torch.cat([_pad_rows(p, k, fill) for p in parts]))
-            joined[f.name] = tuple(per_dim)
+                per_dim.append(torch.cat([_pad_rows(p, k, _PADDING[name]) for p in parts]))
+            joined[name] = tuple(per_dim)
         return cls(**joined)
 
     def to_dict(self) -> dict[str, list[Tensor]]:
         """The tensors as a dict of lists (one entry per dimension), for ``torch.save``; plain
-        containers of tensors load back with ``torch.load(..., weights_only=True)``.
+        containers of tensors load back with ``torch.load(..., weights_only=True)``. Generator
+        fields that are None are left out.
 
         >>> import torch
         >>> dgm = Diagrams.from_list([[torch.tensor([[0.0, 1.0]])]])
+        >>> sorted(dgm.to_dict())
+        ['birth_edges', 'death_edges', 'mask', 'pairs']
         >>> Diagrams.from_dict(dgm.to_dict()).pairs[0].equal(dgm.pairs[0])
         True
         """
-        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+        return {name: list(getattr(self, name)) for name in self._given()}
 
     @classmethod
     def from_dict(cls, state: dict[str, Sequence[Tensor]]) -> "Diagrams":
@@ -211,36 +257,31 @@ class Diagrams:
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict written by Diagrams.to_dict, got {type(state).__name__}")
         names = [f.name for f in fields(cls)]
-        if sorted(state) != sorted(names):
-            raise ValueError(f"state must hold exactly the keys {names}, got {sorted(state)}")
-        for name in names:
+        if not {"pairs", "mask"} <= set(state) <= set(names):
+            raise ValueError(f"state must hold exactly the keys pairs, mask and any generator fields of {names}, "
+                             f"got {sorted(state)}")
+        for name in state:
             if not all(isinstance(t, Tensor) for t in state[name]):
                 raise TypeError(f"state[{name!r}] must be a list of tensors")
-        return cls(**{name: tuple(state[name]) for name in names})
+        return cls(**{name: tuple(tensors) for name, tensors in state.items()})
 
     def to(self, *args, **kwargs) -> "Diagrams":
         """Move to a device and/or cast the pairs to a floating dtype (``Tensor.to`` arguments).
 
-        Masks stay bool and edges stay long; only their device changes.
+        Masks stay bool and generators stay long; only their device changes.
         """
-        pairs = tuple(p.to(*args, **kwargs) for p in self.pairs)
-        device = pairs[0].device
-        return Diagrams(
-            pairs,
-            tuple(m.to(device) for m in self.mask),
-            tuple(e.to(device) for e in self.birth_edges),
-            tuple(e.to(device) for e in self.death_edges),
-        )
+        device = self.pairs[0].to(*args, **kwargs).device
+        return self._map(lambda name, t: t.to(*args, **kwargs) if name == "pairs" else t.to(device))
 
     def detach(self) -> "Diagrams":
         """A copy whose pairs do not require gradients."""
-        return Diagrams(tuple(p.detach() for p in self.pairs), self.mask, self.birth_edges, self.death_edges)
+        return replace(self, pairs=tuple(p.detach() for p in self.pairs))
 
     def unbatch(self) -> "Diagrams":
         """Drop the batch axis of a batch of one."""
         if not self.is_batched or self.batch_size != 1:
             raise ValueError(f"unbatch needs a batch of exactly one diagram, got batch_size={self.batch_size}")
-        return Diagrams(*(tuple(t[0] for t in getattr(self, f.name)) for f in fields(self)))
+        return self._map(lambda name, t: t[0])
 
     def __repr__(self) -> str:
         counts = ", ".join(f"H{d}: {int(m.sum())}" for d, m in enumerate(self.mask))

@@ -1,0 +1,76 @@
+"""Pixel pairings and the differentiable gather of cubical diagrams.
+
+A backend finds, without gradients, which pixel creates and which destroys each class (a
+:class:`PixelPairing`); :func:`gather_diagrams` reads their values from the differentiable
+pixel values, so every backend gets gradients the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..diagrams import Diagrams
+
+__all__ = ["PixelPairing", "gather_diagrams", "pad_pixel_lists"]
+
+
+@dataclass(frozen=True)
+class PixelPairing:
+    """Generators of a batch of cubical diagrams, per homology dimension.
+
+    ``birth_pixels[d]`` and ``death_pixels[d]`` are ``(B, K_d)`` long flat pixel indices (``-1``
+    for padding; ``death_pixels`` also ``-1`` for an infinite bar), ``mask[d]`` is ``(B, K_d)``
+    bool.
+    """
+
+    birth_pixels: tuple[Tensor, ...]
+    death_pixels: tuple[Tensor, ...]
+    mask: tuple[Tensor, ...]
+
+
+def pad_pixel_lists(per_image: list[tuple[Tensor, Tensor]], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Pad per-image ``(birth (k,), death (k,))`` long pixel lists into ``(B, K)`` tensors and a mask."""
+    k = max((b.shape[0] for b, _ in per_image), default=0)
+    births = torch.full((len(per_image), k), -1, dtype=torch.long)
+    deaths = torch.full((len(per_image), k), -1, dtype=torch.long)
+    for i, (b, d) in enumerate(per_image):
+        births[i, : b.shape[0]] = b
+        deaths[i, : d.shape[0]] = d
+    return births.to(device), deaths.to(device), births.to(device) >= 0
+
+
+def gather_diagrams(values: Tensor, pairing: PixelPairing, *, keep_infinite: bool) -> Diagrams:
+    """Diagrams whose values are those of the pairing's pixels.
+
+    Parameters
+    ----------
+    values : Tensor
+        ``(B, P)`` differentiable filtration values of the pixels, ``+inf`` outside the complex
+        (masked pixels).
+    pairing
+        The generators found by a backend.
+    keep_infinite
+        Infinite bars (a death pixel of ``-1``, or one outside the complex) get death ``inf``
+        and death pixel ``-1`` when True, and are masked out otherwise.
+
+    Zero-persistence pairs are masked out. Masked rows keep their slot (no compaction), so shapes
+    depend on the pairing only.
+    """
+    pairs, masks, births_out, deaths_out = [], [], [], []
+    for births, deaths, mask in zip(pairing.birth_pixels, pairing.death_pixels, pairing.mask):
+        k = births.shape[1]
+        both = values.gather(1, torch.cat([births, deaths], 1).clamp_min(0))
+        birth, death = both[:, :k], both[:, k:]
+        infinite = mask & ((deaths < 0) | torch.isinf(death))
+        finite_keep = mask & ~infinite & (death > birth)
+        keep = finite_keep | infinite if keep_infinite else finite_keep
+        zero = torch.zeros_like(birth)
+        death = torch.where(infinite, torch.full_like(death, float("inf")), death)
+        pairs.append(torch.stack([torch.where(keep, birth, zero), torch.where(keep, death, zero)], dim=-1))
+        masks.append(keep)
+        births_out.append(births.masked_fill(~keep, -1))
+        deaths_out.append(deaths.masked_fill(~finite_keep, -1))
+    return Diagrams(tuple(pairs), tuple(masks), birth_pixels=tuple(births_out), death_pixels=tuple(deaths_out))
