@@ -104,3 +104,74 @@ def test_dict_form_survives_a_safe_torch_save(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(getattr(dgm, name), getattr(back, name)))
     with pytest.raises(ValueError, match="exactly the keys"):
         Diagrams.from_dict({"pairs": list(dgm.pairs)})
+
+
+# --------------------------------------------------------------------------- pixel generators
+def _cubical(batch: int, seed: int) -> Diagrams:
+    from torchtopo import cubical_persistence
+
+    return cubical_persistence(torch.rand(batch, 9, 9, generator=torch.Generator().manual_seed(seed)), 1)
+
+
+def test_rips_diagrams_carry_edges_and_cubical_ones_pixels():
+    rips = rips_persistence(torch.randn(2, 6, 2), 1)
+    assert rips.birth_pixels is None and rips.death_pixels is None and rips.birth_edges is not None
+    cubical = _cubical(2, 0)
+    assert cubical.birth_edges is None and cubical.death_edges is None
+    assert all(p.shape == m.shape and p.dtype == torch.long for p, m in zip(cubical.birth_pixels, cubical.mask))
+    assert "H1" in repr(cubical)
+
+
+def test_cat_moves_and_dict_forms_of_cubical_diagrams(tmp_path):
+    parts = [_cubical(2, 1), _cubical(3, 2)]
+    joined = Diagrams.cat(parts)
+    for d in (0, 1):
+        m = joined.mask[d]
+        assert (joined.birth_pixels[d][~m] == -1).all() and (joined.death_pixels[d][~m] == -1).all()
+        rows = [t for part in parts for t in part.to_list(d)]
+        assert all(torch.equal(a, b) for a, b in zip(joined.to_list(d), rows))
+    state = joined.to_dict()
+    assert sorted(state) == ["birth_pixels", "death_pixels", "mask", "pairs"]
+    torch.save(state, tmp_path / "c.pt")
+    back = Diagrams.from_dict(torch.load(tmp_path / "c.pt", weights_only=True))
+    for name in ("pairs", "mask", "birth_pixels", "death_pixels"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(joined, name), getattr(back, name)))
+    assert back.birth_edges is None
+    moved = joined.to(torch.float64).detach()
+    assert moved.pairs[0].dtype == torch.float64 and moved.birth_pixels[0].dtype == torch.long
+    single = parts[0].to_list(1)
+    one = Diagrams.cat([_cubical(1, 1)]).unbatch()
+    assert one.birth_pixels[1].dim() == 1 and torch.equal(one.to_list(1)[0], single[0])
+
+
+def test_cat_refuses_rips_and_cubical_together():
+    with pytest.raises(ValueError, match="same generators"):
+        Diagrams.cat([rips_persistence(torch.randn(2, 5, 2), 1), _cubical(2, 3)])
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (dict(birth_pixels=None), "both be given"),
+        (dict(death_pixels=(torch.zeros(2, 3, dtype=torch.long),)), "death_pixels\\[0\\] must be a long tensor"),
+        (dict(birth_pixels=(torch.zeros(2, 5, dtype=torch.long),)), "birth_pixels\\[0\\]"),
+        (dict(birth_pixels=(torch.zeros(2, 4),)), "long"),
+        (dict(birth_edges=(torch.zeros(2, 4, 2, dtype=torch.long),),
+              death_edges=(torch.zeros(2, 4, 2, dtype=torch.long),)), "not both"),
+        (dict(pairs=None), "required"),
+    ],
+)
+def test_invalid_pixel_generators_raise(change, match):
+    fields = dict(pairs=(torch.zeros(2, 4, 2),), mask=(torch.zeros(2, 4, dtype=torch.bool),),
+                  birth_pixels=(torch.full((2, 4), -1),), death_pixels=(torch.full((2, 4), -1),))
+    Diagrams(**fields)  # valid as given
+    with pytest.raises(ValueError, match=match):
+        Diagrams(**{**fields, **change})
+
+
+def test_from_dict_accepts_the_four_keys_of_older_files_and_refuses_unknown_keys():
+    dgm = rips_persistence(torch.randn(2, 5, 2), 1)
+    state = {name: list(getattr(dgm, name)) for name in ("pairs", "mask", "birth_edges", "death_edges")}
+    assert torch.equal(Diagrams.from_dict(state).death_edges[1], dgm.death_edges[1])
+    with pytest.raises(ValueError, match="exactly the keys"):
+        Diagrams.from_dict({**state, "weights": list(dgm.pairs)})

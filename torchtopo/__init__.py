@@ -1,6 +1,7 @@
 """torchtopo: differentiable, batched topology for PyTorch."""
 
 from . import functional, plot
+from .cubical import CubicalComplex, cubical_persistence
 from .diagrams import Diagrams
 from .rips import VietorisRips, rips_persistence
 from .losses import TopologyLoss
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConstantWeight",
+    "CubicalComplex",
     "Diagrams",
     "PersistenceImage",
     "PowerWeight",
@@ -19,6 +21,7 @@ __all__ = [
     "TopologyLoss",
     "VietorisRips",
     "Weight",
+    "cubical_persistence",
     "fit_ripsnet",
     "rips_persistence",
 ]

@@ -7,12 +7,14 @@
 torch.Size([4, 20, 20])
 """
 
+from .cubical import cubical_persistence
 from .losses import signature_loss, topology_loss
 from .rips import rips_persistence
 from .ripsnet import masked_pool, segment_pool
 from .vectorize import persistence_curve, persistence_image
 
 __all__ = [
+    "cubical_persistence",
     "masked_pool",
     "persistence_curve",
     "persistence_image",

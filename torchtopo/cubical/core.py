@@ -163,11 +163,11 @@ def cubical_persistence(
         raise ValueError(f"max_dim must be an int in [0, {spatial_dims - 1}] for {spatial_dims}-D images, "
                          f"got {max_dim!r}")
     batched = images.dim() == spatial_dims + 1
-    if mask is not None:
-        _check_mask(mask, images.shape)
     if not batched:
         images = images.unsqueeze(0)
-        mask = None if mask is None else mask.unsqueeze(0)
+        mask = mask.unsqueeze(0) if isinstance(mask, Tensor) and mask.shape == images.shape[1:] else mask
+    if mask is not None:
+        _check_mask(mask, images.shape)
     spatial = tuple(images.shape[1:])
     values = (-images if superlevel else images).flatten(1)
     if mask is not None:
