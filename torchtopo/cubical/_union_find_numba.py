@@ -3,8 +3,8 @@
 The steps and tie-breaks are those of the torch implementation in
 :mod:`torchtopo.cubical.union_find` (and of the Triton kernel), so all three give identical
 pairings: pixels in the stable order of their values; at each pixel the components of its
-present neighbours are found first, in the order of the neighbour table (the outside last); the
-oldest survives, the others die in that order. Imported lazily: ``import torchtopo`` works
+present neighbours are found first, in the order of the neighbour table; the oldest survives
+(the outside, in the dual sweep, wherever it appears), the others die in that order. Imported lazily: ``import torchtopo`` works
 without numba.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..rips._native_kernels import _argsort_lengths
 
@@ -38,98 +39,114 @@ def stable_order(values):
     return _argsort_lengths(keys.view(np.float64))
 
 
-@nb.njit(cache=True, nogil=True)
-def _find(parent, x):
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
+# The forest is one int32 array: a pixel's parent (>= 0), or, at a root, ``-2 - elder`` (the
+# step at which its component's oldest pixel entered; the outside node's elder is -1), or ABSENT
+# for a pixel not yet swept. One array keeps the random accesses of large images in cache.
+ABSENT = np.int32(2**31 - 1)
 
 
 @nb.njit(cache=True, nogil=True)
-def _sweep(values, order, shape, offsets, dual, boundary_z, births, deaths, parent, elder, roots):
+def _find(forest, x):
+    """The root of ``x``, halving the path on the way."""
+    while True:
+        up = forest[x]
+        if up < 0:
+            return x
+        top = forest[up]
+        if top < 0:
+            return up
+        forest[x] = top
+        x = top
+
+
+@nb.njit(cache=True, nogil=True)
+def _sweep(values, order, inner, deltas, ring, border, dual, births, deaths, forest, roots):
     """One image: write its pairs to ``births``/``deaths`` and return how many.
 
-    ``dual=False``: pixels in increasing order, neighbours of ``offsets`` (dimension 0 of the
-    sublevel filtration; row 0 is the infinite bar of the global minimum). ``dual=True``: pixels
-    in decreasing order plus an outside node, older than every pixel, next to every pixel of the
-    box's boundary (``boundary_z``: whether the first axis has a boundary, False for 2-D images
-    stored as one plane); the pair of a dying component is read as (merging pixel, the
-    component's highest pixel).
+    The forest lives on the image padded by one cell on each side with a boundary
+    (``inner[p]``: the padded index of pixel ``p``; ``deltas``: the padded index offsets of the
+    neighbours), so neighbours need no bounds check. ``dual=False``: pixels in increasing order,
+    the padding never present (dimension 0 of the sublevel filtration; row 0 is the infinite bar
+    of the global minimum). ``dual=True``: pixels in decreasing order, the padding (``border``)
+    present from the start as one outside component older than every pixel; the pair of a dying
+    component is read as (merging pixel, the component's highest pixel).
+
+    ``ring``: the neighbours go around the pixel, consecutive ones sharing an edge (the 8
+    neighbours of 2-D images). Two present consecutive neighbours are then already joined, so
+    one root per run of present neighbours is looked up (and the first neighbour's, to keep the
+    order in which components are first met).
     """
     n = values.shape[0]
-    depth, height, width = shape[0], shape[1], shape[2]
-    plane = height * width
-    parent[:] = -1
+    outside = forest.shape[0] - 1
+    forest[:] = ABSENT
     count = 0
     if dual:
-        parent[n] = n
-        elder[n] = -1
+        forest[outside] = -1  # a root of elder -1: older than every pixel
+        for i in range(border.shape[0]):
+            forest[border[i]] = outside
     else:
         births[0] = order[0]
         deaths[0] = -1
         count = 1
     for step in range(n):
         p = order[n - 1 - step] if dual else order[step]
-        z = p // plane
-        y = (p - z * plane) // width
-        x = p - z * plane - y * width
-        k = 0
-        for j in range(offsets.shape[0]):
-            zz = z + offsets[j, 0]
-            yy = y + offsets[j, 1]
-            xx = x + offsets[j, 2]
-            if 0 <= zz < depth and 0 <= yy < height and 0 <= xx < width:
-                q = zz * plane + yy * width + xx
-                if parent[q] >= 0:
-                    roots[k] = _find(parent, q)
-                    k += 1
-        if dual and (y == 0 or y == height - 1 or x == 0 or x == width - 1 or (boundary_z and (z == 0 or z == depth - 1))):
-            roots[k] = n
-            k += 1
+        cell = inner[p]
+        # A bit per present neighbour, without a branch per neighbour (their presence is random).
+        present = np.uint64(0)
+        for j in range(deltas.shape[0]):
+            present |= np.uint64(forest[cell + deltas[j]] != ABSENT) << np.uint64(j)
+        if ring:  # one neighbour per run of present ones: those whose predecessor is absent
+            present &= ~(present << np.uint64(1))
+        k = 0  # the distinct roots of the present neighbours, in the order first met
+        while present:
+            j = trailing_zeros(present)
+            present &= present - np.uint64(1)
+            r = _find(forest, cell + deltas[j])
+            seen = False
+            for i in range(k):
+                if roots[i] == r:
+                    seen = True
+                    break
+            if not seen:
+                roots[k] = r
+                k += 1
         if k == 0:
-            parent[p] = p
-            elder[p] = step
+            forest[cell] = -2 - step
             continue
         survivor = roots[0]
         for j in range(1, k):
-            if elder[roots[j]] < elder[survivor]:
+            if forest[roots[j]] > forest[survivor]:  # -2 - elder: the larger, the older
                 survivor = roots[j]
         value = values[p]
         for j in range(k):
             r = roots[j]
             if r == survivor:
                 continue
-            seen = False
-            for i in range(j):
-                if roots[i] == r:
-                    seen = True
-                    break
-            if seen:
-                continue
-            born = order[n - 1 - elder[r]] if dual else order[elder[r]]
+            elder = -2 - forest[r]
+            born = order[n - 1 - elder] if dual else order[elder]
             if values[born] != value:  # pairs of zero persistence are not points of the diagram
                 births[count] = p if dual else born
                 deaths[count] = born if dual else p
                 count += 1
-            parent[r] = survivor
-        parent[p] = survivor
+            forest[r] = survivor
+        forest[cell] = survivor
     return count
 
 
 @nb.njit(cache=True, nogil=True)
-def sweep_batch(values, shape, offsets, dual_offsets, boundary_z, births, deaths, counts, dual_births, dual_deaths,
+def sweep_batch(values, inner, border, deltas, dual_deltas, ring, births, deaths, counts, dual_births, dual_deaths,
                 dual_counts, start, stop):
     """Images ``start .. stop - 1`` of ``values`` ``(B, P)``, without the GIL: the sublevel sweep
-    into ``births``/``deaths`` ``(B, P)`` and ``counts`` ``(B,)``, then, when ``dual_offsets``
-    has rows, the dual sweep into the ``dual_*`` arrays. One sort per image serves both."""
-    n = values.shape[1]
-    parent = np.empty(n + 1, dtype=np.int64)
-    elder = np.empty(n + 1, dtype=np.int64)
-    roots = np.empty(offsets.shape[0] + dual_offsets.shape[0] + 1, dtype=np.int64)
+    into ``births``/``deaths`` ``(B, P)`` and ``counts`` ``(B,)``, then, when ``dual_deltas``
+    has entries, the dual sweep into the ``dual_*`` arrays. One sort per image serves both;
+    ``inner`` and ``border`` describe the padded layout and ``ring`` the sublevel neighbours
+    (see :func:`_sweep`)."""
+    padded = inner.shape[0] + border.shape[0]
+    forest = np.empty(padded + 1, dtype=np.int32)
+    roots = np.empty(deltas.shape[0] + dual_deltas.shape[0], dtype=np.int64)
     for b in range(start, stop):
         order = stable_order(values[b])
-        counts[b] = _sweep(values[b], order, shape, offsets, False, boundary_z, births[b], deaths[b], parent, elder, roots)
-        if dual_offsets.shape[0] > 0:
-            dual_counts[b] = _sweep(values[b], order, shape, dual_offsets, True, boundary_z, dual_births[b],
-                                    dual_deaths[b], parent, elder, roots)
+        counts[b] = _sweep(values[b], order, inner, deltas, ring, border, False, births[b], deaths[b], forest, roots)
+        if dual_deltas.shape[0] > 0:
+            dual_counts[b] = _sweep(values[b], order, inner, dual_deltas, False, border, True, dual_births[b],
+                                    dual_deaths[b], forest, roots)

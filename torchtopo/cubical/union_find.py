@@ -41,9 +41,15 @@ IMPLEMENTATIONS = ("auto", "numba", "torch", "triton")
 def neighbour_offsets(spatial_dims: int, dual: bool) -> np.ndarray:
     """``(L, 3)`` int64 offsets ``(dz, dy, dx)`` of the neighbours a pixel is joined to.
 
-    Sublevel sweep: every pixel sharing a vertex (8 in 2-D, 26 in 3-D). Dual sweep: every pixel
-    sharing an edge (2-D: 4) or a face (3-D: 6). 2-D images are one plane, ``dz = 0``.
+    Sublevel sweep: every pixel sharing a vertex (8 in 2-D, in turn around the pixel; 26 in 3-D).
+    Dual sweep: every pixel sharing an edge (2-D: 4) or a face (3-D: 6). 2-D images are one
+    plane, ``dz = 0``. The order is the order in which dying components are reported.
     """
+    if spatial_dims == 2 and not dual:
+        # Around the pixel, so that consecutive neighbours (and the last and the first) share an
+        # edge: the numba sweep finds one root per run of present neighbours.
+        offsets = [(0, -1, -1), (0, -1, 0), (0, -1, 1), (0, 0, 1), (0, 1, 1), (0, 1, 0), (0, 1, -1), (0, 0, -1)]
+        return np.array(offsets, dtype=np.int64)
     steps = [(0,), (-1, 0, 1), (-1, 0, 1)] if spatial_dims == 2 else [(-1, 0, 1)] * 3
     offsets = [o for o in itertools.product(*steps) if any(o)]
     if dual:
@@ -119,21 +125,37 @@ def finish_rows(births: Tensor, deaths: Tensor, counts: Tensor) -> tuple[Tensor,
     return births.masked_fill(~valid, -1), deaths.masked_fill(~valid, -1), valid
 
 
+def _padded_layout(shape, boundary_z: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels on a grid padded by one cell on each side that has a boundary (not the plane axis of
+    2-D images): ``inner`` ``(P,)`` the padded index of each pixel, ``border`` the padding
+    cells, and the row-major ``strides`` of the padded grid."""
+    depth, height, width = shape
+    pad_z = 1 if boundary_z else 0
+    padded = (depth + 2 * pad_z, height + 2, width + 2)
+    index = np.arange(int(np.prod(padded)), dtype=np.int64).reshape(padded)
+    inner = index[pad_z : pad_z + depth, 1 : height + 1, 1 : width + 1].ravel()
+    is_border = np.ones(index.size, dtype=bool)
+    is_border[inner] = False
+    strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
+    return inner, np.flatnonzero(is_border), strides
+
+
 def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.ndarray, boundary_z: bool):
     from . import _union_find_numba as kernels
     from ..rips._numba_threads import run_on_threads
 
     batch, n = values.shape
     array = values.detach().to("cpu", torch.float64).contiguous().numpy()
+    inner, border, strides = _padded_layout(shape, boundary_z)
+    ring = not boundary_z  # 2-D images: the 8 neighbours in turn
     sweeps = 2 if dual_offsets.shape[0] else 1
     # np.empty maps pages lazily: only the rows written are touched.
     rows = [np.empty((batch, n) if i < 2 * sweeps else (0, 0), dtype=np.int64) for i in range(4)]
     counts = [np.zeros(batch, dtype=np.int64) for _ in range(2)]
-    dims = np.array(shape, dtype=np.int64)
 
     def kernel(start: int, stop: int) -> None:
-        kernels.sweep_batch(array, dims, offsets, dual_offsets, boundary_z, rows[0], rows[1], counts[0], rows[2],
-                            rows[3], counts[1], start, stop)
+        kernels.sweep_batch(array, inner, border, offsets @ strides, dual_offsets @ strides, ring, rows[0],
+                            rows[1], counts[0], rows[2], rows[3], counts[1], start, stop)
 
     run_on_threads(kernel, batch)
     return [tuple(torch.from_numpy(a) for a in (rows[2 * i], rows[2 * i + 1], counts[i])) for i in range(sweeps)]
