@@ -94,22 +94,24 @@ def prefix_size(run: Callable[[np.ndarray], object], images: np.ndarray, args) -
 
 
 def stamp() -> str:
-    """``"<date>, commit <hash>"`` of this run."""
+    """``"<date>, commit <hash>, load average <l>"`` of this run."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    return f"{datetime.date.today().isoformat()}, commit {commit}"
+    return f"{datetime.date.today().isoformat()}, commit {commit}, load average {os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64, help="images (or volumes) per batch")
     parser.add_argument("--sizes", type=int, nargs="+", default=[28, 64, 256], help="sides of the 2-D images")
     parser.add_argument("--volume", type=int, default=32, help="side of the 3-D volumes (0: none)")
-    parser.add_argument("--kinds", nargs="+", default=["noise", "smooth"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--kinds", nargs="+", default=["noise", "smooth"],
+                        help="uniform noise, and noise smoothed by a Gaussian of 2 pixels")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed repeats per row")
     parser.add_argument("--min-images", type=int, default=8, help="peers slower than --budget s are timed on this many")
     parser.add_argument("--budget", type=float, default=3.0, help="seconds a peer may spend per repeat")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torchtopo's threads (the peers use one)")
     add_output_arguments(parser)
     args = parser.parse_args()
 

@@ -33,6 +33,7 @@ PAGES = {  # page -> the figures drawn into it at build time
     "tutorials/noisy_circles": 2,
     "tutorials/ripsnet": 2,
     "tutorials/topology_loss": 2,
+    "tutorials/cubical": 2,
     "tutorials/topkd": 0,
     "api/index": 0,
     "benchmarks": 0,
@@ -247,6 +248,7 @@ def test_every_page_is_built_with_its_figures(docs):
             assert f'href="{page}.html"' in index, page
     assert "fit_ripsnet(net, train_clouds, targets" in text_of(html(docs, "tutorials/ripsnet"))
     assert "topology_loss(features, teacher(theta))" in text_of(html(docs, "tutorials/topology_loss"))
+    assert "loss = spurious_loops(image)" in text_of(html(docs, "tutorials/cubical"))
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -125,10 +126,11 @@ def finish_rows(births: Tensor, deaths: Tensor, counts: Tensor) -> tuple[Tensor,
     return births.masked_fill(~valid, -1), deaths.masked_fill(~valid, -1), valid
 
 
-def _padded_layout(shape, boundary_z: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@lru_cache(maxsize=64)
+def _padded_layout(shape: tuple[int, int, int], boundary_z: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels on a grid padded by one cell on each side that has a boundary (not the plane axis of
     2-D images): ``inner`` ``(P,)`` the padded index of each pixel, ``border`` the padding
-    cells, and the row-major ``strides`` of the padded grid."""
+    cells, and the row-major ``strides`` of the padded grid (read-only: cached per shape)."""
     depth, height, width = shape
     pad_z = 1 if boundary_z else 0
     padded = (depth + 2 * pad_z, height + 2, width + 2)
@@ -137,7 +139,10 @@ def _padded_layout(shape, boundary_z: bool) -> tuple[np.ndarray, np.ndarray, np.
     is_border = np.ones(index.size, dtype=bool)
     is_border[inner] = False
     strides = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
-    return inner, np.flatnonzero(is_border), strides
+    layout = (inner.copy(), np.flatnonzero(is_border), strides)
+    for array in layout:
+        array.flags.writeable = False
+    return layout
 
 
 def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.ndarray, boundary_z: bool):
@@ -146,7 +151,7 @@ def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.
 
     batch, n = values.shape
     array = values.detach().to("cpu", torch.float64).contiguous().numpy()
-    inner, border, strides = _padded_layout(shape, boundary_z)
+    inner, border, strides = _padded_layout(tuple(shape), boundary_z)
     ring = not boundary_z  # 2-D images: the 8 neighbours in turn
     sweeps = 2 if dual_offsets.shape[0] else 1
     # np.empty maps pages lazily: only the rows written are touched.
