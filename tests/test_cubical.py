@@ -226,10 +226,11 @@ def test_results_do_not_depend_on_the_thread_count():
 # --------------------------------------------------------------------------- masks and padding
 @given(batch=images(2, max_side=9, batch=2), data=st.data())
 def test_padding_never_changes_a_result(batch, data):
-    """Each image, padded at the bottom right with decoys and masked, has its crop's diagrams."""
+    """Each image, padded at the bottom right with decoys (NaN and inf among them) and masked, has
+    its crop's diagrams."""
     b, h, w = batch.shape
     ph, pw = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
-    padded = np.random.default_rng(h * w).uniform(-10, 10, (b, h + ph, w + pw))
+    padded = np.random.default_rng(h * w).choice([-10.0, 10.0, np.nan, np.inf], (b, h + ph, w + pw))
     padded[:, :h, :w] = batch
     mask = torch.zeros(b, h + ph, w + pw, dtype=torch.bool)
     mask[:, :h, :w] = True
@@ -399,6 +400,9 @@ def test_module_calls_the_function():
     (lambda: cubical_persistence(torch.tensor([[0.0, float("inf")]])), ValueError, "finite"),
     (lambda: cubical_persistence(torch.zeros(3, 3), max_dim=2), ValueError, "max_dim"),
     (lambda: cubical_persistence(torch.zeros(3, 3), max_dim=-1), ValueError, "max_dim"),
+    (lambda: cubical_persistence(torch.zeros(3, 3), max_dim=1.0), TypeError, "max_dim"),
+    (lambda: cubical_persistence(torch.zeros(3, 3), spatial_dims=2.0), TypeError, "spatial_dims"),
+    (lambda: cubical_persistence(torch.zeros(3, 3, device="meta")), ValueError, "meta"),
     (lambda: cubical_persistence(torch.zeros(2, 3, 3, 3), max_dim=3), ValueError, "max_dim"),
     (lambda: cubical_persistence(torch.zeros(3, 3), spatial_dims=3), ValueError, "spatial_dims=3"),
     (lambda: cubical_persistence(torch.zeros(3, 3), spatial_dims=4), ValueError, "spatial_dims"),

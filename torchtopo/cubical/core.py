@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_finite, check_floating, check_int, check_mask
 from ..diagrams import Diagrams
 from ..rips.h0 import numba_available
 from .pairing import PixelPairing, gather_diagrams
@@ -16,32 +16,17 @@ BACKENDS = ("auto", "native", "gudhi")
 
 
 def _spatial_dims(images: Tensor, spatial_dims: int | None) -> int:
-    if not isinstance(images, Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise TypeError(f"images must be a floating tensor, got {images.dtype}; call images.float() first")
+    check_floating(images, "images")
     if spatial_dims is None:
         spatial_dims = 2 if images.dim() in (2, 3) else 3
-    if spatial_dims not in (2, 3):
+    elif check_int(spatial_dims, "spatial_dims") not in (2, 3):
         raise ValueError(f"spatial_dims must be 2, 3 or None, got {spatial_dims!r}")
     if images.dim() not in (spatial_dims, spatial_dims + 1):
         shapes = "(B, H, W) or (H, W)" if spatial_dims == 2 else "(B, D, H, W) or (D, H, W)"
         raise ValueError(f"images must be {shapes} for spatial_dims={spatial_dims}, got shape {tuple(images.shape)}")
     if images.numel() == 0:
         raise ValueError(f"images must hold at least one pixel per image and one image, got shape {tuple(images.shape)}")
-    # aminmax propagates NaN and reads the tensor once.
-    if not torch.isfinite(torch.stack(torch.aminmax(images.detach()))).all():
-        raise ValueError("images must be finite, got NaN or inf (masked pixels too: pad with any finite value)")
     return spatial_dims
-
-
-def _check_mask(mask: Tensor, shape: torch.Size) -> None:
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
-    if mask.shape != shape:
-        raise ValueError(f"mask must have the shape of images, {tuple(shape)}, got {tuple(mask.shape)}")
-    if not mask.flatten(1).any(dim=1).all():
-        raise ValueError("mask must keep at least one pixel of every image, got an all-False image")
 
 
 def _native_pairing(values: Tensor, shape: tuple[int, int, int], spatial_dims: int, max_dim: int) -> PixelPairing:
@@ -97,7 +82,7 @@ def cubical_persistence(
     ----------
     images : Tensor
         ``(B, H, W)`` or ``(H, W)`` images, or ``(B, D, H, W)`` or ``(D, H, W)`` volumes,
-        floating and finite.
+        floating and finite (masked pixels may hold anything: they are never read).
     max_dim : int
         Highest homology dimension: 0 or 1 for images (components, loops), 0, 1 or 2 for
         volumes (components, tunnels, voids).
@@ -135,10 +120,12 @@ def cubical_persistence(
     Raises
     ------
     TypeError
-        If ``images`` or ``mask`` has the wrong type or dtype.
+        If ``images`` or ``mask`` has the wrong type or dtype, or ``max_dim`` or
+        ``spatial_dims`` is not an int.
     ValueError
-        On a wrong shape, an empty image, NaN or inf, an all-False mask image, a ``max_dim``
-        the images do not have or an unknown backend.
+        On a wrong shape, an empty image, NaN or inf among the real pixels, an all-False mask
+        image, a ``max_dim`` the images do not have or an unknown backend. (The finiteness check
+        is a device-side assert on accelerators: no host sync.)
 
     Examples
     --------
@@ -159,15 +146,16 @@ def cubical_persistence(
     """
     check_choice(backend, "backend", BACKENDS)
     spatial_dims = _spatial_dims(images, spatial_dims)
-    if not isinstance(max_dim, int) or not 0 <= max_dim < spatial_dims:
-        raise ValueError(f"max_dim must be an int in [0, {spatial_dims - 1}] for {spatial_dims}-D images, "
-                         f"got {max_dim!r}")
+    if check_int(max_dim, "max_dim", 0) >= spatial_dims:
+        raise ValueError(f"max_dim must be in [0, {spatial_dims - 1}] for {spatial_dims}-D images, got {max_dim!r}")
+    check_mask(mask, images.shape)
     batched = images.dim() == spatial_dims + 1
     if not batched:
         images = images.unsqueeze(0)
-        mask = mask.unsqueeze(0) if isinstance(mask, Tensor) and mask.shape == images.shape[1:] else mask
-    if mask is not None:
-        _check_mask(mask, images.shape)
+        mask = None if mask is None else mask.unsqueeze(0)
+    if mask is not None and not mask.flatten(1).any(dim=1).all():
+        raise ValueError("mask must keep at least one pixel of every image, got an all-False image")
+    check_finite(images, "images", mask)
     spatial = tuple(images.shape[1:])
     values = (-images if superlevel else images).flatten(1)
     if mask is not None:
