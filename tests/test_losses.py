@@ -1,4 +1,4 @@
-"""TopologyLoss: gradient routing, frozen RipsNet, exact and signature modes, errors."""
+"""TopologyLoss: gradient routing, frozen RipsNet, exact, signature and cubical modes, errors."""
 
 import math
 
@@ -8,6 +8,7 @@ import torch
 
 from torchtopo import Diagrams, PersistenceImage, RipsNet, TopologyLoss
 from torchtopo.functional import signature_loss, topology_loss
+from torchtopo.losses import mean_feature_map
 
 
 def ripsnet(in_dim=8, out_dim=6):
@@ -220,3 +221,100 @@ def test_signature_padding_may_hold_nan():
     torch.testing.assert_close(value, signature_loss(student[None, :8], teacher[None, :8].detach()))
     value.sum().backward()
     assert torch.isfinite(dirty_s.grad).all() and (dirty_s.grad[8:] == 0).all()
+
+
+# --------------------------------------------------------------------------- feature maps (cubical)
+def maps(n=4, c_s=3, c_t=5, side=9, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, c_s, side, side, generator=g, dtype=torch.float64, requires_grad=True),
+            torch.randn(n, c_t, side, side, generator=g, dtype=torch.float64, requires_grad=True))
+
+
+def map_images(dims=(0, 1)):
+    return PersistenceImage(resolution=(6, 6), bandwidth=0.5, dims=dims, im_range=(-4.0, 4.0, 0.0, 8.0))
+
+
+def test_cubical_mode_matches_images_of_gudhi_superlevel_diagrams():
+    """An independent path: the channel mean standardised by hand, gudhi's cubical complex of its
+    negation (the superlevel filtration), finite pairs into the same vectoriser."""
+    student, teacher = maps()
+    pi = map_images()
+    loss = topology_loss(student, teacher, "cubical", vectorizer=pi, reduction="none")
+
+    def reference_images(x):
+        m = x.detach().mean(1)
+        m = (m - m.mean((1, 2), keepdim=True)) / m.std((1, 2), unbiased=False, keepdim=True)
+        per_dim = [[], []]
+        for image in m.numpy():
+            complex_ = gudhi.CubicalComplex(top_dimensional_cells=-image)
+            complex_.compute_persistence(homology_coeff_field=2)
+            for d in (0, 1):
+                pairs = complex_.persistence_intervals_in_dimension(d).reshape(-1, 2)
+                per_dim[d].append(torch.from_numpy(pairs[pairs[:, 1] < math.inf]))
+        return pi(Diagrams.from_list(per_dim, dtype=torch.float64)).flatten(1)
+
+    expected = (reference_images(student) - reference_images(teacher)).square().mean(-1)
+    assert torch.allclose(loss, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_cubical_mode_is_zero_for_the_same_maps_at_any_scale_and_gradients_reach_the_student_only():
+    student, teacher = maps(c_s=5)
+    pi = map_images()
+    same = topology_loss(teacher.detach().clone().requires_grad_(True), teacher, "cubical", vectorizer=pi)
+    assert same.item() == 0.0
+    rescaled = topology_loss(3 * teacher.detach() + 1, teacher, "cubical", vectorizer=pi)
+    assert rescaled.item() < 1e-20
+    value = topology_loss(student, teacher, "cubical", vectorizer=pi)
+    value.backward()
+    assert value.item() > 0 and student.grad.abs().sum() > 0 and teacher.grad is None
+
+
+def test_cubical_module_projects_channels_with_a_1x1_convolution():
+    student, teacher = maps(c_s=3, c_t=5)
+    loss = TopologyLoss("cubical", vectorizer=map_images(), student_dim=3, teacher_dim=5).double()
+    assert isinstance(loss.projection, torch.nn.Conv2d) and loss.projection.kernel_size == (1, 1)
+    loss(student, teacher).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.projection.parameters())
+    with pytest.raises(ValueError, match="student features must be 3 wide"):
+        loss(teacher, teacher)
+    assert loss(student, teacher).shape == () and TopologyLoss(
+        "cubical", vectorizer=map_images(), reduction="none")(student, teacher).shape == (4,)
+
+
+def test_cubical_mode_gradcheck():
+    student, teacher = maps(n=2, side=6, seed=3)
+    pi = map_images(dims=(1,))
+    assert torch.autograd.gradcheck(lambda s: topology_loss(s, teacher, "cubical", vectorizer=pi), (student,))
+
+
+def test_mean_feature_map_of_a_constant_map_is_zero_with_finite_gradients():
+    features = torch.ones(1, 2, 3, 3, requires_grad=True)
+    out = mean_feature_map(features)
+    assert torch.equal(out, torch.zeros(1, 3, 3))
+    out.sum().backward()
+    assert torch.isfinite(features.grad).all()
+
+
+def test_cubical_mode_keeps_half_precision_out():
+    student, teacher = (x.detach().half() for x in maps())
+    assert topology_loss(student, teacher, "cubical", vectorizer=map_images()).dtype == torch.float16
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda s, t: topology_loss(s, t[:, :, :5], "cubical", vectorizer=map_images()), ValueError, "same n samples"),
+    (lambda s, t: topology_loss(s[:2], t, "cubical", vectorizer=map_images()), ValueError, "same n samples"),
+    (lambda s, t: topology_loss(s, t, "cubical"), ValueError, "vectorizer"),
+    (lambda s, t: topology_loss(s, t, "cubical", vectorizer=map_images(), cloud_size=2), ValueError, "cloud_size"),
+    (lambda s, t: topology_loss(s.mean((2, 3)), t.mean((2, 3)), "cubical", vectorizer=map_images()), ValueError,
+     "student"),
+    (lambda s, t: topology_loss(s.long(), t, "cubical", vectorizer=map_images()), TypeError, "student"),
+    (lambda s, t: topology_loss(s, t.detach().index_fill(0, torch.tensor([0]), math.nan), "cubical",
+                                vectorizer=map_images()), ValueError, "teacher"),
+    (lambda s, t: topology_loss(s, t, "cubical", vectorizer=map_images(dims=(2,))), ValueError, "dimensions 0 and 1"),
+    (lambda s, t: TopologyLoss("cubical"), ValueError, "vectorizer"),
+    (lambda s, t: mean_feature_map(s[0]), ValueError, "features"),
+])
+def test_cubical_mode_bad_input_raises(call, error, match):
+    student, teacher = maps()
+    with pytest.raises(error, match=match):
+        call(student, teacher)

@@ -10,6 +10,14 @@ Three ways to compare the topology of two clouds of the same samples:
 - ``"signature"``: the topological signature loss of Moor, Horn, Rieck, Borgwardt,
   "Topological Autoencoders", ICML 2020: the distances of each cloud at the edges that create
   and destroy the other cloud's classes must agree. Needs no image and no fitted vectoriser.
+
+and one way to compare feature *maps* ``(n, C, H, W)`` of the same samples:
+
+- ``"cubical"``: each sample's map, averaged over its channels and standardised
+  (:func:`mean_feature_map`), is filtered by decreasing activation
+  (:func:`~torchtopo.cubical_persistence` with ``superlevel=True``) and its diagrams are
+  vectorised by a :class:`~torchtopo.PersistenceImage`; MSE between the student's and the
+  teacher's images, differentiable through the student's pixels.
 """
 
 from __future__ import annotations
@@ -22,14 +30,15 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ._checks import check_choice, check_finite, check_floating, check_int, check_mask, check_shape
+from .cubical import cubical_persistence
 from .rips import rips_persistence
 from .rips.distances import edge_lengths
 from .ripsnet import RipsNet
 from .vectorize import PersistenceImage
 
-__all__ = ["topology_loss", "signature_loss", "TopologyLoss"]
+__all__ = ["topology_loss", "signature_loss", "mean_feature_map", "TopologyLoss"]
 
-_MODES = ("ripsnet", "exact", "signature")
+_MODES = ("ripsnet", "exact", "signature", "cubical")
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -55,6 +64,65 @@ def _clouds(x: Tensor, cloud_size: int | None) -> tuple[Tensor, Tensor | None]:
     padded = torch.cat([x, x.new_zeros(count * m - n, x.shape[1])])
     mask = (torch.arange(count * m, device=x.device) < n).reshape(count, m)
     return padded.reshape(count, m, x.shape[1]), mask
+
+
+def mean_feature_map(features: Tensor) -> Tensor:
+    r"""The map that ``mode="cubical"`` filters: the channel mean of each feature map, standardised.
+
+    Each sample's channels are averaged, then the map is shifted and scaled to zero mean and unit
+    standard deviation over its pixels (a constant map becomes 0), so that a student's and a
+    teacher's maps are comparable whatever the scale of their activations. Differentiable.
+
+    Parameters
+    ----------
+    features : Tensor
+        ``(n, C, H, W)`` floating feature maps.
+
+    Returns
+    -------
+    Tensor
+        ``(n, H, W)`` in the dtype of ``features``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> maps = mean_feature_map(torch.rand(2, 8, 5, 5))
+    >>> maps.shape, [round(v, 4) for v in maps.mean((1, 2)).abs().tolist()]
+    (torch.Size([2, 5, 5]), [0.0, 0.0])
+    """
+    check_floating(features, "features")
+    check_shape(features, "features", "(n, C, H, W)", features.dim() == 4 and features.numel() > 0)
+    maps = features.mean(1)
+    centred = maps - maps.mean((1, 2), keepdim=True)
+    variance = centred.square().mean((1, 2), keepdim=True)
+    # The where keeps the square root away from 0, where its gradient is infinite.
+    return centred / torch.where(variance > 0, variance, 1.0).sqrt()
+
+
+def _cubical_loss(student: Tensor, teacher: Tensor, vectorizer: PersistenceImage | None,
+                  projection: nn.Module | None) -> Tensor:
+    """Per sample ``(n,)``: MSE between the persistence images of the superlevel cubical diagrams of
+    the student's and the teacher's mean feature maps (see :func:`topology_loss`)."""
+    for name, x in (("student", student), ("teacher", teacher)):
+        check_floating(x, name)
+        check_shape(x, name, "(n, C, H, W) with n, C, H, W >= 1", x.dim() == 4 and x.numel() > 0)
+        check_finite(x, name)
+    if student.shape[0] != teacher.shape[0] or student.shape[2:] != teacher.shape[2:]:
+        raise ValueError(f"student and teacher must hold maps of the same n samples and (H, W), got "
+                         f"{tuple(student.shape)} and {tuple(teacher.shape)}; resize one (F.interpolate)")
+    if vectorizer is None:
+        raise ValueError("mode='cubical' needs vectorizer= (a PersistenceImage, fitted if it learns its range)")
+    student, teacher = student.to(_working_dtype(student.dtype)), teacher.detach().to(_working_dtype(teacher.dtype))
+    if projection is not None:
+        student = projection(student)
+    max_dim = max(vectorizer.dims)
+    if max_dim > 1:
+        raise ValueError(f"mode='cubical' compares dimensions 0 and 1 of 2-D maps, got vectorizer dims "
+                         f"{tuple(vectorizer.dims)}")
+    with torch.no_grad():
+        target = vectorizer(cubical_persistence(mean_feature_map(teacher), max_dim, superlevel=True)).flatten(1)
+    images = vectorizer(cubical_persistence(mean_feature_map(student), max_dim, superlevel=True)).flatten(1)
+    return (images - target).square().mean(-1)
 
 
 def _reduce(per_cloud: Tensor, reduction: str) -> Tensor:
@@ -186,26 +254,40 @@ def topology_loss(
         A shorter last cloud (when ``cloud_size`` does not divide ``n``) is masked, never padded
         with fake samples.
 
+    Feature maps ``(n, C, H, W)`` (``mode="cubical"``) are compared sample by sample instead:
+    each map's channel mean, standardised (:func:`mean_feature_map`), is filtered by decreasing
+    activation (superlevel; a blob of high activation is a component, a ring of high activation
+    around a low one a loop), and the persistence images ``vectorizer(cubical_persistence(...))``
+    of the student's and the teacher's maps are compared by MSE. Widths are handled as for
+    pooled features: ``projection`` (e.g. ``nn.Conv2d(C_s, C_t, 1)``, TopKD's 1x1
+    convolution) is applied to the student first; channel counts may also simply differ, since
+    only the channel means are compared. The maps must share ``(H, W)``.
+
     Parameters
     ----------
     student : Tensor
-        ``(n, D_s)`` student features. float16 and bfloat16 features are compared in float32
-        (or in the RipsNet's dtype); the loss comes back in the student's dtype.
+        ``(n, D_s)`` student features, or ``(n, C_s, H, W)`` feature maps for
+        ``mode="cubical"``. float16 and bfloat16 features are compared in float32 (or in the
+        RipsNet's dtype); the loss comes back in the student's dtype.
     teacher : Tensor
-        ``(n, D_t)`` teacher features.
-    mode : {"ripsnet", "exact", "signature"}
+        ``(n, D_t)`` teacher features, or ``(n, C_t, H, W)`` feature maps.
+    mode : {"ripsnet", "exact", "signature", "cubical"}
         ``"ripsnet"``: MSE between ``ripsnet(proj(student cloud))`` and ``ripsnet(teacher
         cloud)`` (TopKD); needs ``ripsnet`` with ``in_dim == D_t``. ``"exact"``: MSE between
         the persistence images ``vectorizer(rips_persistence(cloud))`` (needs a fitted
         ``vectorizer``; computes persistent homology at every call). ``"signature"``:
-        :func:`signature_loss` over ``dims``.
+        :func:`signature_loss` over ``dims``. ``"cubical"``: feature maps, as above (needs
+        ``vectorizer``, dimensions 0 and 1 only; one loss per sample, no ``cloud_size``).
     ripsnet : nn.Module, optional
         Called as ``ripsnet(clouds, mask=mask)``: maps ``(B, m, D_t)`` clouds (with a ``(B, m)``
         bool mask or None) to ``(B, P)`` vectors, e.g. a :class:`~torchtopo.RipsNet`.
     vectorizer : PersistenceImage, optional
-        For ``mode="exact"``.
+        For ``mode="exact"`` and ``mode="cubical"``. For feature maps its range is that of the
+        superlevel diagrams of standardised maps: births are minus the activation at which a
+        class appears, about ``[-4, 4]``, persistences about ``[0, 8]`` (or fit it on
+        ``cubical_persistence(mean_feature_map(teacher_maps), 1, superlevel=True)``).
     cloud_size : int, optional
-        Samples per cloud ``m``. Default: ``n``.
+        Samples per cloud ``m``. Default: ``n``. Not for ``mode="cubical"``.
     projection : nn.Module, optional
         Applied to ``student`` before anything else.
     reduction : {"mean", "sum", "none"}
@@ -216,7 +298,7 @@ def topology_loss(
     Returns
     -------
     Tensor
-        A scalar, or ``(B,)`` with ``reduction="none"``.
+        A scalar, or ``(B,)`` with ``reduction="none"`` (``(n,)`` for ``mode="cubical"``).
 
     Raises
     ------
@@ -236,9 +318,22 @@ def topology_loss(
     torch.Size([64, 16])
     >>> topology_loss(student, teacher, "signature", cloud_size=16, reduction="none").shape
     torch.Size([4])
+
+    Feature maps of 16 and 32 channels, compared through H0 and H1 images:
+
+    >>> from torchtopo import PersistenceImage
+    >>> pi = PersistenceImage(resolution=(10, 10), bandwidth=0.5, dims=(0, 1), im_range=(-4, 4, 0, 8))
+    >>> maps_s, maps_t = torch.randn(8, 16, 12, 12, requires_grad=True), torch.randn(8, 32, 12, 12)
+    >>> topology_loss(maps_s, maps_t, "cubical", vectorizer=pi, reduction="none").shape
+    torch.Size([8])
     """
     check_choice(mode, "mode", _MODES)
     check_choice(reduction, "reduction", _REDUCTIONS)
+    if mode == "cubical":
+        if cloud_size is not None:
+            raise ValueError("cloud_size does not apply to mode='cubical': feature maps are compared per sample")
+        per_sample = _cubical_loss(student, teacher, vectorizer, projection)
+        return _reduce(per_sample, reduction).to(student.dtype)
     _check_features(student, "student")
     _check_features(teacher, "teacher")
     if student.shape[0] != teacher.shape[0]:
@@ -294,13 +389,17 @@ class TopologyLoss(nn.Module):
         Required for ``mode="ripsnet"``; copied and frozen.
     projection : nn.Module, optional
         Applied to the student features. By default, when ``student_dim != teacher_dim``, an
-        ``nn.Linear(student_dim, teacher_dim)`` (TopKD's 1x1 convolution).
+        ``nn.Linear(student_dim, teacher_dim)`` (TopKD's 1x1 convolution), or for
+        ``mode="cubical"`` an ``nn.Conv2d(student_dim, teacher_dim, 1)``.
     student_dim, teacher_dim : int, optional
-        Feature widths: they create the default projection, and features of other widths are
-        refused with a ``ValueError`` naming ``student`` or ``teacher``.
+        Feature widths (channels of feature maps): they create the default projection, and
+        features of other widths are refused with a ``ValueError`` naming ``student`` or
+        ``teacher``.
 
     Shape:
-        ``student (n, D_s)``, ``teacher (n, D_t)`` -> scalar (``(B,)`` with ``reduction="none"``).
+        ``student (n, D_s)``, ``teacher (n, D_t)`` -> scalar (``(B,)`` with ``reduction="none"``);
+        for ``mode="cubical"``, ``student (n, C_s, H, W)``, ``teacher (n, C_t, H, W)`` -> scalar
+        (``(n,)`` with ``reduction="none"``).
 
     Examples
     --------
@@ -331,8 +430,8 @@ class TopologyLoss(nn.Module):
         check_choice(reduction, "reduction", _REDUCTIONS)
         if mode == "ripsnet" and ripsnet is None:
             raise ValueError("mode='ripsnet' needs ripsnet=")
-        if mode == "exact" and vectorizer is None:
-            raise ValueError("mode='exact' needs vectorizer=")
+        if mode in ("exact", "cubical") and vectorizer is None:
+            raise ValueError(f"mode={mode!r} needs vectorizer=")
         if cloud_size is not None:
             check_int(cloud_size, "cloud_size", 1)
         self.student_dim = None if student_dim is None else check_int(student_dim, "student_dim", 1)
@@ -340,7 +439,8 @@ class TopologyLoss(nn.Module):
         self.mode, self.cloud_size, self.reduction, self.dims = mode, cloud_size, reduction, tuple(dims)
         self.vectorizer = vectorizer
         if projection is None and student_dim is not None and teacher_dim is not None and student_dim != teacher_dim:
-            projection = nn.Linear(student_dim, teacher_dim)
+            projection = (nn.Conv2d(student_dim, teacher_dim, 1) if mode == "cubical"
+                          else nn.Linear(student_dim, teacher_dim))
         self.projection = projection
         self.ripsnet = None if ripsnet is None else copy.deepcopy(ripsnet).requires_grad_(False).eval()
 
@@ -352,8 +452,9 @@ class TopologyLoss(nn.Module):
         return self
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        axis = 1 if self.mode == "cubical" else -1  # the channels of feature maps
         for name, x, width in (("student", student, self.student_dim), ("teacher", teacher, self.teacher_dim)):
-            if width is not None and isinstance(x, Tensor) and x.shape[-1] != width:
+            if width is not None and isinstance(x, Tensor) and x.dim() > max(axis, 0) and x.shape[axis] != width:
                 raise ValueError(f"{name} features must be {width} wide (the {name}_dim this loss was built "
                                  f"with), got shape {tuple(x.shape)}")
         return topology_loss(student, teacher, self.mode, ripsnet=self.ripsnet, vectorizer=self.vectorizer,

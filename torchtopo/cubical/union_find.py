@@ -37,6 +37,9 @@ from ..rips.h0 import numba_available
 __all__ = ["neighbour_offsets", "union_find_pairing", "finish_rows", "IMPLEMENTATIONS"]
 
 IMPLEMENTATIONS = ("auto", "numba", "torch", "triton")
+# Batches of fewer pixels (about 1 ms of sweeping) run in the calling thread: waking the pool
+# would cost more than it saves.
+PARALLEL_PIXELS = 1 << 16
 
 
 def neighbour_offsets(spatial_dims: int, dual: bool) -> np.ndarray:
@@ -162,7 +165,10 @@ def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.
         kernels.sweep_batch(array, inner, border, offsets @ strides, dual_offsets @ strides, ring, rows[0],
                             rows[1], counts[0], rows[2], rows[3], counts[1], start, stop)
 
-    run_on_threads(kernel, batch)
+    if array.size < PARALLEL_PIXELS:
+        kernel(0, batch)
+    else:
+        run_on_threads(kernel, batch)
     return [tuple(torch.from_numpy(a) for a in (rows[2 * i], rows[2 * i + 1], counts[i])) for i in range(sweeps)]
 
 
