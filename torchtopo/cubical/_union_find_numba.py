@@ -60,12 +60,12 @@ def _find(forest, x):
 
 
 @nb.njit(cache=True, nogil=True)
-def _sweep(values, order, inner, deltas, ring, border, dual, births, deaths, forest, roots):
+def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, forest, roots):
     """One image: write its pairs to ``births``/``deaths`` and return how many.
 
     The forest lives on the image padded by one cell on each side with a boundary
-    (``inner[p]``: the padded index of pixel ``p``; ``deltas``: the padded index offsets of the
-    neighbours), so neighbours need no bounds check. ``dual=False``: pixels in increasing order,
+    (``cells[i]``: the padded index of pixel ``order[i]``; ``deltas``: the padded index offsets
+    of the neighbours), so neighbours need no bounds check. ``dual=False``: pixels in increasing order,
     the padding never present (dimension 0 of the sublevel filtration; row 0 is the infinite bar
     of the global minimum). ``dual=True``: pixels in decreasing order, the padding (``border``)
     present from the start as one outside component older than every pixel; the pair of a dying
@@ -89,14 +89,24 @@ def _sweep(values, order, inner, deltas, ring, border, dual, births, deaths, for
         deaths[0] = -1
         count = 1
     for step in range(n):
-        p = order[n - 1 - step] if dual else order[step]
-        cell = inner[p]
+        position = n - 1 - step if dual else step
+        p = order[position]
+        cell = cells[position]
         # A bit per present neighbour, without a branch per neighbour (their presence is random).
         present = np.uint64(0)
         for j in range(deltas.shape[0]):
             present |= np.uint64(forest[cell + deltas[j]] != ABSENT) << np.uint64(j)
-        if ring:  # one neighbour per run of present ones: those whose predecessor is absent
-            present &= ~(present << np.uint64(1))
+        # One present neighbour, or (around the pixel) one run of them, is one component: the
+        # pixel joins it through any of them, with no root to find and nothing dying.
+        single = present & (present - np.uint64(1))
+        if ring:
+            single = present & ~(((present << np.uint64(1)) | (present >> np.uint64(7))) & np.uint64(255))
+            single &= single - np.uint64(1)
+        if present and not single:
+            forest[cell] = cell + deltas[trailing_zeros(present)]
+            continue
+        if ring:
+            present &= ~(present << np.uint64(1))  # one neighbour per run (and the first)
         k = 0  # the distinct roots of the present neighbours, in the order first met
         while present:
             j = trailing_zeros(present)
@@ -146,7 +156,8 @@ def sweep_batch(values, inner, border, deltas, dual_deltas, ring, births, deaths
     roots = np.empty(deltas.shape[0] + dual_deltas.shape[0], dtype=np.int64)
     for b in range(start, stop):
         order = stable_order(values[b])
-        counts[b] = _sweep(values[b], order, inner, deltas, ring, border, False, births[b], deaths[b], forest, roots)
+        cells = inner[order]  # gathered at once: the sweeps then read it in order
+        counts[b] = _sweep(values[b], order, cells, deltas, ring, border, False, births[b], deaths[b], forest, roots)
         if dual_deltas.shape[0] > 0:
-            dual_counts[b] = _sweep(values[b], order, inner, dual_deltas, False, border, True, dual_births[b],
+            dual_counts[b] = _sweep(values[b], order, cells, dual_deltas, False, border, True, dual_births[b],
                                     dual_deaths[b], forest, roots)

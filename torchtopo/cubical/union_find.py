@@ -116,7 +116,7 @@ def union_find_pairing(
         found = [sweep(values, order, shape, offsets, False, boundary_z)]
         if dual:
             found.append(sweep(values, order, shape, dual_offsets, True, boundary_z))
-    results = [tuple(t.to(values.device) for t in finish_rows(*sweep)) for sweep in found]
+    results = [tuple(t.to(values.device) for t in finish_rows(*rows)) for rows in found]
     return results[0], (results[1] if dual else None)
 
 
