@@ -4,8 +4,8 @@ The steps and tie-breaks are those of the torch implementation in
 :mod:`torchtopo.cubical.union_find` (and of the Triton kernel), so all three give identical
 pairings: pixels in the stable order of their values; at each pixel the components of its
 present neighbours are found first, in the order of the neighbour table; the oldest survives
-(the outside, in the dual sweep, wherever it appears), the others die in that order. Imported lazily: ``import torchtopo`` works
-without numba.
+(the outside, in the dual sweep, wherever it appears), the others die in that order. Imported
+lazily: ``import torchtopo`` works without numba.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, for
 
     The forest lives on the image padded by one cell on each side with a boundary
     (``cells[i]``: the padded index of pixel ``order[i]``; ``deltas``: the padded index offsets
-    of the neighbours), so neighbours need no bounds check. ``dual=False``: pixels in increasing order,
-    the padding never present (dimension 0 of the sublevel filtration; row 0 is the infinite bar
-    of the global minimum). ``dual=True``: pixels in decreasing order, the padding (``border``)
+    of the neighbours), so neighbours need no bounds check. ``dual=False``: pixels in increasing
+    order, the padding never present (dimension 0 of the sublevel filtration; row 0 is the
+    infinite bar of the global minimum). ``dual=True``: pixels in decreasing order, the padding (``border``)
     present from the start as one outside component older than every pixel; the pair of a dying
     component is read as (merging pixel, the component's highest pixel).
 

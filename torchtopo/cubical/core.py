@@ -25,7 +25,8 @@ def _spatial_dims(images: Tensor, spatial_dims: int | None) -> int:
         shapes = "(B, H, W) or (H, W)" if spatial_dims == 2 else "(B, D, H, W) or (D, H, W)"
         raise ValueError(f"images must be {shapes} for spatial_dims={spatial_dims}, got shape {tuple(images.shape)}")
     if images.numel() == 0:
-        raise ValueError(f"images must hold at least one pixel per image and one image, got shape {tuple(images.shape)}")
+        raise ValueError(f"images must hold at least one image of at least one pixel, got shape "
+                         f"{tuple(images.shape)}")
     return spatial_dims
 
 
@@ -69,9 +70,9 @@ def cubical_persistence(
         ``b`` and vanishing at ``d <= b`` is the pair ``(-b, -d)``; negate to read image
         values. Pixel indices are flat, row-major (C order) over the spatial axes: index ``i``
         of an ``(H, W)`` image is ``image[i // W, i % W]`` (gudhi's
-        ``cofaces_of_persistence_pairs`` numbers the same pixels in column-major order). Infinite bars (one per image in dimension
-        0, more with ``mask``) are dropped unless ``keep_infinite``; pairs of zero persistence
-        are not points of a diagram.
+        ``cofaces_of_persistence_pairs`` numbers the same pixels in column-major order).
+        Infinite bars (one per image in dimension 0, more with ``mask``) are dropped unless
+        ``keep_infinite``; pairs of zero persistence are not points of a diagram.
 
     Which pixel creates and which destroys each class is computed without gradients; the birth
     and death values are then read from ``images`` at those pixels, so gradients flow to them

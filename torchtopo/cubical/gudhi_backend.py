@@ -34,7 +34,9 @@ def _image_generators(image: np.ndarray, max_dim: int) -> list[tuple[Tensor, Ten
     return per_dim
 
 
-def gudhi_pairing(values: Tensor, shape: tuple[int, ...], max_dim: int, *, num_workers: int | None = None) -> PixelPairing:
+def gudhi_pairing(
+    values: Tensor, shape: tuple[int, ...], max_dim: int, *, num_workers: int | None = None
+) -> PixelPairing:
     """Pixel generators of each image from gudhi (any dimension up to the images').
 
     Parameters
