@@ -30,10 +30,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import datetime
-import subprocess
 import time
-from pathlib import Path
 from typing import Callable
 
 import gudhi
@@ -93,13 +90,6 @@ def prefix_size(run: Callable[[np.ndarray], object], images: np.ndarray, args) -
     return len(images) if estimate < args.budget else min(len(images), args.min_images)
 
 
-def stamp() -> str:
-    """``"<date>, commit <hash>, load average <l>"`` of this run."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    return f"{datetime.date.today().isoformat()}, commit {commit}, load average {os.getloadavg()[0]:.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -154,16 +144,15 @@ def main() -> None:
                   + ", ".join(f"{k}: {v:.1f}/s" for k, v in rates.items()), flush=True)
     meta = {
         "machine": machine(gudhi=gudhi.__version__) + f", threads {args.threads}",
-        "recorded": stamp(),
         "unit": "images/s, interleaved medians over repeats",
     }
     table = (
-        f"Cubical persistence, B = {args.batch} images per batch, {meta['machine']}; {meta['recorded']}. "
+        f"Cubical persistence, B = {args.batch} images per batch, {meta['machine']}. "
         f"Rates in images/s (median of {args.repeats} interleaved repeats); torchtopo gets the batch in "
         f"float32, the peers loop over float64 images in one thread; peers slower than {args.budget:g} s a "
         "repeat are timed on a prefix of the batch (images column).\n\n" + markdown(rows)
     )
-    write_results(output_dir(args) / "cubical.json", {"meta": meta, "rows": rows}, table)
+    write_results(output_dir(args) / "cubical.json", {"meta": meta, "rows": rows}, table, threads=args.threads)
 
 
 def markdown(rows: list[dict]) -> str:

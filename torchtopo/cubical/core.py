@@ -12,6 +12,8 @@ from .pairing import PixelPairing, gather_diagrams
 
 __all__ = ["cubical_persistence", "CubicalComplex", "BACKENDS"]
 
+#: The values of the ``backend`` argument of :func:`cubical_persistence` and :class:`CubicalComplex`
+#: (what each computes is described there).
 BACKENDS = ("auto", "native", "gudhi")
 
 
