@@ -152,7 +152,7 @@ def main() -> None:
         f"float32, the peers loop over float64 images in one thread; peers slower than {args.budget:g} s a "
         "repeat are timed on a prefix of the batch (images column).\n\n" + markdown(rows)
     )
-    write_results(output_dir(args) / "cubical.json", {"meta": meta, "rows": rows}, table, threads=args.threads)
+    write_results(output_dir(args) / "bench_cubical.json", {"meta": meta, "rows": rows}, table, threads=args.threads)
 
 
 def markdown(rows: list[dict]) -> str:
