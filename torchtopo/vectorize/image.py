@@ -16,8 +16,8 @@ from typing import Any, Callable, ClassVar, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_all, check_choice, check_floating, check_mask, check_no_nan, check_positive, check_shape
-from .diagrams import Diagrams
+from .._checks import check_all, check_choice, check_floating, check_mask, check_no_nan, check_positive, check_shape
+from ..diagrams import Diagrams
 
 __all__ = [
     "Weight",
