@@ -8,148 +8,25 @@ on a grid. Here the two axis Gaussians factor, so a whole batch is one ``bmm`` o
 
 from __future__ import annotations
 
-import abc
-
 import math
-from typing import Any, Callable, ClassVar, Sequence, Union
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_all, check_choice, check_floating, check_mask, check_no_nan, check_positive, check_shape
-from ..diagrams import Diagrams
+from .._checks import check_choice, check_int, check_positive, check_range
+from ._base import DiagramsLike, Vectorizer, apply_weight, blocks, cat, half_as_float32, prepare
+from .weights import Weight, WeightLike, get_weight
 
-__all__ = [
-    "Weight",
-    "ConstantWeight",
-    "PowerWeight",
-    "TopKDWeight",
-    "get_weight",
-    "persistence_image",
-    "persistence_curve",
-    "PersistenceImage",
-]
+__all__ = ["persistence_image", "persistence_curve", "PersistenceImage"]
 
 _CONVENTIONS = ("gudhi", "persim")
-_INFINITE = ("drop", "raise")
 
 
-# --------------------------------------------------------------------------- weight functions
-
-
-class Weight(abc.ABC):
-    """A weight function on the (birth, persistence) plane, applied to tensors.
-
-    Subclasses implement ``__call__(birth, persistence) -> Tensor`` elementwise on ``(B, K)``
-    tensors and list their parameters in ``_params`` so that :meth:`to_config` can save them.
-    Any plain callable with that signature is accepted where a weight is expected, but only
-    :class:`Weight` objects can be saved with a :class:`PersistenceImage`.
-    """
-
-    name: ClassVar[str]
-    _params: ClassVar[tuple[str, ...]] = ()
-    _registry: ClassVar[dict[str, type["Weight"]]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        Weight._registry[cls.name] = cls
-
-    @abc.abstractmethod
-    def __call__(self, birth: Tensor, persistence: Tensor) -> Tensor:
-        """The weight of each pair, same shape as ``birth`` and ``persistence``."""
-
-    def to_config(self) -> dict[str, Any]:
-        """A JSON-able dict; :func:`get_weight` turns it back into the weight."""
-        return {"name": self.name, **{p: getattr(self, p) for p in self._params}}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Weight) and self.to_config() == other.to_config()
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._params)
-        return f"{type(self).__name__}({args})"
-
-
-class ConstantWeight(Weight):
-    """``w(b, p) = value`` (gudhi's default weight, ``value=1``)."""
-
-    name = "constant"
-    _params = ("value",)
-
-    def __init__(self, value: float = 1.0) -> None:
-        self.value = float(value)
-
-    def __call__(self, birth: Tensor, persistence: Tensor) -> Tensor:
-        return torch.full_like(persistence, self.value)
-
-
-class PowerWeight(Weight):
-    """``w(b, p) = p ** n``; ``n = 1`` is the linear weight (persim's default ``persistence``)."""
-
-    name = "power"
-    _params = ("n",)
-
-    def __init__(self, n: float = 1.0) -> None:
-        if n <= 0:
-            raise ValueError(f"PowerWeight: n must be positive, got {n}")
-        self.n = float(n)
-
-    def __call__(self, birth: Tensor, persistence: Tensor) -> Tensor:
-        return persistence if self.n == 1.0 else persistence.clamp_min(0).pow(self.n)
-
-
-class TopKDWeight(Weight):
-    """TopKD's official weight ``w(b, p) = 10 tanh(p) + 10 log(100 b + 1)``.
-
-    For H0 of a Rips filtration every birth is 0, so only ``10 tanh(p)`` remains.
-    """
-
-    name = "topkd"
-
-    def __call__(self, birth: Tensor, persistence: Tensor) -> Tensor:
-        return 10 * torch.tanh(persistence) + 10 * torch.log1p(100 * birth)
-
-
-WeightLike = Union[str, dict, Weight, Callable[[Tensor, Tensor], Tensor]]
-
-
-def get_weight(weight: WeightLike) -> Callable[[Tensor, Tensor], Tensor]:
-    """Resolve a weight given by name, config dict, :class:`Weight` or callable.
-
-    Names: ``"constant"`` (1), ``"linear"`` (``p``), ``"power"`` (``p``, see :class:`PowerWeight`),
-    ``"topkd"`` (:class:`TopKDWeight`).
-
-    >>> get_weight("linear"), get_weight({"name": "power", "n": 2.0})
-    (PowerWeight(n=1.0), PowerWeight(n=2.0))
-    """
-    if isinstance(weight, str):
-        if weight == "linear":
-            return PowerWeight(1.0)
-        if weight not in Weight._registry:
-            raise ValueError(f"weight: unknown name {weight!r}, expected one of {['linear', *Weight._registry]}")
-        return Weight._registry[weight]()
-    if isinstance(weight, dict):
-        params = dict(weight)
-        name = params.pop("name", None)
-        if name not in Weight._registry:
-            raise ValueError(f"weight: config needs a 'name' in {list(Weight._registry)}, got {weight!r}")
-        return Weight._registry[name](**params)
-    if callable(weight):
-        return weight
-    raise TypeError(f"weight must be a name, a config dict or a callable, got {type(weight).__name__}")
-
-
-# --------------------------------------------------------------------------- input checks
-
-
-def _check_range(im_range: Sequence[float], name: str, n: int) -> tuple[float, ...]:
-    values = tuple(float(v) for v in im_range)
-    if len(values) != n or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{name} must hold {n} finite numbers, got {im_range!r}")
-    for lo, hi in zip(values[::2], values[1::2]):
-        if hi < lo:
-            raise ValueError(f"{name}: each maximum must be >= its minimum, got {im_range!r}")
-    return values
+def _check_resolution(resolution: Any) -> tuple[int, int]:
+    if isinstance(resolution, (str, bytes)) or not isinstance(resolution, Sequence) or len(resolution) != 2:
+        raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
+    return check_int(resolution[0], "resolution[0]"), check_int(resolution[1], "resolution[1]")
 
 
 def _prepare(
@@ -158,58 +35,16 @@ def _prepare(
     """Batch the input and return ``birth``, ``(persistence, its rounding error or None)`` and
     ``weights``, each ``(B, K)``, with zero weight on padding and dropped bars, and whether the
     input was batched."""
-    check_floating(diagrams, "diagrams")
-    check_shape(diagrams, "diagrams", "(B, K, 2) or (K, 2)", diagrams.dim() in (2, 3) and diagrams.shape[-1] == 2)
-    check_mask(mask, diagrams.shape[:-1])
-    check_choice(infinite, "infinite", _INFINITE)
-    batched = diagrams.dim() == 3
-    if not batched:
-        diagrams = diagrams.unsqueeze(0)
-        mask = None if mask is None else mask.unsqueeze(0)
-    real = torch.ones(diagrams.shape[:-1], dtype=torch.bool, device=diagrams.device) if mask is None else mask
-    birth, death = diagrams.unbind(-1)
-    check_no_nan(torch.where(real.unsqueeze(-1), diagrams, 0.0), "diagrams")
-    check_all(torch.isfinite(torch.where(real, birth, 0.0)), "diagrams: births must be finite")
-    finite = torch.isfinite(death)
-    if infinite == "raise" and not bool((finite | ~real).all()):
-        raise ValueError("diagrams contain infinite deaths; pass infinite='drop' to ignore them")
-    keep = real & finite
-    # Zero the unused rows so that inf/garbage never reaches the arithmetic (nor its gradient).
-    birth = torch.where(keep, birth, 0.0)
-    death = torch.where(keep, death, 0.0)
+    birth, death, keep, batched = prepare(diagrams, mask, infinite)
     persistence = death - birth
-    w = get_weight(weight)(birth, persistence)
-    if not isinstance(w, Tensor) or w.shape != birth.shape:
-        raise ValueError(f"weight must return a tensor of shape {tuple(birth.shape)}, got "
-                         f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}")
+    w = apply_weight(weight, birth, persistence, keep)
     # The rounding error of death - birth (Knuth's TwoSum; exactly representable, zero gradient):
     # below float64 it would otherwise dominate the image's error when bandwidth << the values.
     low = None
     if diagrams.dtype != torch.float64:
         minus_birth = persistence - death
         low = (death - (persistence - minus_birth)) - (birth + minus_birth)
-    return birth, (persistence, low), torch.where(keep, w, 0.0), batched
-
-
-_CPU_BLOCK = 1 << 18  # elements of one (b, K, R) temporary: 1 MiB in float32, cache-resident
-
-
-def _blocks(coord: Tensor, pixels: int) -> list[slice]:
-    """Slices of the batch to vectorise at once.
-
-    The work is a few elementwise passes over ``(B, K, R)`` temporaries and one ``bmm``. On
-    accelerators that is one block. On the CPU, temporaries of a whole batch live in main memory
-    (and fresh pages cost more than the arithmetic), so blocks of diagrams whose temporaries fit
-    the cache run 3 to 5 times faster; each block is still one batched contraction.
-    """
-    if coord.device.type != "cpu":
-        return [slice(None)]
-    size = max(1, _CPU_BLOCK // max(coord.shape[1] * pixels, 1))
-    return [slice(i, i + size) for i in range(0, max(coord.shape[0], 1), size)]
-
-
-def _cat(blocks: list[Tensor]) -> Tensor:
-    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)  # no copy of a single block
+    return birth, (persistence, low), w, batched
 
 
 def _axis(lo: float, hi: float, n: int, like: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -263,6 +98,7 @@ def _axis_kernel(
     return torch.where(mass < floor, 0.0, mass).to(coord.dtype)
 
 
+@half_as_float32
 def persistence_image(
     diagrams: Tensor,
     mask: Tensor | None = None,
@@ -355,11 +191,9 @@ def persistence_image(
     (2, 0)
     """
     check_choice(convention, "convention", _CONVENTIONS)
-    res = tuple(int(r) for r in resolution)
-    if len(res) != 2 or min(res) < 1:
-        raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
+    res = _check_resolution(resolution)
     check_positive(bandwidth, "bandwidth")
-    bmin, bmax, pmin, pmax = _check_range(im_range, "im_range", 4)
+    bmin, bmax, pmin, pmax = check_range(im_range, "im_range", 4)
     birth, (persistence, low), w, batched = _prepare(diagrams, mask, weight, infinite)
     if convention == "gudhi":
         w = w / (2 * math.pi * bandwidth**2)
@@ -369,10 +203,11 @@ def persistence_image(
         gp = _axis_kernel(persistence[i], None if low is None else low[i], pmin, pmax, res[1], bandwidth, convention)
         return torch.bmm((gp * w[i].unsqueeze(-1)).transpose(1, 2), gb)  # (b, H, W)
 
-    image = _cat([block(i) for i in _blocks(birth, max(res) + 1)])
+    image = cat([block(i) for i in blocks(birth, max(res) + 1)])
     return image if batched else image.squeeze(0)
 
 
+@half_as_float32
 def persistence_curve(
     diagrams: Tensor,
     mask: Tensor | None = None,
@@ -431,27 +266,23 @@ def persistence_curve(
     tensor([0.2160, 1.5958, 0.2160])
     """
     check_choice(convention, "convention", _CONVENTIONS)
-    if int(resolution) < 1:
-        raise ValueError(f"resolution must be a positive int, got {resolution!r}")
+    resolution = check_int(resolution, "resolution")
     check_positive(bandwidth, "bandwidth")
-    pmin, pmax = _check_range(pers_range, "pers_range", 2)
+    pmin, pmax = check_range(pers_range, "pers_range", 2)
     _, (persistence, low), w, batched = _prepare(diagrams, mask, weight, infinite)
     if convention == "gudhi":
         w = w / (math.sqrt(2 * math.pi) * bandwidth)
 
     def block(i: slice) -> Tensor:
-        gp = _axis_kernel(persistence[i], None if low is None else low[i], pmin, pmax, int(resolution), bandwidth,
+        gp = _axis_kernel(persistence[i], None if low is None else low[i], pmin, pmax, resolution, bandwidth,
                           convention)
         return torch.bmm(w[i].unsqueeze(1), gp).squeeze(1)  # (b, H)
 
-    curve = _cat([block(i) for i in _blocks(persistence, int(resolution) + 1)])
+    curve = cat([block(i) for i in blocks(persistence, resolution + 1)])
     return curve if batched else curve.squeeze(0)
 
 
 # --------------------------------------------------------------------------- module
-
-DiagramsLike = Union[Diagrams, Tensor, Sequence[Tensor]]
-
 
 # Bandwidths that ``fit`` learns: see :func:`_quantile_bandwidth`.
 _FITTED_BANDWIDTHS = ("quantile", "topkd")
@@ -489,13 +320,14 @@ def _quantile_bandwidth(points: Tensor, q: float, rule: str = "quantile", max_po
     return float(low + (position - below) * (high - low))
 
 
-class PersistenceImage(nn.Module):
+class PersistenceImage(Vectorizer):
     r"""Persistence images of :class:`~torchtopo.Diagrams` (or padded / listed diagrams).
 
     Stores its arguments and calls :func:`persistence_image` (or :func:`persistence_curve` for
     H0, see ``h0``) once per homology dimension in ``dims``. Unset parts of ``im_range``,
     ``bandwidth="quantile"`` or ``"topkd"`` and ``normalize=True`` are learned by :meth:`fit` (sklearn style:
-    ``range_``, ``bandwidth_``, ``scale_``, one entry per dimension in ``dims``) and saved by
+    ``range_``, ``bandwidth_``, ``scale_``, one entry per dimension in ``dims``), kept in
+    ``state_dict()`` (so a module holding a fitted image saves and loads it fitted) and saved by
     :meth:`to_config`.
 
     Convention:
@@ -570,27 +402,18 @@ class PersistenceImage(nn.Module):
         normalize: bool = False,
         infinite: str = "drop",
     ) -> None:
-        super().__init__()
-        self.resolution = tuple(int(r) for r in resolution)
-        if len(self.resolution) != 2 or min(self.resolution) < 1:
-            raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
+        super().__init__(dims, infinite)
+        self.resolution = _check_resolution(resolution)
         if bandwidth not in _FITTED_BANDWIDTHS:
             check_positive(bandwidth, "bandwidth")
         if not 0 <= quantile <= 1:
             raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
         self.bandwidth, self.quantile = bandwidth, float(quantile)
         self.weight = get_weight(weight)
-        im_range = (None,) * 4 if im_range is None else tuple(im_range)
-        if len(im_range) != 4:
-            raise ValueError(f"im_range must hold 4 entries (numbers or None), got {im_range!r}")
-        self.im_range = tuple(None if v is None or math.isnan(v) else float(v) for v in im_range)
-        self.dims = tuple(int(d) for d in dims)
-        if not self.dims or min(self.dims) < 0 or len(set(self.dims)) != len(self.dims):
-            raise ValueError(f"dims must be distinct non-negative ints, got {dims!r}")
+        self.im_range = check_range(im_range, "im_range", 4, allow_unset=True)
         check_choice(convention, "convention", _CONVENTIONS)
         check_choice(h0, "h0", ("curve", "image"))
-        check_choice(infinite, "infinite", _INFINITE)
-        self.convention, self.h0, self.normalize, self.infinite = convention, h0, bool(normalize), infinite
+        self.convention, self.h0, self.normalize = convention, h0, bool(normalize)
 
     @classmethod
     def topkd(cls, faithful: bool = True, *, dims: Sequence[int] = (0,)) -> "PersistenceImage":
@@ -620,129 +443,77 @@ class PersistenceImage(nn.Module):
         n_birth, n_pers = self.resolution
         return sum(n_pers if self._is_curve(d) else n_birth * n_pers for d in self.dims)
 
-    # -- input --------------------------------------------------------------------------------
-
-    def _per_dim(self, diagrams: DiagramsLike, mask: Tensor | None) -> list[tuple[Tensor, Tensor | None]]:
-        """``(pairs, mask)`` for each entry of ``dims``."""
-        if isinstance(diagrams, Diagrams):
-            if mask is not None:
-                raise ValueError("mask must be None when diagrams is a Diagrams (it carries its own masks)")
-            if max(self.dims) > diagrams.max_dim:
-                raise ValueError(f"dims={self.dims} needs diagrams up to dimension {max(self.dims)}, "
-                                 f"got max_dim={diagrams.max_dim}")
-            return [(diagrams.pairs[d], diagrams.mask[d]) for d in self.dims]
-        if len(self.dims) != 1:
-            raise ValueError(f"a tensor or list input holds one homology dimension, but dims={self.dims}; "
-                             "pass a Diagrams")
-        if isinstance(diagrams, Tensor):
-            return [(diagrams, mask)]
-        if isinstance(diagrams, (list, tuple)):
-            if mask is not None:
-                raise ValueError("mask must be None for a list of diagrams")
-            if not diagrams:
-                raise ValueError("diagrams: the list is empty")
-            for i, t in enumerate(diagrams):
-                check_floating(t, f"diagrams[{i}]")
-            batch = Diagrams.from_list([list(diagrams)])
-            return [(batch.pairs[0], batch.mask[0])]
-        raise TypeError(f"diagrams must be a Diagrams, a tensor or a list of tensors, got {type(diagrams).__name__}")
-
     # -- fitting ------------------------------------------------------------------------------
 
-    @torch.no_grad()
+    _fitted = ("range_", "bandwidth_", "scale_")
+
+    def _needs_fit(self) -> bool:
+        return None in self.im_range or self.bandwidth in _FITTED_BANDWIDTHS or self.normalize
+
+    def _fit_dim(self, dim: int, pairs: Tensor, mask: Tensor | None) -> dict[str, Any]:
+        birth, death = self._finite_points(pairs, mask)
+        points = torch.stack([birth, death - birth], -1)
+        if points.shape[0] == 0 and (None in self.im_range or self.bandwidth in _FITTED_BANDWIDTHS):
+            raise ValueError(f"fit: no finite diagram point in dimension {dim} to fit the range or bandwidth")
+        im_range = self.im_range
+        if points.shape[0]:
+            lo, hi = points.min(0).values.tolist(), points.max(0).values.tolist()
+            data = (lo[0], hi[0], lo[1], hi[1])
+            im_range = tuple(d if v is None else v for v, d in zip(self.im_range, data))
+        bandwidth = (_quantile_bandwidth(points, self.quantile, self.bandwidth)
+                     if self.bandwidth in _FITTED_BANDWIDTHS else float(self.bandwidth))
+        return {"range_": im_range, "bandwidth_": bandwidth, "scale_": 1.0}
+
     def fit(self, diagrams: DiagramsLike, mask: Tensor | None = None) -> "PersistenceImage":
         """Learn the unset range entries, a quantile bandwidth and the scale from ``diagrams``.
 
         Sets ``range_`` (per dimension, 4 floats), ``bandwidth_`` and ``scale_`` (per dimension)
         and returns ``self``. Infinite bars are ignored.
         """
-        ranges, bandwidths, scales = [], [], []
-        for dim, (pairs, m) in zip(self.dims, self._per_dim(diagrams, mask)):
-            birth, (persistence, _), w, _ = _prepare(pairs, m, "constant", "drop")
-            points = torch.stack([birth, persistence], -1)[w > 0]
-            if points.shape[0] == 0 and (None in self.im_range or self.bandwidth in _FITTED_BANDWIDTHS):
-                raise ValueError(f"fit: no finite diagram point in dimension {dim} to fit the range or bandwidth")
-            if points.shape[0]:
-                lo, hi = points.min(0).values.tolist(), points.max(0).values.tolist()
-                data = (lo[0], hi[0], lo[1], hi[1])
-                ranges.append(tuple(d if v is None else v for v, d in zip(self.im_range, data)))
-            else:
-                ranges.append(self.im_range)
-            bandwidths.append(_quantile_bandwidth(points, self.quantile, self.bandwidth)
-                              if self.bandwidth in _FITTED_BANDWIDTHS else float(self.bandwidth))
-            scales.append(1.0)
-        self.range_, self.bandwidth_, self.scale_ = ranges, bandwidths, scales
+        super().fit(diagrams, mask)
         if self.normalize:
-            peaks = [float(img.max()) for img in self._images(self._per_dim(diagrams, mask))]
+            with torch.no_grad():
+                peaks = [float(img.max()) for img in self._images(self._per_dim(diagrams, mask))]
             if min(peaks) <= 0:
                 raise ValueError("fit: normalize=True needs a non-zero image in every dimension")
             self.scale_ = [1.0 / p for p in peaks]
         return self
 
-    def _needs_fit(self) -> bool:
-        return None in self.im_range or self.bandwidth in _FITTED_BANDWIDTHS or self.normalize
+    def _restore(self, name: str, values: list) -> list:
+        if name == "range_":
+            return [tuple(float(v) for v in r) for r in values]
+        return [float(v) for v in values]
 
     def _params(self, i: int) -> tuple[tuple[float, ...], float, float]:
-        if hasattr(self, "range_"):
+        if self.is_fitted:
             return self.range_[i], self.bandwidth_[i], self.scale_[i]
-        if self._needs_fit():
-            raise RuntimeError("PersistenceImage is not fitted: im_range has unset entries, a fitted bandwidth "
-                               "or normalize=True; call fit(diagrams) first")
         return self.im_range, float(self.bandwidth), 1.0
 
     # -- forward ------------------------------------------------------------------------------
 
-    def _images(self, per_dim: list[tuple[Tensor, Tensor | None]]) -> list[Tensor]:
-        out = []
-        for i, (dim, (pairs, m)) in enumerate(zip(self.dims, per_dim)):
-            im_range, bandwidth, scale = self._params(i)
-            common = dict(bandwidth=bandwidth, weight=self.weight, convention=self.convention, infinite=self.infinite)
-            if self._is_curve(dim):
-                img = persistence_curve(pairs, m, pers_range=im_range[2:], resolution=self.resolution[1], **common)
-            else:
-                img = persistence_image(pairs, m, im_range=im_range, resolution=self.resolution, **common)
-            out.append(img if scale == 1.0 else img * scale)
-        return out
+    def _transform(self, i: int, pairs: Tensor, mask: Tensor | None) -> Tensor:
+        im_range, bandwidth, scale = self._params(i)
+        common = dict(bandwidth=bandwidth, weight=self.weight, convention=self.convention, infinite=self.infinite)
+        if self._is_curve(self.dims[i]):
+            img = persistence_curve(pairs, mask, pers_range=im_range[2:], resolution=self.resolution[1], **common)
+        else:
+            img = persistence_image(pairs, mask, im_range=im_range, resolution=self.resolution, **common)
+        return img if scale == 1.0 else img * scale
 
-    def forward(self, diagrams: DiagramsLike, mask: Tensor | None = None) -> Tensor:
-        """Images of ``diagrams``; see the class docstring for shapes."""
-        images = self._images(self._per_dim(diagrams, mask))
-        if len(images) == 1:
-            return images[0]
-        batched = isinstance(diagrams, (list, tuple)) or diagrams.is_batched
-        return torch.cat([img.flatten(1 if batched else 0) for img in images], -1)
+    def _images(self, per_dim: list[tuple[Tensor, Tensor | None]]) -> list[Tensor]:
+        return [self._transform(i, pairs, m) for i, (pairs, m) in enumerate(per_dim)]
 
     # -- persistence of the parameters --------------------------------------------------------
 
-    def to_config(self) -> dict[str, Any]:
-        """A JSON-able dict of the arguments and fitted attributes; see :meth:`from_config`."""
+    def _arguments(self) -> dict[str, Any]:
         if not isinstance(self.weight, Weight):
             raise TypeError("to_config: a plain-callable weight cannot be saved; use a torchtopo Weight subclass")
-        config: dict[str, Any] = dict(
-            resolution=list(self.resolution), bandwidth=self.bandwidth, weight=self.weight.to_config(),
-            im_range=list(self.im_range), dims=list(self.dims), convention=self.convention, h0=self.h0,
-            quantile=self.quantile, normalize=self.normalize, infinite=self.infinite,
-        )
-        if hasattr(self, "range_"):
-            config["fitted"] = dict(range_=[list(r) for r in self.range_], bandwidth_=self.bandwidth_, scale_=self.scale_)
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "PersistenceImage":
-        """Rebuild a (possibly fitted) vectoriser from :meth:`to_config`'s dict."""
-        config = dict(config)
-        fitted = config.pop("fitted", None)
-        pi = cls(**config)
-        if fitted is not None:
-            if {len(v) for v in fitted.values()} != {len(pi.dims)}:
-                raise ValueError(f"from_config: fitted attributes must hold one entry per dim in {pi.dims}")
-            pi.range_ = [tuple(float(v) for v in r) for r in fitted["range_"]]
-            pi.bandwidth_ = [float(b) for b in fitted["bandwidth_"]]
-            pi.scale_ = [float(s) for s in fitted["scale_"]]
-        return pi
+        return dict(resolution=list(self.resolution), bandwidth=self.bandwidth, weight=self.weight.to_config(),
+                    im_range=list(self.im_range), dims=list(self.dims), convention=self.convention, h0=self.h0,
+                    quantile=self.quantile, normalize=self.normalize, infinite=self.infinite)
 
     def extra_repr(self) -> str:
-        fitted = (f", range_={self.range_}, bandwidth_={self.bandwidth_}" if hasattr(self, "range_") else "")
+        fitted = f", range_={self.range_}, bandwidth_={self.bandwidth_}" if self.is_fitted else ""
         return (f"resolution={self.resolution}, bandwidth={self.bandwidth!r}, weight={self.weight!r}, "
                 f"im_range={self.im_range}, dims={self.dims}, convention={self.convention!r}, h0={self.h0!r}"
                 f"{', normalize=True' if self.normalize else ''}{fitted}")
