@@ -285,7 +285,12 @@ def test_weights_are_tensor_functions():
     birth, pers = torch.tensor([0.0, 0.5]), torch.tensor([1.0, 2.0])
     assert ConstantWeight(2.0)(birth, pers).tolist() == [2.0, 2.0]
     assert PowerWeight(2.0)(birth, pers).tolist() == [1.0, 4.0]
-    torch.testing.assert_close(TopKDWeight()(birth, pers), 10 * torch.tanh(pers) + 10 * torch.log(100 * birth + 1))
+    # TopKD's official 10 tanh(p) + 10 log(100 b + 1) at points where it is known in closed form:
+    # tanh(atanh(t)) = t and log(100 b + 1) = k at b = (e^k - 1) / 100.
+    birth = torch.tensor([0.0, (math.e - 1) / 100, (math.e**2 - 1) / 100], dtype=torch.float64)
+    pers = torch.tensor([math.atanh(0.5), 0.0, math.atanh(0.25)], dtype=torch.float64)
+    torch.testing.assert_close(TopKDWeight()(birth, pers), torch.tensor([5.0, 10.0, 22.5], dtype=torch.float64),
+                               rtol=1e-15, atol=0)
     dgm = torch.tensor([[0.1, 0.9], [0.3, 0.5]])
     kw = dict(im_range=(0, 1, 0, 1), resolution=(4, 4))
     torch.testing.assert_close(persistence_image(dgm, weight=lambda b, p: p * p, **kw),
@@ -318,6 +323,16 @@ def test_weights_are_tensor_functions():
         (lambda: PersistenceImage(dims=()), ValueError, "dims"),
         (lambda: PersistenceImage(h0="flat"), ValueError, "h0"),
         (lambda: PersistenceImage(im_range=(0, 1)), ValueError, "im_range"),
+        (lambda: PersistenceImage(im_range=0), ValueError, "im_range"),
+        (lambda: PersistenceImage(im_range=("str", 0, 0, 1)), ValueError, "im_range"),
+        (lambda: PersistenceImage(im_range=(0, 1, 2, 1)), ValueError, "im_range"),
+        (lambda: PersistenceImage(resolution=(2.7, 5)), ValueError, r"resolution\[0\]"),
+        (lambda: PersistenceImage(resolution=5), ValueError, "resolution"),
+        (lambda: PersistenceImage(dims=(1.5,)), ValueError, "dims"),
+        (lambda: persistence_image(torch.zeros(3, 2), im_range=(0, 1, 0, 1), resolution=(4, 2.0)), ValueError,
+         "resolution"),
+        (lambda: persistence_curve(torch.zeros(3, 2), pers_range=(0, 1), resolution=2.7), ValueError, "resolution"),
+        (lambda: persistence_image(torch.zeros(3, 2), im_range=(0, 1, 0, math.inf)), ValueError, "im_range"),
         (lambda: PersistenceImage(dims=(0, 1), im_range=(0, 1, 0, 1))(torch.zeros(3, 2)), ValueError, "Diagrams"),
         (lambda: PersistenceImage(dims=(2,), im_range=(0, 1, 0, 1))(Diagrams.from_list([[torch.zeros(1, 2)]])),
          ValueError, "max_dim"),
@@ -333,3 +348,42 @@ def test_module_repr_names_its_arguments():
     text = repr(PersistenceImage((5, 4), 0.2, "linear", (0, 1, 0, 1), dims=(0, 1), convention="persim"))
     assert text.startswith("PersistenceImage(resolution=(5, 4), bandwidth=0.2, weight=PowerWeight(n=1.0)")
     assert "convention='persim'" in text
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32(half):
+    dgm = torch.tensor([[0.0, 1.0], [0.25, 1.5]], dtype=half, requires_grad=True)
+    kw = dict(bandwidth=0.3, weight="linear")
+    image = persistence_image(dgm, im_range=(0, 1, 0, 2), resolution=(4, 5), **kw)
+    curve = persistence_curve(dgm, pers_range=(0, 2), resolution=5, **kw)
+    assert image.dtype == curve.dtype == half
+    reference = dgm.detach().float()
+    torch.testing.assert_close(image, persistence_image(reference, im_range=(0, 1, 0, 2), resolution=(4, 5), **kw)
+                               .to(half), rtol=0, atol=0)
+    torch.testing.assert_close(curve, persistence_curve(reference, pers_range=(0, 2), resolution=5, **kw).to(half),
+                               rtol=0, atol=0)
+    (image.float().sum() + curve.float().sum()).backward()
+    assert dgm.grad.dtype == half and torch.isfinite(dgm.grad.float()).all()
+    assert PersistenceImage((4, 5), 0.3, im_range=(0, 1, 0, 2))([dgm.detach()]).dtype == half
+
+
+def test_weight_registry_takes_named_classes_only_and_refuses_taken_names():
+    from torchtopo.vectorize import Weight
+
+    class Unnamed(Weight):  # an abstract intermediate: no name, not registered, no error
+        pass
+
+    class Halved(Unnamed):
+        name = "test-halved"
+
+        def __call__(self, birth, persistence):
+            return persistence / 2
+
+    assert get_weight("test-halved").to_config() == {"name": "test-halved"}
+    assert "Unnamed" not in {cls.__name__ for cls in Weight._registry.values()}
+    for taken in ("constant", "linear", "test-halved"):
+        with pytest.raises(ValueError, match="taken"):
+            type("Impostor", (Weight,), {"name": taken, "__call__": lambda self, b, p: p})
+    assert type(get_weight("constant")) is ConstantWeight
+    with pytest.raises(TypeError, match="not a registered weight"):
+        type("Anonymous", (Unnamed,), {"__call__": lambda self, b, p: p})().to_config()

@@ -197,6 +197,8 @@ class PersistenceEntropy(GridVectorizer):
         check_choice(mode, "mode", _MODES)
         if mode == "vector":
             check_int(resolution, "resolution", 2)
+            if None not in self.sample_range and self.sample_range[0] == self.sample_range[1]:
+                raise ValueError(f"sample_range must have a positive length in vector mode, got {sample_range!r}")
         self.mode, self.normalized = mode, bool(normalized)
 
     def _needs_fit(self) -> bool:
@@ -205,7 +207,12 @@ class PersistenceEntropy(GridVectorizer):
     def _fit_dim(self, dim: int, pairs: Tensor, mask: Tensor | None) -> dict[str, Any]:
         if self.mode == "scalar":
             return {"sample_range_": None, "grid_": []}
-        return super()._fit_dim(dim, pairs, mask)
+        fitted = super()._fit_dim(dim, pairs, mask)
+        lo, hi = fitted["sample_range_"]
+        if lo == hi:  # gudhi divides by a step of 0 here
+            raise ValueError(f"fit: the range fitted in dimension {dim} is the single value {lo}; the entropy "
+                             "summary needs a sample_range of positive length")
+        return fitted
 
     @property
     def num_features(self) -> int:
