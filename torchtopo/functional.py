@@ -8,18 +8,33 @@ torch.Size([4, 20, 20])
 """
 
 from .cubical import cubical_persistence
+from .distances import bottleneck_distance, sliced_wasserstein_distance, wasserstein_distance
 from .losses import signature_loss, topology_loss
 from .rips import rips_persistence
 from .ripsnet import masked_pool, segment_pool
-from .vectorize import persistence_curve, persistence_image
+from .vectorize import (
+    betti_curve,
+    persistence_curve,
+    persistence_entropy,
+    persistence_image,
+    persistence_landscape,
+    persistence_silhouette,
+)
 
 __all__ = [
+    "betti_curve",
+    "bottleneck_distance",
     "cubical_persistence",
     "masked_pool",
     "persistence_curve",
+    "persistence_entropy",
     "persistence_image",
+    "persistence_landscape",
+    "persistence_silhouette",
     "rips_persistence",
     "segment_pool",
     "signature_loss",
+    "sliced_wasserstein_distance",
     "topology_loss",
+    "wasserstein_distance",
 ]
