@@ -282,7 +282,7 @@ def test_float32_agrees_with_float64():
         (lambda: wasserstein_distance(torch.zeros(1, 2), torch.zeros(1, 2), method="sinkhorn", epsilon=0),
          ValueError, "epsilon"),
         (lambda: wasserstein_distance(torch.zeros(1, 2), torch.zeros(1, 2), method="sinkhorn", max_iter=2.5),
-         ValueError, "max_iter"),
+         TypeError, "max_iter"),
         (lambda: wasserstein_distance(torch.zeros(1, 2), torch.zeros(1, 2), infinite="raise"), ValueError, "infinite"),
         (lambda: wasserstein_distance(torch.tensor([[0.0, math.nan]]), torch.zeros(1, 2)), ValueError, "NaN"),
         (lambda: bottleneck_distance(torch.tensor([[INF, 1.0]]), torch.zeros(1, 2)), ValueError, "not a diagram"),

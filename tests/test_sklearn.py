@@ -66,7 +66,7 @@ def test_bad_input_raises():
         Landscape().fit([])
     with pytest.raises(ValueError, match=r"X\[1\]"):
         Landscape().fit([np.zeros((1, 2)), np.zeros((2, 3))])
-    with pytest.raises(ValueError, match="resolution"):
+    with pytest.raises(TypeError, match="resolution"):
         Landscape(resolution=2.5).fit(DIAGRAMS)  # checked when the module is built, as sklearn does
 
 

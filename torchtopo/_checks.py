@@ -124,39 +124,28 @@ def check_choice(value: Any, name: str, choices: Sequence[Any]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
-def check_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int if it is an integer (Python or NumPy, not bool) ``>= minimum``.
-
-    Floats are refused, even integral ones: ``2.7`` silently truncated to 2 is the error this
-    check exists to prevent.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def check_range(values: Any, name: str, n: int, *, allow_unset: bool = False) -> tuple[float | None, ...]:
     """``values`` as ``n`` floats, in (min, max) pairs with ``max >= min``.
 
     With ``allow_unset``, ``None`` or NaN entries are unset (returned as ``None``; a fit fills
-    them) and ``values=None`` means all unset. Everything else must be a finite real number.
+    them) and ``values=None`` means all unset. A non-sequence or a non-number entry is a
+    ``TypeError``; a wrong length, an infinite entry or a maximum below its minimum a
+    ``ValueError``.
     """
     if values is None and allow_unset:
         return (None,) * n
     expected = f"{n} finite numbers{' or None' if allow_unset else ''}"
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, Tensor)) and not hasattr(values, "__array__"):
-        raise ValueError(f"{name} must be a sequence of {expected}, got {values!r}")
+        raise TypeError(f"{name} must be a sequence of {expected}, got {values!r}")
     items = list(values.tolist() if hasattr(values, "tolist") else values)
     if len(items) != n:
         raise ValueError(f"{name} must hold {expected}, got {len(items)} entries: {values!r}")
     out: list[float | None] = []
-    for v in items:
+    for i, v in enumerate(items):
         if allow_unset and (v is None or isinstance(v, numbers.Real) and math.isnan(v)):
             out.append(None)
-        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise ValueError(f"{name} must hold {expected}, got {values!r}")
         else:
-            out.append(float(v))
+            out.append(check_number(v, f"{name}[{i}]"))
     for lo, hi in zip(out[::2], out[1::2]):
         if lo is not None and hi is not None and hi < lo:
             raise ValueError(f"{name}: each maximum must be >= its minimum, got {values!r}")

@@ -420,7 +420,7 @@ def wasserstein_distance(
         raise ValueError(f"internal_p must be a number >= 1 or inf, got {internal_p!r}")
     if method == "sinkhorn":
         check_positive(epsilon, "epsilon")
-        check_int(max_iter, "max_iter")
+        check_int(max_iter, "max_iter", 1)
         check_positive(tol, "tol")
     order, internal_p = float(order), float(internal_p)
     x, mx, y, my, batched, out_dtype = _inputs(a, b, dim)

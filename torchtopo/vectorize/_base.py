@@ -122,7 +122,7 @@ def resolve_grid(grid: Tensor | Sequence[float] | None, sample_range: Sequence[f
         raise ValueError("give exactly one of sample_range (with resolution) and grid")
     if grid is None:
         lo, hi = check_range(sample_range, "sample_range", 2)
-        return linspace(lo, hi, check_int(resolution, "resolution"))
+        return linspace(lo, hi, check_int(resolution, "resolution", 1))
     values = grid.detach() if isinstance(grid, Tensor) else torch.as_tensor(grid, dtype=torch.float64)
     if values.dim() != 1 or not values.is_floating_point() and values.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"grid must be a 1-D sequence of numbers, got {grid!r}")
@@ -169,7 +169,7 @@ def fitted_grid(sample_range: tuple[float | None, float | None], fitted: tuple[f
 
 def check_dims(dims: Sequence[int]) -> tuple[int, ...]:
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
-        raise ValueError(f"dims must be a sequence of distinct non-negative ints, got {dims!r}")
+        raise TypeError(f"dims must be a sequence of distinct non-negative ints, got {dims!r}")
     out = tuple(check_int(d, "dims", 0) for d in dims)
     if not out or len(set(out)) != len(out):
         raise ValueError(f"dims must be distinct non-negative ints, got {dims!r}")
@@ -340,7 +340,7 @@ class GridVectorizer(Vectorizer):
     def __init__(self, resolution: int, sample_range: Sequence[float | None] | None, keep_endpoints: bool,
                  dims: Sequence[int], infinite: str) -> None:
         super().__init__(dims, infinite)
-        self.resolution = check_int(resolution, "resolution")
+        self.resolution = check_int(resolution, "resolution", 1)
         self.sample_range = check_range(sample_range, "sample_range", 2, allow_unset=True)
         self.keep_endpoints = bool(keep_endpoints)
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_int, check_positive, check_range
+from .._checks import check_choice, check_int, check_ints, check_positive, check_range
 from ._base import DiagramsLike, Vectorizer, apply_weight, blocks, cat, half_as_float32, prepare
 from .weights import Weight, WeightLike, get_weight
 
@@ -24,9 +24,8 @@ _CONVENTIONS = ("gudhi", "persim")
 
 
 def _check_resolution(resolution: Any) -> tuple[int, int]:
-    if isinstance(resolution, (str, bytes)) or not isinstance(resolution, Sequence) or len(resolution) != 2:
-        raise ValueError(f"resolution must be two positive ints (n_birth, n_persistence), got {resolution!r}")
-    return check_int(resolution[0], "resolution[0]"), check_int(resolution[1], "resolution[1]")
+    """``(n_birth, n_persistence)``, two positive ints."""
+    return check_ints(resolution, "resolution", 2, minimum=1)  # type: ignore[return-value]
 
 
 def _prepare(
@@ -266,7 +265,7 @@ def persistence_curve(
     tensor([0.2160, 1.5958, 0.2160])
     """
     check_choice(convention, "convention", _CONVENTIONS)
-    resolution = check_int(resolution, "resolution")
+    resolution = check_int(resolution, "resolution", 1)
     check_positive(bandwidth, "bandwidth")
     pmin, pmax = check_range(pers_range, "pers_range", 2)
     _, (persistence, low), w, batched = _prepare(diagrams, mask, weight, infinite)

@@ -92,7 +92,7 @@ def persistence_landscape(
     tensor([[0.0000, 0.5000, 1.0000, 0.5000, 0.0000],
             [0.0000, 0.0000, 0.5000, 0.0000, 0.0000]])
     """
-    num_landscapes = check_int(num_landscapes, "num_landscapes")
+    num_landscapes = check_int(num_landscapes, "num_landscapes", 1)
     samples = resolve_grid(grid, sample_range, resolution)
     birth, death, keep, batched = prepare(diagrams, mask, infinite)
     x = grid_tensor(samples, birth)
@@ -164,7 +164,7 @@ class Landscape(GridVectorizer):
         infinite: str = "drop",
     ) -> None:
         super().__init__(resolution, sample_range, keep_endpoints, dims, infinite)
-        self.num_landscapes = check_int(num_landscapes, "num_landscapes")
+        self.num_landscapes = check_int(num_landscapes, "num_landscapes", 1)
 
     @property
     def num_features(self) -> int:
