@@ -190,12 +190,14 @@ class Diagrams:
         pairs, masks, edges = [], [], []
         for d, per_dim in enumerate(diagrams):
             tensors = [torch.as_tensor(t, dtype=dtype, device=device).reshape(-1, 2) for t in per_dim]
-            k = max((t.shape[0] for t in tensors), default=0)
+            lengths = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long, device=device)
+            k = int(lengths.max()) if tensors else 0
+            # one concatenation and one scatter for the whole list: a copy per diagram would cost
+            # more than the copying itself for the small diagrams of a batch
+            mask = torch.arange(k, device=device) < lengths.unsqueeze(1)
             padded = torch.zeros(len(tensors), k, 2, dtype=dtype, device=device)
-            mask = torch.zeros(len(tensors), k, dtype=torch.bool, device=device)
-            for b, t in enumerate(tensors):
-                padded[b, : t.shape[0]] = t
-                mask[b, : t.shape[0]] = True
+            if tensors:
+                padded[mask] = torch.cat(tensors)
             pairs.append(padded)
             masks.append(mask)
             edges.append(torch.full((len(tensors), k, 2), -1, dtype=torch.long, device=device))

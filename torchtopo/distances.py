@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ._checks import check_all, check_choice, check_floating, check_int, check_positive
 from .diagrams import Diagrams
+from .vectorize._base import wide
 
 __all__ = ["wasserstein_distance", "bottleneck_distance", "sliced_wasserstein_distance"]
 
@@ -118,6 +119,8 @@ def _essential(x: Tensor, kx: dict[str, Tensor], y: Tensor, ky: dict[str, Tensor
     cost = x.new_zeros(batch)
     equal = torch.ones(batch, dtype=torch.bool, device=x.device)
     for kind, column in (("no_birth", 1), ("no_death", 0), ("neither", None)):
+        if not bool(kx[kind].any() | ky[kind].any()):
+            continue  # (most diagrams: infinite bars dropped or never computed)
         nx, ny = kx[kind].sum(1), ky[kind].sum(1)
         equal &= nx == ny
         if column is None:
@@ -300,8 +303,13 @@ def _sinkhorn_total(x: Tensor, kx: Tensor, y: Tensor, ky: Tensor, order: float, 
     real = torch.cat([kx, ky], 1)
     scale = torch.where(real, to_diagonal, 0.0).sum(1) / real.sum(1).clamp_min(1)
     eps = (epsilon * torch.where(scale > 0, scale, 1.0)).reshape(-1, 1, 1)
+    # The plan in float64 wherever the device has it: below, the exponents (f + g - cost) / eps
+    # lose the digits that small regularisations need, and the iterations stall.
+    wide_dtype = wide(x.device)
     with torch.no_grad():
-        plan, _ = _sinkhorn_plan(cost.detach(), log_a, log_b, eps, max_iter, tol)
+        plan, _ = _sinkhorn_plan(cost.detach().to(wide_dtype), log_a.to(wide_dtype), log_b.to(wide_dtype),
+                                 eps.to(wide_dtype), max_iter, tol)
+    plan = plan.to(cost.dtype)
     return (plan * torch.where(plan > 0, cost, 0.0)).sum((1, 2))
 
 
@@ -353,7 +361,8 @@ def wasserstein_distance(
         The cost of that matching is then evaluated from the input tensors on their device.
         ``method="sinkhorn"`` solves gudhi's transport problem with entropic regularisation for
         the whole batch at once, on the input's device (GPU included): log-domain Sinkhorn
-        iterations with epsilon-scaling, the regularisation being ``epsilon`` times the mean
+        iterations with epsilon-scaling (the plan in float64 where the device has it, whatever
+        the input's dtype), the regularisation being ``epsilon`` times the mean
         cost of sending a point of the pair to the diagonal (scale-free), until the marginals
         are within ``tol`` (or ``max_iter`` iterations); the plan is then rounded onto the exact
         marginals (Altschuler et al. 2017), and its cost returned. That is the cost of a true

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,14 +15,28 @@ from ._base import GridVectorizer, blocks, cat, grid_tensor, half_as_float32, pr
 __all__ = ["persistence_landscape", "Landscape"]
 
 
-def tents(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor) -> Tensor:
+def tents(birth: Tensor, death: Tensor, grid: Tensor) -> Tensor:
     """``(B, K)`` pairs and ``(R,)`` samples -> ``(B, R, K)`` tent functions
     ``max(h - |x - m|, 0)`` with midpoint ``m = (b + d) / 2`` and height ``h = (d - b) / 2``
-    (gudhi's arithmetic, so that float64 agrees bit for bit); 0 on rows not kept."""
+    (gudhi's arithmetic, so that float64 agrees bit for bit). Rows that :func:`prepare` did not
+    keep hold ``b = d = 0``, so their tents are 0."""
     mid, height = (birth + death) / 2, (death - birth) / 2
     x = grid.to(birth.dtype)[:, None]
-    tent = (height.unsqueeze(1) - (x - mid.unsqueeze(1)).abs()).clamp_min(0)
-    return torch.where(keep.unsqueeze(1), tent, 0.0)
+    return (height.unsqueeze(1) - (x - mid.unsqueeze(1)).abs()).clamp_min(0)
+
+
+def _top_tents_cpu(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor, levels: int) -> tuple[Tensor, Tensor]:
+    """``(B, levels, R)``: the pair of each landscape value (-1: the value is 0) and the value,
+    from the numba kernel in float64, diagrams on threads."""
+    from ..rips._numba_threads import run_on_threads
+    from ._landscape_numba import top_tents
+
+    b, d = (t.detach().double().numpy() for t in (birth, death))
+    x, kept = grid.double().cpu().numpy(), keep.numpy()
+    index = np.empty((birth.shape[0], levels, x.shape[0]), dtype=np.int64)
+    value = np.empty(index.shape)
+    run_on_threads(lambda first, last: top_tents(b, d, kept, x, index, value, first, last), birth.shape[0])
+    return torch.from_numpy(index), torch.from_numpy(value)
 
 
 @half_as_float32
@@ -96,15 +111,25 @@ def persistence_landscape(
     samples = resolve_grid(grid, sample_range, resolution)
     birth, death, keep, batched = prepare(diagrams, mask, infinite)
     x = grid_tensor(samples, birth)
-    k = min(num_landscapes, birth.shape[1])
-
-    def block(i: slice) -> Tensor:
-        top = tents(birth[i], death[i], keep[i], x).topk(k, dim=-1).values  # (b, R, k), descending
-        return top.transpose(1, 2)
-
-    out = cat([block(i) for i in blocks(birth, x.numel())]) * math.sqrt(2)
-    if k < num_landscapes:  # fewer pairs than landscapes: the rest are 0, as gudhi pads them
-        out = torch.cat([out, out.new_zeros(out.shape[0], num_landscapes - k, out.shape[2])], 1)
+    if birth.device.type == "cpu" and birth.shape[1]:
+        # A compiled kernel picks the pair of each value and computes it (no (B, R, K)
+        # temporary); where a gradient is wanted, the same tent is computed from those pairs'
+        # tensors and added as (tent - tent.detach()), exactly 0, which carries its gradient.
+        index, value = _top_tents_cpu(birth, death, keep, x, num_landscapes)
+        out = value.to(birth.dtype)
+        if torch.is_grad_enabled() and (birth.requires_grad or death.requires_grad):
+            rows = index.clamp_min(0).flatten(1)
+            mid = ((birth + death) / 2).gather(1, rows).view(index.shape)
+            height = ((death - birth) / 2).gather(1, rows).view(index.shape)
+            tent = torch.where(index >= 0, (height - (x.to(birth.dtype) - mid).abs()).clamp_min(0), 0.0)
+            out = out + (tent - tent.detach())
+    else:
+        k = min(num_landscapes, birth.shape[1])
+        out = cat([tents(birth[i], death[i], x).topk(k, dim=-1).values.transpose(1, 2)  # (b, k, R)
+                   for i in blocks(birth, x.numel())])
+        if k < num_landscapes:  # fewer pairs than landscapes: the rest are 0, as gudhi pads them
+            out = torch.cat([out, out.new_zeros(out.shape[0], num_landscapes - k, out.shape[2])], 1)
+    out = out * math.sqrt(2)
     return out if batched else out.squeeze(0)
 
 
