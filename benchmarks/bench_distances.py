@@ -12,8 +12,8 @@ Vectorizations: ``--batch`` H1 diagrams of 100-point clouds, torchtopo in float3
 training step) against gudhi.representations' ``fit_transform`` in float64, largest difference
 relative to the output's peak checked first.
 
-    python benchmarks/bench_distances.py                    # several minutes on one core
-    python benchmarks/bench_distances.py --threads 2 --write-results
+    python benchmarks/bench_distances.py                    # about 15 minutes on one core
+    python benchmarks/bench_distances.py --write-results    # the recorded table
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
-import datetime
-import subprocess
 import warnings
-from pathlib import Path
 
 import gudhi
 import numpy as np
@@ -158,15 +155,9 @@ def vectorization_rows(args: argparse.Namespace, rng: np.random.Generator) -> li
     return rows
 
 
-def _commit() -> str:
-    run = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short=10", "HEAD"],
-                         capture_output=True, text=True)
-    return run.stdout.strip() or "unknown"
-
-
 def markdown(results: dict) -> str:
     lines = [
-        f"{results['date']}, commit {results['commit']}, {results['machine']}, {results['threads']} thread(s).",
+        f"{results['machine']}.",
         "",
         f"### Distances, pairs/s ({results['pairs']} pairs of H1 diagrams per row; persim on "
         f"{results['persim_pairs']} pairs)",
@@ -220,12 +211,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    results = {"date": datetime.date.today().isoformat(), "commit": _commit(),
-               "machine": machine(gudhi=gudhi.__version__, POT=__import__("ot").__version__),
+    results = {"machine": machine(gudhi=gudhi.__version__, POT=__import__("ot").__version__),
                "threads": args.threads, "pairs": args.pairs, "persim_pairs": args.persim_pairs, "batch": args.batch,
                "distances": distance_rows(args, rng), "sinkhorn": sinkhorn_rows(args, rng),
                "vectorizations": vectorization_rows(args, rng)}
-    write_results(output_dir(args) / "distances", results, markdown(results))
+    write_results(output_dir(args) / "distances", results, markdown(results), threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,8 @@ class Diagrams:
         device = device or (first.device if first is not None else "cpu")
         pairs, masks, edges = [], [], []
         for d, per_dim in enumerate(diagrams):
-            tensors = [torch.as_tensor(t, dtype=dtype, device=device).reshape(-1, 2) for t in per_dim]
+            tensors = [torch.as_tensor(t, dtype=dtype, device=device) for t in per_dim]
+            tensors = [t if t.dim() == 2 and t.shape[1] == 2 else t.reshape(-1, 2) for t in tensors]
             lengths = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long, device=device)
             k = int(lengths.max()) if tensors else 0
             # one concatenation and one scatter for the whole list: a copy per diagram would cost

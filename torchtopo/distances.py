@@ -60,10 +60,13 @@ def _one_side(x: DiagramInput, dim: int | None, name: str) -> tuple[Tensor, Tens
     if isinstance(x, (list, tuple)):
         if not x:
             raise ValueError(f"{name}: the list is empty")
-        for i, t in enumerate(x):
-            check_floating(t, f"{name}[{i}]")
-            if t.dim() != 2 or t.shape[-1] != 2:
-                raise ValueError(f"{name}[{i}] must be a (k, 2) tensor, got shape {tuple(t.shape)}")
+        # checked in bulk, then per entry only to name the first bad one (batches of small
+        # diagrams would otherwise spend more time here than in the distances)
+        if not all(isinstance(t, Tensor) and t.is_floating_point() and t.dim() == 2 and t.shape[1] == 2 for t in x):
+            for i, t in enumerate(x):
+                check_floating(t, f"{name}[{i}]")
+                if t.dim() != 2 or t.shape[-1] != 2:
+                    raise ValueError(f"{name}[{i}] must be a (k, 2) tensor, got shape {tuple(t.shape)}")
         batch = Diagrams.from_list([list(x)])
         return batch.pairs[0], batch.mask[0], True
     raise TypeError(f"{name} must be a Diagrams, a (k, 2) tensor or a list of them, got {type(x).__name__}")
