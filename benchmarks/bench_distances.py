@@ -10,7 +10,8 @@ precision); persim's ``wasserstein`` (order 1, L-inf ground metric) and ``bottle
 Sinkhorn: its relative excess over the exact distance and its rate for several ``epsilon``.
 Vectorizations: ``--batch`` H1 diagrams of 100-point clouds, torchtopo in float32 (the dtype of a
 training step) against gudhi.representations' ``fit_transform`` in float64, largest difference
-relative to the output's peak checked first.
+relative to the output's peak checked first. Writes ``distances``, ``distances_sinkhorn`` and
+``vectorizations`` (``.md`` and ``.json``).
 
     python benchmarks/bench_distances.py                    # about 15 minutes on one core
     python benchmarks/bench_distances.py --write-results    # the recorded table
@@ -155,18 +156,16 @@ def vectorization_rows(args: argparse.Namespace, rng: np.random.Generator) -> li
     return rows
 
 
-def markdown(results: dict) -> str:
+def distances_table(results: dict) -> str:
     lines = [
-        f"{results['machine']}.",
-        "",
-        f"### Distances, pairs/s ({results['pairs']} pairs of H1 diagrams per row; persim on "
-        f"{results['persim_pairs']} pairs)",
+        f"Diagram distances, pairs/s: {results['pairs']} pairs of H1 diagrams per row (persim on "
+        f"{results['persim_pairs']}); {results['machine']}.",
         "",
         "| set | points | diagram points | W1 torchtopo | W1 gudhi | W1 persim | x gudhi | W2 torchtopo | W2 gudhi "
         "| x gudhi | bottleneck torchtopo | bottleneck gudhi | bottleneck persim | x gudhi | max abs diff vs gudhi |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results["distances"]:
+    for r in results["rows"]:
         error = max(r[f"{k}_max_abs_error"] for k in ("W1", "W2", "bottleneck"))
         lines.append(
             f"| {r['set']} | {r['points']} | {r['mean_diagram_points']:.1f} | {r['W1_torchtopo']:,.0f} "
@@ -174,26 +173,32 @@ def markdown(results: dict) -> str:
             f"| {r['W2_torchtopo']:,.0f} | {r['W2_gudhi']:,.0f} | {r['W2_torchtopo'] / r['W2_gudhi']:.1f} "
             f"| {r['bottleneck_torchtopo']:,.0f} | {r['bottleneck_gudhi']:,.0f} | {r['bottleneck_persim']:,.0f} "
             f"| {r['bottleneck_torchtopo'] / r['bottleneck_gudhi']:.1f} | {error:.0e} |")
-    lines += [
+    return "\n".join(lines) + "\n"
+
+
+def sinkhorn_table(results: dict) -> str:
+    lines = [
+        "Sinkhorn (`method=\"sinkhorn\"`, default `tol`): relative excess over the exact Wasserstein distance, "
+        f"H1 diagrams of 100-point clouds, {results['pairs']} pairs, on the CPU.",
         "",
-        "### Sinkhorn (`method=\"sinkhorn\"`, default `tol=1e-3`): relative excess over the exact distance, "
-        f"H1 of 100-point clouds, {results['pairs']} pairs",
-        "",
-        "| set | order | epsilon | dtype | mean excess | max excess | pairs/s |",
+        "| set | order | epsilon | input dtype | mean excess | max excess | pairs/s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in results["sinkhorn"]:
+    for r in results["rows"]:
         lines.append(f"| {r['set']} | {r['order']:g} | {r['epsilon']:g} | {r['dtype']} | {r['mean_rel_excess']:.1e} "
                      f"| {r['max_rel_excess']:.1e} | {r['pairs_per_s']:,.0f} |")
-    lines += [
-        "",
-        f"### Vectorizations, diagrams/s ({results['batch']} H1 diagrams of 100-point clouds, torchtopo float32, "
-        "gudhi float64)",
+    return "\n".join(lines) + "\n"
+
+
+def vectorizations_table(results: dict) -> str:
+    lines = [
+        f"Vectorizations, diagrams/s: {results['batch']} H1 diagrams of 100-point clouds, torchtopo in float32, "
+        f"gudhi.representations in float64; {results['machine']}.",
         "",
         "| set | vectorization | torchtopo | gudhi | x gudhi | max error / peak |",
         "|---|---|---|---|---|---|",
     ]
-    for r in results["vectorizations"]:
+    for r in results["rows"]:
         lines.append(f"| {r['set']} | {r['vectorization']} | {r['torchtopo']:,.0f} | {r['gudhi']:,.0f} "
                      f"| {r['torchtopo'] / r['gudhi']:.1f} | {r['max_rel_error']:.0e} |")
     return "\n".join(lines) + "\n"
@@ -211,11 +216,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    results = {"machine": machine(gudhi=gudhi.__version__, POT=__import__("ot").__version__),
-               "threads": args.threads, "pairs": args.pairs, "persim_pairs": args.persim_pairs, "batch": args.batch,
-               "distances": distance_rows(args, rng), "sinkhorn": sinkhorn_rows(args, rng),
-               "vectorizations": vectorization_rows(args, rng)}
-    write_results(output_dir(args) / "distances", results, markdown(results), threads=args.threads)
+    common = {"machine": machine(gudhi=gudhi.__version__, POT=__import__("ot").__version__),
+              "threads": args.threads, "pairs": args.pairs, "persim_pairs": args.persim_pairs, "batch": args.batch}
+    out = output_dir(args)
+    for name, rows, table in (("distances", distance_rows, distances_table),
+                              ("distances_sinkhorn", sinkhorn_rows, sinkhorn_table),
+                              ("vectorizations", vectorization_rows, vectorizations_table)):
+        results = {**common, "rows": rows(args, rng)}
+        write_results(out / name, results, table(results), threads=args.threads)
 
 
 if __name__ == "__main__":
