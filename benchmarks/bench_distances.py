@@ -13,8 +13,9 @@ training step) against gudhi.representations' ``fit_transform`` in float64, larg
 relative to the output's peak checked first. Writes ``distances``, ``distances_sinkhorn`` and
 ``vectorizations`` (``.md`` and ``.json``).
 
-    python benchmarks/bench_distances.py                    # about 15 minutes on one core
-    python benchmarks/bench_distances.py --write-results    # the recorded table
+    python benchmarks/bench_distances.py                    # about 25 minutes on one core
+    python benchmarks/bench_distances.py --write-results    # the recorded tables
+    python benchmarks/bench_distances.py --tables vectorizations
 """
 
 from __future__ import annotations
@@ -204,6 +205,10 @@ def vectorizations_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLES = {"distances": (distance_rows, distances_table), "distances_sinkhorn": (sinkhorn_rows, sinkhorn_table),
+          "vectorizations": (vectorization_rows, vectorizations_table)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=256, help="diagram pairs per distance row")
@@ -212,6 +217,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to run")
     add_output_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -219,9 +225,8 @@ def main() -> None:
     common = {"machine": machine(gudhi=gudhi.__version__, POT=__import__("ot").__version__),
               "threads": args.threads, "pairs": args.pairs, "persim_pairs": args.persim_pairs, "batch": args.batch}
     out = output_dir(args)
-    for name, rows, table in (("distances", distance_rows, distances_table),
-                              ("distances_sinkhorn", sinkhorn_rows, sinkhorn_table),
-                              ("vectorizations", vectorization_rows, vectorizations_table)):
+    for name in args.tables:
+        rows, table = TABLES[name]
         results = {**common, "rows": rows(args, rng)}
         write_results(out / name, results, table(results), threads=args.threads)
 

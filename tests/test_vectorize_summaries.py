@@ -133,6 +133,31 @@ def test_functional_forms_match_gudhi_on_explicit_grids(diagrams, data):
         np.testing.assert_allclose(out.flatten(1).numpy(), expected, rtol=0, atol=1e-9 * max(1.0, np.abs(expected).max()))
 
 
+@pytest.mark.parametrize("module", ["landscape", "curves"])
+@given(diagrams=diagram_lists, data=st.data())
+def test_tensor_path_of_accelerators_equals_the_compiled_cpu_path(module, diagrams, data):
+    """Off the CPU, landscapes and silhouettes are tensor operations (topk, a weighted sum) instead
+    of numba kernels: the same numbers, and the same gradients."""
+    import torchtopo.vectorize.curves
+    import torchtopo.vectorize.landscape
+
+    grid = sorted(data.draw(st.lists(st.floats(-0.5, 3.5), min_size=1, max_size=20)))
+    if data.draw(st.booleans()):
+        grid = grid[::-1]  # an unsorted grid takes the kernels' other branch
+    dgm = [t.requires_grad_(True) for t in as_tensors(diagrams, torch.float64)]
+    fn = (lambda d: persistence_landscape(d, grid=grid, num_landscapes=3)) if module == "landscape" else (
+        lambda d: persistence_silhouette(d, grid=grid, weight=PowerWeight(2)))
+    results = []
+    for kernel in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(getattr(torchtopo.vectorize, module), "compiled", lambda x: kernel)
+            out = torch.stack([fn(d) for d in dgm])
+            grads = torch.autograd.grad(out.sum(), dgm, allow_unused=True, materialize_grads=True)
+        results.append((out.detach(), torch.cat(grads)))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+
+
 def test_landscape_gradient_is_exact_on_a_hand_made_pair():
     # One pair (b, d) = (1, 3): at x = 1.5 (left of the midpoint) lambda_1 = sqrt(2) (x - b).
     dgm = torch.tensor([[1.0, 3.0]], dtype=torch.float64, requires_grad=True)

@@ -15,6 +15,7 @@ from ._base import (
     apply_weight,
     blocks,
     cat,
+    compiled,
     grid_tensor,
     half_as_float32,
     prepare,
@@ -44,8 +45,9 @@ def persistence_silhouette(
         \phi(x) = \sqrt 2\, \frac{\sum_j w_j \max(h_j - |x - m_j|, 0)}{\sum_j w_j}
 
     with the tents of :func:`persistence_landscape` and weights :math:`w_j = w(b_j, d_j - b_j)`;
-    0 for a diagram whose weights sum to 0 (an empty one, say). One batched contraction of the
-    ``(B, R, K)`` tents with the weights.
+    0 for a diagram whose weights sum to 0 (an empty one, say). On the CPU a compiled kernel
+    (numba, diagrams on threads) sums only the positive tents; elsewhere one weighted sum over
+    the ``(B, R, K)`` tents. Gradients reach the pairs and the weights either way.
 
     Convention:
         gudhi's ``Silhouette`` (its factor :math:`\sqrt 2` included; samples at
@@ -95,11 +97,33 @@ def persistence_silhouette(
     share = w / torch.where(total != 0, total, 1.0)  # (B, K); 0 where the weights sum to 0
     x = grid_tensor(samples, birth)
 
-    def block(i: slice) -> Tensor:
+    def dense(i: slice) -> Tensor:
         return (tents(birth[i], death[i], x) * share[i].unsqueeze(1)).sum(-1)
 
-    out = cat([block(i) for i in blocks(birth, x.numel())]) * math.sqrt(2)
+    if not compiled(birth):
+        out = cat([dense(i) for i in blocks(birth, x.numel())])
+    else:
+        # A compiled kernel sums the positive tents only; where a gradient is wanted, the dense
+        # sum is added as (dense - dense.detach()), exactly 0, which carries its gradient.
+        out = _weighted_tents_cpu(birth, death, share, keep, x).to(birth.dtype)
+        if torch.is_grad_enabled() and (birth.requires_grad or death.requires_grad or share.requires_grad):
+            exact = cat([dense(i) for i in blocks(birth, x.numel())])
+            out = out + (exact - exact.detach())
+    out = out * math.sqrt(2)
     return out if batched else out.squeeze(0)
+
+
+def _weighted_tents_cpu(birth: Tensor, death: Tensor, share: Tensor, keep: Tensor, grid: Tensor) -> Tensor:
+    """``(B, R)``: the share-weighted sum of the tents, from the numba kernel in float64,
+    diagrams on threads."""
+    from ..rips._numba_threads import run_on_threads
+    from ._tents_numba import weighted_tents
+
+    b, d, w = (t.detach().double().numpy() for t in (birth, death, share))
+    x, kept = grid.double().cpu().numpy(), keep.numpy()
+    out = np.empty((birth.shape[0], x.shape[0]))
+    run_on_threads(lambda first, last: weighted_tents(b, d, w, kept, x, out, first, last), birth.shape[0])
+    return torch.from_numpy(out)
 
 
 @half_as_float32

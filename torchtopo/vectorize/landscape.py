@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_int
-from ._base import GridVectorizer, blocks, cat, grid_tensor, half_as_float32, prepare, resolve_grid
+from ._base import GridVectorizer, blocks, cat, compiled, grid_tensor, half_as_float32, prepare, resolve_grid
 
 __all__ = ["persistence_landscape", "Landscape"]
 
@@ -29,7 +29,7 @@ def _top_tents_cpu(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor, lev
     """``(B, levels, R)``: the pair of each landscape value (-1: the value is 0) and the value,
     from the numba kernel in float64, diagrams on threads."""
     from ..rips._numba_threads import run_on_threads
-    from ._landscape_numba import top_tents
+    from ._tents_numba import top_tents
 
     b, d = (t.detach().double().numpy() for t in (birth, death))
     x, kept = grid.double().cpu().numpy(), keep.numpy()
@@ -111,7 +111,7 @@ def persistence_landscape(
     samples = resolve_grid(grid, sample_range, resolution)
     birth, death, keep, batched = prepare(diagrams, mask, infinite)
     x = grid_tensor(samples, birth)
-    if birth.device.type == "cpu" and birth.shape[1]:
+    if compiled(birth) and birth.shape[1]:
         # A compiled kernel picks the pair of each value and computes it (no (B, R, K)
         # temporary); where a gradient is wanted, the same tent is computed from those pairs'
         # tensors and added as (tent - tent.detach()), exactly 0, which carries its gradient.
