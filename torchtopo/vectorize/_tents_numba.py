@@ -33,12 +33,12 @@ def _samples(grid, ordered, birth, death):
 
 
 @nb.njit(cache=True, nogil=True)
-def top_tents(birth, death, keep, grid, index, value, start, stop):
-    """Fill ``index`` and ``value`` ``(B, L, R)`` for diagrams ``start .. stop - 1``: the pair
-    whose tent ``(d - b) / 2 - |x - (b + d) / 2|`` (gudhi's arithmetic) is the ``l``-th largest
-    positive one at ``grid[r]`` and that tent, or -1 and 0 where fewer than ``l + 1`` tents are
-    positive."""
-    levels, samples = index.shape[1], grid.shape[0]
+def top_tents(birth, death, keep, grid, value, index, start, stop):
+    """Fill ``value`` ``(B, L, R)`` for diagrams ``start .. stop - 1`` with the ``l``-th largest
+    positive tent at ``grid[r]`` (0 where fewer than ``l + 1`` tents are positive) and, unless
+    ``index`` is empty, ``index`` ``(B, L, R)`` with its pair (-1 there)."""
+    levels, samples = value.shape[1], grid.shape[0]
+    with_index = index.shape[0] > 0
     ordered = _ordered(grid)
     values = np.empty((samples, levels))
     rows = np.empty((samples, levels), dtype=np.int64)
@@ -61,8 +61,9 @@ def top_tents(birth, death, keep, grid, index, value, start, stop):
                     slot -= 1
                 values[r, slot] = tent
                 rows[r, slot] = k
-        index[b] = rows.T
         value[b] = values.T
+        if with_index:
+            index[b] = rows.T
 
 
 @nb.njit(cache=True, nogil=True)

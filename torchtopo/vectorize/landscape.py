@@ -25,18 +25,22 @@ def tents(birth: Tensor, death: Tensor, grid: Tensor) -> Tensor:
     return (height.unsqueeze(1) - (x - mid.unsqueeze(1)).abs()).clamp_min(0)
 
 
-def _top_tents_cpu(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor, levels: int) -> tuple[Tensor, Tensor]:
-    """``(B, levels, R)``: the pair of each landscape value (-1: the value is 0) and the value,
-    from the numba kernel in float64, diagrams on threads."""
+def _top_tents_cpu(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor, levels: int, with_index: bool
+                   ) -> tuple[Tensor, Tensor | None]:
+    """``(B, levels, R)``: the landscape values in ``birth``'s dtype (computed in float64) and,
+    if ``with_index``, the pair of each (-1 where the value is 0); the numba kernel, diagrams on
+    threads."""
     from ..rips._numba_threads import run_on_threads
     from ._tents_numba import top_tents
 
     b, d = (t.detach().double().numpy() for t in (birth, death))
     x, kept = grid.double().cpu().numpy(), keep.numpy()
-    index = np.empty((birth.shape[0], levels, x.shape[0]), dtype=np.int64)
-    value = np.empty(index.shape)
-    run_on_threads(lambda first, last: top_tents(b, d, kept, x, index, value, first, last), birth.shape[0])
-    return torch.from_numpy(index), torch.from_numpy(value)
+    shape = (birth.shape[0], levels, x.shape[0])
+    value = torch.empty(shape, dtype=birth.dtype)
+    index = np.empty(shape if with_index else (0, 0, 0), dtype=np.int64)
+    out = value.numpy()
+    run_on_threads(lambda first, last: top_tents(b, d, kept, x, out, index, first, last), birth.shape[0])
+    return value, torch.from_numpy(index) if with_index else None
 
 
 @half_as_float32
@@ -115,9 +119,9 @@ def persistence_landscape(
         # A compiled kernel picks the pair of each value and computes it (no (B, R, K)
         # temporary); where a gradient is wanted, the same tent is computed from those pairs'
         # tensors and added as (tent - tent.detach()), exactly 0, which carries its gradient.
-        index, value = _top_tents_cpu(birth, death, keep, x, num_landscapes)
-        out = value.to(birth.dtype)
-        if torch.is_grad_enabled() and (birth.requires_grad or death.requires_grad):
+        gradient = torch.is_grad_enabled() and (birth.requires_grad or death.requires_grad)
+        out, index = _top_tents_cpu(birth, death, keep, x, num_landscapes, gradient)
+        if gradient:
             rows = index.clamp_min(0).flatten(1)
             mid = ((birth + death) / 2).gather(1, rows).view(index.shape)
             height = ((death - birth) / 2).gather(1, rows).view(index.shape)
