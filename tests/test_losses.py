@@ -318,3 +318,153 @@ def test_cubical_mode_bad_input_raises(call, error, match):
     student, teacher = maps()
     with pytest.raises(error, match=match):
         call(student, teacher)
+
+
+# --------------------------------------------------------------------------- wasserstein mode
+
+
+def gudhi_diagram(points, dim):
+    """Finite pairs of dimension ``dim`` of gudhi's Rips complex of ``points``."""
+    tree = gudhi.RipsComplex(points=points.detach().double().numpy()).create_simplex_tree(max_dimension=dim + 1)
+    tree.persistence()
+    pairs = tree.persistence_intervals_in_dimension(dim)
+    return pairs[pairs[:, 1] < math.inf].reshape(-1, 2)
+
+
+@pytest.mark.parametrize("order", [1.0, 2.0])
+def test_wasserstein_mode_is_gudhis_distance_between_gudhis_diagrams(order):
+    from gudhi.wasserstein import wasserstein_distance as gudhi_wasserstein
+
+    student, teacher = features(n=24, d_s=3, d_t=4)
+    student = student.detach().double().requires_grad_()
+    teacher = teacher.detach().double()
+    value = topology_loss(student, teacher, "wasserstein", cloud_size=12, dims=(0, 1), order=order, reduction="none")
+    expected = [sum(gudhi_wasserstein(gudhi_diagram(s, d), gudhi_diagram(t, d), order=order) for d in (0, 1))
+                for s, t in zip(student.split(12), teacher.split(12))]
+    torch.testing.assert_close(value, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=1e-12)
+    value.sum().backward()
+    assert student.grad.abs().sum() > 0
+
+
+def test_wasserstein_mode_gradcheck_and_teacher_detached():
+    g = torch.Generator().manual_seed(5)
+    student = torch.randn(7, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    teacher = torch.randn(7, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: topology_loss(s, teacher, "wasserstein", dims=(0, 1), order=2.0),
+                                    student)
+    loss = TopologyLoss("wasserstein", dims=(0, 1), student_dim=2, teacher_dim=3).double()
+    loss(student, teacher).backward()
+    assert teacher.grad is None and all(p.grad is not None for p in loss.projection.parameters())
+    assert repr(loss).startswith("TopologyLoss(\n  mode='wasserstein', cloud_size=None, reduction='mean', dims=(0, 1), "
+                                 "order=1.0")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_wasserstein_mode_half_precision_is_computed_in_float32(dtype):
+    student, teacher = features(d_s=8, d_t=8)
+    low = student.detach().to(dtype).requires_grad_()
+    value = topology_loss(low, teacher.detach().to(dtype), "wasserstein", cloud_size=8)
+    reference = topology_loss(low.detach().float(), teacher.detach().to(dtype).float(), "wasserstein", cloud_size=8)
+    assert value.dtype == dtype and value.item() == reference.to(dtype).item()
+    value.backward()
+    assert low.grad.dtype == dtype and torch.isfinite(low.grad.float()).all()
+
+
+def test_exact_mode_keeps_its_fitted_vectorizer_through_state_dict():
+    """Issue 13, item 9: a TopologyLoss holding a fitted PersistenceImage, saved and loaded,
+    comes back fitted."""
+    import io
+
+    student, teacher = features(n=16, d_s=4, d_t=4)
+    with torch.no_grad():
+        from torchtopo import rips_persistence
+
+        dgm = rips_persistence(teacher.reshape(2, 8, 4), 1)
+    loss = TopologyLoss("exact", vectorizer=PersistenceImage((5, 5), "quantile", dims=(0, 1)).fit(dgm), cloud_size=8)
+    buffer = io.BytesIO()
+    torch.save(loss.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = TopologyLoss("exact", vectorizer=PersistenceImage((5, 5), "quantile", dims=(0, 1)), cloud_size=8)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        fresh(student, teacher)
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    assert fresh.vectorizer.bandwidth_ == loss.vectorizer.bandwidth_
+    torch.testing.assert_close(fresh(student, teacher), loss(student, teacher), rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- summary statistics
+
+
+def test_summary_statistics_are_the_total_persistence_of_gudhis_diagrams():
+    from torchtopo import SummaryStatisticLoss, rips_persistence
+    from torchtopo.functional import summary_statistic_loss
+
+    g = torch.Generator().manual_seed(2)
+    clouds = torch.randn(3, 20, 2, dtype=torch.float64, generator=g)
+    targets = torch.randn(3, 20, 2, dtype=torch.float64, generator=g)
+    dgm, target = rips_persistence(clouds, 1), rips_persistence(targets, 1)
+
+    def total(points, dims, p):
+        return [sum(float((np.abs(np.diff(gudhi_diagram(c, d), axis=1)) ** p).sum()) for d in dims) for c in points]
+
+    import numpy as np
+
+    for p in (1.0, 2.0, 0.5):
+        expected = torch.tensor(total(clouds, (0, 1), p), dtype=torch.float64)
+        torch.testing.assert_close(summary_statistic_loss(dgm, p=p, dims=(0, 1), reduction="none"), expected)
+        per_dim = [torch.tensor(total(c, (d,), p), dtype=torch.float64) for c in (clouds, targets) for d in (0, 1)]
+        gap = (per_dim[0] - per_dim[2]).abs() + (per_dim[1] - per_dim[3]).abs()
+        torch.testing.assert_close(summary_statistic_loss(dgm, target, p=p, dims=(0, 1), reduction="sum"), gap.sum())
+        norm = torch.tensor(total(clouds, (1,), p), dtype=torch.float64) ** (1 / p)
+        torch.testing.assert_close(SummaryStatisticLoss("p_norm", p, dims=(1,))(dgm), norm.mean())
+
+
+def test_summary_statistic_gradients():
+    from torchtopo.functional import summary_statistic_loss
+
+    pairs = torch.tensor([[[0.0, 1.0], [0.5, 0.7], [0.2, 0.2]], [[0.1, 0.4], [0.0, 0.0], [0.0, 0.0]]],
+                         dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    edges = torch.full((2, 3, 2), -1)
+
+    def loss(x, statistic):
+        return summary_statistic_loss(Diagrams((x,), (mask,), (edges,), (edges,)), statistic=statistic, p=1.5)
+
+    for statistic in ("total_persistence", "p_norm"):
+        assert torch.autograd.gradcheck(lambda x: loss(x, statistic), pairs)
+    # total persistence with p = 2 of one bar (0, 1): 1, gradient (-2, 2) / 2 diagrams (mean)
+    one = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    single = Diagrams.from_list([[one]])
+    summary_statistic_loss(single).backward()
+    assert one.grad.tolist() == [[-2.0, 2.0]]
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: topology_loss(*features(), "wasserstein", dims=()), ValueError, "dims"),
+        (lambda: TopologyLoss("wasserstein", dims=(0,), order=0.5)(*features(d_s=8)), ValueError, "order"),
+    ],
+)
+def test_wasserstein_mode_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_summary_statistic_bad_input_raises():
+    from torchtopo import SummaryStatisticLoss
+    from torchtopo.functional import summary_statistic_loss
+
+    dgm = Diagrams.from_list([[torch.tensor([[0.0, 1.0]])], [torch.zeros(0, 2)]])
+    with pytest.raises(ValueError, match="statistic"):
+        SummaryStatisticLoss("entropy")
+    with pytest.raises(ValueError, match="p must be"):
+        SummaryStatisticLoss(p=0)
+    with pytest.raises(TypeError, match="Diagrams"):
+        summary_statistic_loss(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="same number"):
+        summary_statistic_loss(dgm, Diagrams.from_list([[torch.zeros(1, 2), torch.zeros(1, 2)]] * 2))
+    with pytest.raises(ValueError, match="dim must be in"):
+        summary_statistic_loss(dgm, dims=(2,))
+    with pytest.raises(ValueError, match="reduction"):
+        summary_statistic_loss(dgm, reduction="max")

@@ -5,7 +5,7 @@ from .cubical import CubicalComplex, cubical_persistence
 from .diagrams import Diagrams
 from .distances import bottleneck_distance, sliced_wasserstein_distance, wasserstein_distance
 from .rips import VietorisRips, rips_persistence
-from .losses import TopologyLoss
+from .losses import SummaryStatisticLoss, TopologyLoss
 from .ripsnet import RipsNet, fit_ripsnet
 from .vectorize import (
     BettiCurve,
@@ -32,6 +32,7 @@ __all__ = [
     "PowerWeight",
     "RipsNet",
     "Silhouette",
+    "SummaryStatisticLoss",
     "TopKDWeight",
     "TopologyLoss",
     "VietorisRips",

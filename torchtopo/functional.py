@@ -9,7 +9,7 @@ torch.Size([4, 20, 20])
 
 from .cubical import cubical_persistence
 from .distances import bottleneck_distance, sliced_wasserstein_distance, wasserstein_distance
-from .losses import signature_loss, topology_loss
+from .losses import signature_loss, summary_statistic_loss, topology_loss
 from .rips import rips_persistence
 from .ripsnet import masked_pool, segment_pool
 from .vectorize import (
@@ -35,6 +35,7 @@ __all__ = [
     "segment_pool",
     "signature_loss",
     "sliced_wasserstein_distance",
+    "summary_statistic_loss",
     "topology_loss",
     "wasserstein_distance",
 ]

@@ -1,6 +1,7 @@
-"""Topology losses between a student's and a teacher's feature clouds (knowledge distillation).
+"""Topology losses: between a student's and a teacher's feature clouds (knowledge
+distillation), and summary statistics of diagrams.
 
-Three ways to compare the topology of two clouds of the same samples:
+Four ways to compare the topology of two clouds of the same samples:
 
 - ``"ripsnet"`` (TopKD, Kim et al., ICML 2024): a frozen :class:`~torchtopo.RipsNet` maps each
   cloud to its approximate persistence image; MSE between the two images. No persistent
@@ -10,6 +11,8 @@ Three ways to compare the topology of two clouds of the same samples:
 - ``"signature"``: the topological signature loss of Moor, Horn, Rieck, Borgwardt,
   "Topological Autoencoders", ICML 2020: the distances of each cloud at the edges that create
   and destroy the other cloud's classes must agree. Needs no image and no fitted vectoriser.
+- ``"wasserstein"``: the Wasserstein distance between the two clouds' Rips diagrams
+  (:func:`~torchtopo.wasserstein_distance`), differentiable through the student's points.
 
 and one way to compare feature *maps* ``(n, C, H, W)`` of the same samples:
 
@@ -18,6 +21,9 @@ and one way to compare feature *maps* ``(n, C, H, W)`` of the same samples:
   (:func:`~torchtopo.cubical_persistence` with ``superlevel=True``) and its diagrams are
   vectorised by a :class:`~torchtopo.PersistenceImage`; MSE between the student's and the
   teacher's images, differentiable through the student's pixels.
+
+:func:`summary_statistic_loss` compares (or penalises) a statistic of the diagrams themselves,
+their total persistence, as pytorch-topological's ``SummaryStatisticLoss`` does.
 """
 
 from __future__ import annotations
@@ -29,16 +35,20 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ._checks import check_choice, check_finite, check_floating, check_int, check_mask, check_shape
+from ._checks import check_choice, check_finite, check_floating, check_int, check_mask, check_positive, check_shape
 from .cubical import cubical_persistence
+from .diagrams import Diagrams
+from .distances import _one_side, wasserstein_distance
 from .rips import rips_persistence
 from .rips.distances import edge_lengths
 from .ripsnet import RipsNet
 from .vectorize import PersistenceImage
 
-__all__ = ["topology_loss", "signature_loss", "mean_feature_map", "TopologyLoss"]
+__all__ = ["topology_loss", "signature_loss", "mean_feature_map", "summary_statistic_loss", "TopologyLoss",
+           "SummaryStatisticLoss"]
 
-_MODES = ("ripsnet", "exact", "signature", "cubical")
+_MODES = ("ripsnet", "exact", "signature", "wasserstein", "cubical")
+_STATISTICS = ("total_persistence", "p_norm")
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -239,6 +249,7 @@ def topology_loss(
     projection: nn.Module | None = None,
     reduction: str = "mean",
     dims: Sequence[int] = (0,),
+    order: float = 1.0,
 ) -> Tensor:
     r"""Topological distillation loss between student and teacher features of the same samples.
 
@@ -271,13 +282,17 @@ def topology_loss(
         RipsNet's dtype); the loss comes back in the student's dtype.
     teacher : Tensor
         ``(n, D_t)`` teacher features, or ``(n, C_t, H, W)`` feature maps.
-    mode : {"ripsnet", "exact", "signature", "cubical"}
+    mode : {"ripsnet", "exact", "signature", "wasserstein", "cubical"}
         ``"ripsnet"``: MSE between ``ripsnet(proj(student cloud))`` and ``ripsnet(teacher
         cloud)`` (TopKD); needs ``ripsnet`` with ``in_dim == D_t``. ``"exact"``: MSE between
         the persistence images ``vectorizer(rips_persistence(cloud))`` (needs a fitted
         ``vectorizer``; computes persistent homology at every call). ``"signature"``:
-        :func:`signature_loss` over ``dims``. ``"cubical"``: feature maps, as above (needs
-        ``vectorizer``, dimensions 0 and 1 only; one loss per sample, no ``cloud_size``).
+        :func:`signature_loss` over ``dims``. ``"wasserstein"``: the sum over ``dims`` of the
+        Wasserstein distances of order ``order`` (gudhi's defaults otherwise: L-infinity ground
+        metric, exact matching) between the student's and the teacher's Rips diagrams of each
+        cloud, without rescaling (a projection can match the teacher's scale). ``"cubical"``:
+        feature maps, as above (needs ``vectorizer``, dimensions 0 and 1 only; one loss per
+        sample, no ``cloud_size``).
     ripsnet : nn.Module, optional
         Called as ``ripsnet(clouds, mask=mask)``: maps ``(B, m, D_t)`` clouds (with a ``(B, m)``
         bool mask or None) to ``(B, P)`` vectors, e.g. a :class:`~torchtopo.RipsNet`.
@@ -293,7 +308,9 @@ def topology_loss(
     reduction : {"mean", "sum", "none"}
         Over the clouds; ``"none"`` returns one loss per cloud.
     dims : sequence of int
-        Homology dimensions of ``mode="signature"``. Default ``(0,)``.
+        Homology dimensions of ``mode="signature"`` and ``mode="wasserstein"``. Default ``(0,)``.
+    order : float
+        Order of the Wasserstein distance of ``mode="wasserstein"``. Default 1.
 
     Returns
     -------
@@ -318,6 +335,8 @@ def topology_loss(
     torch.Size([64, 16])
     >>> topology_loss(student, teacher, "signature", cloud_size=16, reduction="none").shape
     torch.Size([4])
+    >>> topology_loss(student, teacher, "wasserstein", cloud_size=16, dims=(0, 1)).shape
+    torch.Size([])
 
     Feature maps of 16 and 32 channels, compared through H0 and H1 images:
 
@@ -367,6 +386,13 @@ def topology_loss(
         with torch.no_grad():
             target = vectorizer(rips_persistence(t, max_dim, mask=mask)).flatten(1)
         per_cloud = (vectorizer(rips_persistence(s, max_dim, mask=mask)).flatten(1) - target).square().mean(-1)
+    elif mode == "wasserstein":
+        if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or not dims:
+            raise ValueError(f"dims must be a non-empty sequence of homology dimensions, got {dims!r}")
+        with torch.no_grad():
+            target = rips_persistence(t, max(dims), mask=mask)
+        diagrams = rips_persistence(s, max(dims), mask=mask)
+        per_cloud = sum(wasserstein_distance(diagrams, target, dim=d, order=order) for d in dims)
     else:
         per_cloud = signature_loss(s, t, mask=mask, dims=dims)
     return _reduce(per_cloud, reduction).to(out_dtype)
@@ -383,7 +409,7 @@ class TopologyLoss(nn.Module):
 
     Parameters
     ----------
-    mode, cloud_size, reduction, vectorizer, dims
+    mode, cloud_size, reduction, vectorizer, dims, order
         See :func:`topology_loss`.
     ripsnet : RipsNet, optional
         Required for ``mode="ripsnet"``; copied and frozen.
@@ -424,6 +450,7 @@ class TopologyLoss(nn.Module):
         student_dim: int | None = None,
         teacher_dim: int | None = None,
         dims: Sequence[int] = (0,),
+        order: float = 1.0,
     ) -> None:
         super().__init__()
         check_choice(mode, "mode", _MODES)
@@ -437,6 +464,7 @@ class TopologyLoss(nn.Module):
         self.student_dim = None if student_dim is None else check_int(student_dim, "student_dim", 1)
         self.teacher_dim = None if teacher_dim is None else check_int(teacher_dim, "teacher_dim", 1)
         self.mode, self.cloud_size, self.reduction, self.dims = mode, cloud_size, reduction, tuple(dims)
+        self.order = float(order)
         self.vectorizer = vectorizer
         if projection is None and student_dim is not None and teacher_dim is not None and student_dim != teacher_dim:
             projection = (nn.Conv2d(student_dim, teacher_dim, 1) if mode == "cubical"
@@ -459,8 +487,144 @@ class TopologyLoss(nn.Module):
                                  f"with), got shape {tuple(x.shape)}")
         return topology_loss(student, teacher, self.mode, ripsnet=self.ripsnet, vectorizer=self.vectorizer,
                              cloud_size=self.cloud_size, projection=self.projection, reduction=self.reduction,
-                             dims=self.dims)
+                             dims=self.dims, order=self.order)
 
     def extra_repr(self) -> str:
-        dims = f", dims={self.dims}" if self.mode == "signature" else ""
-        return f"mode={self.mode!r}, cloud_size={self.cloud_size}, reduction={self.reduction!r}{dims}"
+        dims = f", dims={self.dims}" if self.mode in ("signature", "wasserstein") else ""
+        order = f", order={self.order}" if self.mode == "wasserstein" else ""
+        return f"mode={self.mode!r}, cloud_size={self.cloud_size}, reduction={self.reduction!r}{dims}{order}"
+
+
+def summary_statistic_loss(
+    diagrams: Diagrams,
+    target: Diagrams | None = None,
+    *,
+    statistic: str = "total_persistence",
+    p: float = 2.0,
+    dims: Sequence[int] = (0,),
+    reduction: str = "mean",
+) -> Tensor:
+    r"""A summary statistic of diagrams, or how far it is from a target's, per homology dimension.
+
+    .. math::
+
+        S_d(D) = \sum_{(b, e) \in D_d} |e - b|^p
+
+    over the finite pairs of dimension :math:`d` is the total persistence
+    (``statistic="total_persistence"``); its :math:`p`-th root :math:`S_d(D)^{1/p}` the
+    ``"p_norm"``.
+    Without ``target`` the loss of a diagram is
+    :math:`\sum_{d \in \text{dims}} S_d(D)` (a regulariser: minimising it removes topological
+    noise, maximising it opens loops); with one it is :math:`\sum_d |S_d(D) - S_d(T)|`.
+
+    Convention:
+        pytorch-topological's ``SummaryStatisticLoss(summary_statistic, p=...)`` with
+        ``"total_persistence"`` (its default statistic) or ``"p_norm"``, except that a target
+        is compared dimension by dimension (pytorch-topological compares the sums over all
+        dimensions), and batched: one value per diagram, then ``reduction``. Infinite bars and
+        padding are left out. Both inputs stay differentiable: detach a teacher yourself.
+
+    Parameters
+    ----------
+    diagrams : Diagrams
+        Batched or not.
+    target : Diagrams, optional
+        Of the same batch size.
+    statistic : {"total_persistence", "p_norm"}
+        Default ``"total_persistence"``.
+    p : float
+        Positive exponent. Default 2, as pytorch-topological.
+    dims : sequence of int
+        Homology dimensions. Default ``(0,)``.
+    reduction : {"mean", "sum", "none"}
+        Over the batch; ``"none"`` returns ``(B,)``. An unbatched diagram gives a scalar.
+
+    Returns
+    -------
+    Tensor
+        A scalar, or ``(B,)``; the diagrams' dtype (float16 and bfloat16 computed in float32).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On non-Diagrams input, different batch sizes, a bad ``statistic``, ``p``, ``dims`` or
+        ``reduction``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchtopo import Diagrams
+    >>> dgm = Diagrams.from_list([[torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, float("inf")]])]])
+    >>> summary_statistic_loss(dgm)  # 1^2 + 2^2, the infinite bar left out
+    tensor(5.)
+    >>> summary_statistic_loss(dgm, statistic="p_norm", p=1.0)
+    tensor(3.)
+    """
+    check_choice(statistic, "statistic", _STATISTICS)
+    check_choice(reduction, "reduction", _REDUCTIONS)
+    p = check_positive(p, "p")
+    if not isinstance(diagrams, Diagrams) or target is not None and not isinstance(target, Diagrams):
+        raise TypeError(f"diagrams and target must be Diagrams, got {type(diagrams).__name__} and "
+                        f"{type(target).__name__}")
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or not dims:
+        raise ValueError(f"dims must be a non-empty sequence of homology dimensions, got {dims!r}")
+    if target is not None and (target.is_batched != diagrams.is_batched or target.batch_size != diagrams.batch_size):
+        raise ValueError(f"diagrams and target must hold the same number of diagrams, got {diagrams.batch_size} "
+                         f"and {target.batch_size}")
+
+    def statistics(dgm: Diagrams, name: str, dim: int) -> Tensor:
+        pairs, mask, _ = _one_side(dgm, dim, name)
+        pairs = pairs.to(_working_dtype(pairs.dtype))
+        persistence = (pairs[..., 1] - pairs[..., 0]).abs()
+        keep = mask & torch.isfinite(persistence)
+        total = torch.where(keep, torch.where(keep, persistence, 0.0).pow(p), 0.0).sum(1)
+        if statistic == "total_persistence":
+            return total
+        positive = total > 0  # the root at 0 would have an infinite gradient
+        return torch.where(positive, torch.where(positive, total, 1.0).pow(1 / p), 0.0)
+
+    per_diagram = sum(
+        statistics(diagrams, "diagrams", d) if target is None
+        else (statistics(diagrams, "diagrams", d) - statistics(target, "target", d)).abs()
+        for d in dims)
+    if not diagrams.is_batched:
+        per_diagram = per_diagram[0]
+    return _reduce(per_diagram, reduction).to(diagrams.dtype)
+
+
+class SummaryStatisticLoss(nn.Module):
+    r"""Module form of :func:`summary_statistic_loss` (pytorch-topological's
+    ``SummaryStatisticLoss``, per homology dimension and batched).
+
+    Parameters
+    ----------
+    statistic, p, dims, reduction
+        See :func:`summary_statistic_loss`.
+
+    Shape:
+        ``diagrams`` (and ``target``): :class:`~torchtopo.Diagrams` of ``B`` diagrams -> scalar,
+        or ``(B,)`` with ``reduction="none"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchtopo import rips_persistence
+    >>> points = torch.randn(8, 32, 2, requires_grad=True)
+    >>> loss = SummaryStatisticLoss(p=1.0, dims=(1,))(rips_persistence(points, max_dim=1))
+    >>> loss.backward(); points.grad.shape  # gradients reach the points
+    torch.Size([8, 32, 2])
+    """
+
+    def __init__(self, statistic: str = "total_persistence", p: float = 2.0, dims: Sequence[int] = (0,),
+                 reduction: str = "mean") -> None:
+        super().__init__()
+        check_choice(statistic, "statistic", _STATISTICS)
+        check_choice(reduction, "reduction", _REDUCTIONS)
+        self.statistic, self.p, self.dims, self.reduction = statistic, check_positive(p, "p"), tuple(dims), reduction
+
+    def forward(self, diagrams: Diagrams, target: Diagrams | None = None) -> Tensor:
+        return summary_statistic_loss(diagrams, target, statistic=self.statistic, p=self.p, dims=self.dims,
+                                      reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"statistic={self.statistic!r}, p={self.p}, dims={self.dims}, reduction={self.reduction!r}"
