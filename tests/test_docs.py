@@ -29,6 +29,8 @@ PAGES = {  # page -> the figures drawn into it at build time
     "installation": 0,
     "quickstart": 1,
     "concepts": 3,
+    "vectorizations": 1,
+    "distances": 1,
     "tutorials/index": 0,
     "tutorials/noisy_circles": 2,
     "tutorials/ripsnet": 2,

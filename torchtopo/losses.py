@@ -296,7 +296,7 @@ def topology_loss(
     ripsnet : nn.Module, optional
         Called as ``ripsnet(clouds, mask=mask)``: maps ``(B, m, D_t)`` clouds (with a ``(B, m)``
         bool mask or None) to ``(B, P)`` vectors, e.g. a :class:`~torchtopo.RipsNet`.
-    vectorizer : PersistenceImage, optional
+    vectorizer : ~torchtopo.PersistenceImage, optional
         For ``mode="exact"`` and ``mode="cubical"``. For feature maps its range is that of the
         superlevel diagrams of standardised maps: births are minus the activation at which a
         class appears, about ``[-4, 4]``, persistences about ``[0, 8]`` (or fit it on

@@ -11,6 +11,7 @@ summary (batched: one call for the whole list) and keeps it, fitted, as ``vector
 >>> import numpy as np
 >>> from sklearn.pipeline import make_pipeline
 >>> from sklearn.svm import SVC
+>>> from torchtopo.sklearn import Landscape  # not torchtopo.Landscape, the nn.Module it wraps
 >>> diagrams = [np.array([[0.0, 1.0]]), np.array([[0.0, 3.0], [1.0, 1.5]])] * 4
 >>> model = make_pipeline(Landscape(num_landscapes=2, resolution=10), SVC()).fit(diagrams, [0, 1] * 4)
 >>> model.predict([np.array([[0.0, 2.9]])])
