@@ -210,13 +210,14 @@ TABLES = {"distances": (distance_rows, distances_table), "distances_sinkhorn": (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--pairs", type=int, default=256, help="diagram pairs per distance row")
     parser.add_argument("--persim-pairs", type=int, default=32, help="persim is timed on this prefix")
     parser.add_argument("--batch", type=int, default=1024, help="diagrams per vectorization row")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (interleaved medians)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (gudhi and persim use one)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the point clouds")
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to run")
     add_output_arguments(parser)
     args = parser.parse_args()
