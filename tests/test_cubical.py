@@ -387,7 +387,7 @@ def test_module_calls_the_function():
     assert torch.equal(layer(images).pairs[0], expected.pairs[0])
     assert "superlevel=True" in repr(layer)
     mask = torch.ones(3, 8, 8, dtype=torch.bool)
-    assert torch.equal(layer(images, mask).pairs[0], expected.pairs[0])
+    assert torch.equal(layer(images, mask=mask).pairs[0], expected.pairs[0])
 
 
 @pytest.mark.parametrize(("call", "error", "match"), [

@@ -157,9 +157,9 @@ def test_gradcheck(convention):
     mask = torch.tensor([[True, True, True], [True, True, False]])
     kw = dict(bandwidth=0.3, convention=convention)
     assert torch.autograd.gradcheck(
-        lambda d: persistence_image(d, mask, im_range=(0, 0.5, 0, 1), resolution=(4, 3), weight="topkd", **kw), dgm)
+        lambda d: persistence_image(d, mask=mask, im_range=(0, 0.5, 0, 1), resolution=(4, 3), weight="topkd", **kw), dgm)
     assert torch.autograd.gradcheck(
-        lambda d: persistence_curve(d, mask, pers_range=(0, 1), resolution=5, weight="linear", **kw), dgm)
+        lambda d: persistence_curve(d, mask=mask, pers_range=(0, 1), resolution=5, weight="linear", **kw), dgm)
 
 
 @given(data=st.data(), diagrams=diagram_lists)
@@ -174,7 +174,7 @@ def test_padding_and_permutation_invariance(data, diagrams):
         order = torch.tensor(data.draw(st.permutations(range(k))))
         rows = torch.cat([t, torch.full((k - t.shape[0], 2), math.nan, dtype=torch.float64)])
         padded[b], mask[b] = rows[order], (torch.arange(k) < t.shape[0])[order]
-    torch.testing.assert_close(persistence_image(padded, mask, **kw), reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(persistence_image(padded, mask=mask, **kw), reference, rtol=1e-12, atol=1e-12)
 
 
 def test_infinite_bars_dropped_or_raise():
@@ -306,8 +306,8 @@ def test_weights_are_tensor_functions():
         (lambda: persistence_image(torch.zeros(1, 1, 3, 2), im_range=(0, 1, 0, 1)), ValueError, "shape"),
         (lambda: persistence_image(torch.tensor([[0.0, math.nan]]), im_range=(0, 1, 0, 1)), ValueError, "NaN"),
         (lambda: persistence_image(torch.tensor([[math.inf, math.inf]]), im_range=(0, 1, 0, 1)), ValueError, "births"),
-        (lambda: persistence_image(torch.zeros(2, 3, 2), torch.ones(2, 3), im_range=(0, 1, 0, 1)), TypeError, "mask"),
-        (lambda: persistence_image(torch.zeros(2, 3, 2), torch.ones(3, 2, dtype=torch.bool), im_range=(0, 1, 0, 1)),
+        (lambda: persistence_image(torch.zeros(2, 3, 2), mask=torch.ones(2, 3), im_range=(0, 1, 0, 1)), TypeError, "mask"),
+        (lambda: persistence_image(torch.zeros(2, 3, 2), mask=torch.ones(3, 2, dtype=torch.bool), im_range=(0, 1, 0, 1)),
          ValueError, "mask"),
         (lambda: persistence_image(torch.zeros(3, 2), im_range=(0, 1, 0)), ValueError, "im_range"),
         (lambda: persistence_image(torch.zeros(3, 2), im_range=(1, 0, 0, 1)), ValueError, "im_range"),

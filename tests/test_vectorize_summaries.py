@@ -119,11 +119,11 @@ def test_functional_forms_match_gudhi_on_explicit_grids(diagrams, data):
     pairs, mask = padded.pairs[0], padded.mask[0]
     kw = dict(sample_range=(lo, hi), resolution=resolution)
     checks = [
-        (persistence_landscape(pairs, mask, num_landscapes=3, **kw), GudhiLandscape(3, resolution, [lo, hi])),
-        (persistence_silhouette(pairs, mask, weight="linear", **kw),
+        (persistence_landscape(pairs, mask=mask, num_landscapes=3, **kw), GudhiLandscape(3, resolution, [lo, hi])),
+        (persistence_silhouette(pairs, mask=mask, weight="linear", **kw),
          GudhiSilhouette(lambda x: x[1] - x[0], resolution, [lo, hi])),
-        (betti_curve(pairs, mask, **kw), GudhiBetti(resolution, [lo, hi])),
-        (persistence_entropy(pairs, mask, mode="vector", normalized=False, **kw),
+        (betti_curve(pairs, mask=mask, **kw), GudhiBetti(resolution, [lo, hi])),
+        (persistence_entropy(pairs, mask=mask, mode="vector", normalized=False, **kw),
          GudhiEntropy("vector", False, resolution, [lo, hi])),
     ]
     kept = [d[d[:, 1] > d[:, 0]] for d in exact]
@@ -196,7 +196,7 @@ def test_gradcheck(fn, kw):
     grid = dict(sample_range=(0.03, 1.03)) if fn is persistence_entropy and kw["mode"] == "vector" else {}
     if fn is not persistence_entropy:
         grid = dict(grid=[0.05, 0.33, 0.47, 0.61, 0.8])
-    assert torch.autograd.gradcheck(lambda d: fn(d, mask, **grid, **kw), dgm)
+    assert torch.autograd.gradcheck(lambda d: fn(d, mask=mask, **grid, **kw), dgm)
 
 
 @pytest.mark.parametrize("make", [
@@ -218,7 +218,7 @@ def test_padding_and_permutation_never_change_a_result(make, data, diagrams):
         order = torch.tensor(data.draw(st.permutations(range(k))))
         rows = torch.cat([t, torch.full((k - t.shape[0], 2), math.nan, dtype=torch.float64)])
         padded[b], mask[b] = rows[order], (torch.arange(k) < t.shape[0])[order]
-    torch.testing.assert_close(module(padded, mask), reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(module(padded, mask=mask), reference, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("make", [
@@ -347,7 +347,7 @@ def test_silhouette_of_zero_weights_is_zero():
         (lambda: persistence_landscape(torch.tensor([[NAN, 1.0]]), grid=[0.0]), ValueError, "NaN"),
         (lambda: persistence_silhouette(torch.zeros(1, 2), grid=[0.0], weight=lambda b, p: 1.0), ValueError,
          "weight must return"),
-        (lambda: betti_curve(torch.zeros(2, 2), torch.ones(2), grid=[0.0]), TypeError, "mask"),
+        (lambda: betti_curve(torch.zeros(2, 2), mask=torch.ones(2), grid=[0.0]), TypeError, "mask"),
         (lambda: persistence_entropy(torch.tensor([[1.0, 0.0]])), ValueError, "death >= birth"),
         (lambda: persistence_entropy(torch.zeros(1, 2), mode="vector"), ValueError, "sample_range"),
         (lambda: persistence_entropy(torch.zeros(1, 2), mode="vector", sample_range=(1, 1), resolution=3),

@@ -210,7 +210,7 @@ class CubicalComplex(nn.Module):
         self.backend = backend
         self.num_workers = num_workers
 
-    def forward(self, images: Tensor, mask: Tensor | None = None) -> Diagrams:
+    def forward(self, images: Tensor, *, mask: Tensor | None = None) -> Diagrams:
         return cubical_persistence(
             images,
             self.max_dim,

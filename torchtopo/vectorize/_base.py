@@ -246,7 +246,7 @@ class Vectorizer(nn.Module):
     def _fit_dim(self, dim: int, pairs: Tensor, mask: Tensor | None) -> dict[str, Any]:
         raise NotImplementedError
 
-    def fit(self, diagrams: DiagramsLike, mask: Tensor | None = None) -> "Vectorizer":
+    def fit(self, diagrams: DiagramsLike, *, mask: Tensor | None = None) -> "Vectorizer":
         """Learn what is unset from ``diagrams`` (one entry per dimension in ``dims``); returns
         ``self``. Infinite bars are ignored (``infinite="drop"``) or raise."""
         with torch.no_grad():
@@ -305,7 +305,7 @@ class Vectorizer(nn.Module):
     def _transform(self, i: int, pairs: Tensor, mask: Tensor | None) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, diagrams: DiagramsLike, mask: Tensor | None = None) -> Tensor:
+    def forward(self, diagrams: DiagramsLike, *, mask: Tensor | None = None) -> Tensor:
         """Summaries of ``diagrams``; see the class docstring for shapes."""
         self._check_fitted()
         outputs = [self._transform(i, pairs, m) for i, (pairs, m) in enumerate(self._per_dim(diagrams, mask))]

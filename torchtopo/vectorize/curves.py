@@ -30,8 +30,8 @@ __all__ = ["betti_curve", "persistence_silhouette", "BettiCurve", "Silhouette"]
 @half_as_float32
 def persistence_silhouette(
     diagrams: Tensor,
-    mask: Tensor | None = None,
     *,
+    mask: Tensor | None = None,
     sample_range: Sequence[float] | None = None,
     resolution: int = 100,
     grid: Tensor | Sequence[float] | None = None,
@@ -129,8 +129,8 @@ def _weighted_tents_cpu(birth: Tensor, death: Tensor, share: Tensor, keep: Tenso
 @half_as_float32
 def betti_curve(
     diagrams: Tensor,
-    mask: Tensor | None = None,
     *,
+    mask: Tensor | None = None,
     sample_range: Sequence[float] | None = None,
     resolution: int = 100,
     grid: Tensor | Sequence[float] | None = None,
@@ -244,7 +244,7 @@ class Silhouette(GridVectorizer):
         return self.resolution * len(self.dims)
 
     def _transform(self, i: int, pairs: Tensor, mask: Tensor | None) -> Tensor:
-        return persistence_silhouette(pairs, mask, grid=self._grid(i), weight=self.weight, infinite=self.infinite)
+        return persistence_silhouette(pairs, mask=mask, grid=self._grid(i), weight=self.weight, infinite=self.infinite)
 
     def _arguments(self) -> dict[str, Any]:
         if not isinstance(self.weight, Weight):
@@ -340,7 +340,7 @@ class BettiCurve(GridVectorizer):
         return self.resolution * len(self.dims)
 
     def _transform(self, i: int, pairs: Tensor, mask: Tensor | None) -> Tensor:
-        return betti_curve(pairs, mask, grid=self._grid(i), infinite=self.infinite)
+        return betti_curve(pairs, mask=mask, grid=self._grid(i), infinite=self.infinite)
 
     def _arguments(self) -> dict[str, Any]:
         return dict(predefined_grid=self.predefined_grid, **self._grid_arguments())

@@ -54,8 +54,8 @@ def _entropy_summary(birth: Tensor, death: Tensor, keep: Tensor, start: float, s
 @half_as_float32
 def persistence_entropy(
     diagrams: Tensor,
-    mask: Tensor | None = None,
     *,
+    mask: Tensor | None = None,
     mode: str = "scalar",
     normalized: bool = True,
     sample_range: Sequence[float] | None = None,
@@ -220,7 +220,7 @@ class PersistenceEntropy(GridVectorizer):
 
     def _transform(self, i: int, pairs: Tensor, mask: Tensor | None) -> Tensor:
         if self.mode == "scalar":
-            return persistence_entropy(pairs, mask, infinite=self.infinite)
+            return persistence_entropy(pairs, mask=mask, infinite=self.infinite)
         grid = self._grid(i)
         start = self.sample_range_[i][0] if self.is_fitted else self.sample_range[0]
         return _summary(pairs, mask, start, grid[1] - grid[0], self.resolution, self.normalized, self.infinite)

@@ -100,8 +100,8 @@ def _axis_kernel(
 @half_as_float32
 def persistence_image(
     diagrams: Tensor,
-    mask: Tensor | None = None,
     *,
+    mask: Tensor | None = None,
     im_range: Sequence[float],
     resolution: Sequence[int] = (20, 20),
     bandwidth: float = 1.0,
@@ -209,8 +209,8 @@ def persistence_image(
 @half_as_float32
 def persistence_curve(
     diagrams: Tensor,
-    mask: Tensor | None = None,
     *,
+    mask: Tensor | None = None,
     pers_range: Sequence[float],
     resolution: int = 20,
     bandwidth: float = 1.0,
@@ -463,13 +463,13 @@ class PersistenceImage(Vectorizer):
                      if self.bandwidth in _FITTED_BANDWIDTHS else float(self.bandwidth))
         return {"range_": im_range, "bandwidth_": bandwidth, "scale_": 1.0}
 
-    def fit(self, diagrams: DiagramsLike, mask: Tensor | None = None) -> "PersistenceImage":
+    def fit(self, diagrams: DiagramsLike, *, mask: Tensor | None = None) -> "PersistenceImage":
         """Learn the unset range entries, a quantile bandwidth and the scale from ``diagrams``.
 
         Sets ``range_`` (per dimension, 4 floats), ``bandwidth_`` and ``scale_`` (per dimension)
         and returns ``self``. Infinite bars are ignored.
         """
-        super().fit(diagrams, mask)
+        super().fit(diagrams, mask=mask)
         if self.normalize:
             with torch.no_grad():
                 peaks = [float(img.max()) for img in self._images(self._per_dim(diagrams, mask))]
@@ -494,9 +494,9 @@ class PersistenceImage(Vectorizer):
         im_range, bandwidth, scale = self._params(i)
         common = dict(bandwidth=bandwidth, weight=self.weight, convention=self.convention, infinite=self.infinite)
         if self._is_curve(self.dims[i]):
-            img = persistence_curve(pairs, mask, pers_range=im_range[2:], resolution=self.resolution[1], **common)
+            img = persistence_curve(pairs, mask=mask, pers_range=im_range[2:], resolution=self.resolution[1], **common)
         else:
-            img = persistence_image(pairs, mask, im_range=im_range, resolution=self.resolution, **common)
+            img = persistence_image(pairs, mask=mask, im_range=im_range, resolution=self.resolution, **common)
         return img if scale == 1.0 else img * scale
 
     def _images(self, per_dim: list[tuple[Tensor, Tensor | None]]) -> list[Tensor]:

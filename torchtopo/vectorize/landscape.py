@@ -46,8 +46,8 @@ def _top_tents_cpu(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor, lev
 @half_as_float32
 def persistence_landscape(
     diagrams: Tensor,
-    mask: Tensor | None = None,
     *,
+    mask: Tensor | None = None,
     sample_range: Sequence[float] | None = None,
     resolution: int = 100,
     grid: Tensor | Sequence[float] | None = None,
@@ -200,7 +200,7 @@ class Landscape(GridVectorizer):
         return self.num_landscapes * self.resolution * len(self.dims)
 
     def _transform(self, i: int, pairs: Tensor, mask: Tensor | None) -> Tensor:
-        return persistence_landscape(pairs, mask, grid=self._grid(i), num_landscapes=self.num_landscapes,
+        return persistence_landscape(pairs, mask=mask, grid=self._grid(i), num_landscapes=self.num_landscapes,
                                      infinite=self.infinite)
 
     def _arguments(self) -> dict[str, Any]:
