@@ -3,6 +3,8 @@ implementations, masks, dispatch and errors."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import gudhi
 import numpy as np
 import pytest
@@ -324,6 +326,11 @@ def test_torch_sweeps_equal_numba_sweeps_on_volumes(batch):
     _pairings_equal(values, batch.shape[1:], 3, ["numba", "torch"])
 
 
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                  reason="needs triton (an optional dependency of the GPU kernels)")
+
+
+@needs_triton
 @pytest.mark.parametrize(("spatial_dims", "shape", "kind"), [
     (2, (1, 5, 6), "uniform"),
     (2, (1, 6, 5), "plateaus"),
@@ -340,6 +347,7 @@ def test_triton_sweeps_equal_numba_sweeps(spatial_dims, shape, kind):
     _pairings_equal(values, shape, spatial_dims, ["numba", "triton", "torch"])
 
 
+@needs_triton
 def test_cuda_input_goes_through_the_triton_kernel(monkeypatch):
     """The dispatch for CUDA input (forced here on CPU tensors under the interpreter): the same
     diagrams, generators and gradients as the CPU path."""

@@ -358,3 +358,16 @@ def test_silhouette_of_zero_weights_is_zero():
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_a_tent_of_height_zero_has_no_gradient_on_either_path():
+    """Regression (hypothesis, CI stop 19): a pair on the diagonal sampled at its own birth; the
+    tensor path's clamp passed a gradient through the tent's 0, the compiled path did not."""
+    import torchtopo.vectorize.landscape
+
+    for kernel in (True, False):
+        dgm = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(torchtopo.vectorize.landscape, "compiled", lambda x: kernel)
+            (grad,) = torch.autograd.grad(persistence_landscape(dgm, grid=[0.0], num_landscapes=3).sum(), dgm)
+        assert torch.equal(grad, torch.zeros_like(grad))

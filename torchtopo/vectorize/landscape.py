@@ -22,7 +22,7 @@ def tents(birth: Tensor, death: Tensor, grid: Tensor) -> Tensor:
     keep hold ``b = d = 0``, so their tents are 0."""
     mid, height = (birth + death) / 2, (death - birth) / 2
     x = grid.to(birth.dtype)[:, None]
-    return (height.unsqueeze(1) - (x - mid.unsqueeze(1)).abs()).clamp_min(0)
+    return (height.unsqueeze(1) - (x - mid.unsqueeze(1)).abs()).relu()  # gradient 0 where the tent is 0
 
 
 def _top_tents_cpu(birth: Tensor, death: Tensor, keep: Tensor, grid: Tensor, levels: int, with_index: bool
@@ -125,7 +125,7 @@ def persistence_landscape(
             rows = index.clamp_min(0).flatten(1)
             mid = ((birth + death) / 2).gather(1, rows).view(index.shape)
             height = ((death - birth) / 2).gather(1, rows).view(index.shape)
-            tent = torch.where(index >= 0, (height - (x.to(birth.dtype) - mid).abs()).clamp_min(0), 0.0)
+            tent = torch.where(index >= 0, (height - (x.to(birth.dtype) - mid).abs()).relu(), 0.0)
             out = out + (tent - tent.detach())
     else:
         k = min(num_landscapes, birth.shape[1])
