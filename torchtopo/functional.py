@@ -3,7 +3,7 @@
 >>> import torch
 >>> import torchtopo.functional as TF
 >>> dgm = TF.rips_persistence(torch.randn(4, 32, 2), max_dim=1)
->>> TF.persistence_image(dgm.pairs[1], dgm.mask[1], im_range=(0, 1, 0, 1), bandwidth=0.1).shape
+>>> TF.persistence_image(dgm.pairs[1], mask=dgm.mask[1], im_range=(0, 1, 0, 1), bandwidth=0.1).shape
 torch.Size([4, 20, 20])
 """
 
