@@ -218,21 +218,37 @@ def rips_persistence(
     death value is then the length of its edge, recomputed exactly from ``points`` (or read from
     ``distances``), so gradients flow to the input.
 
+    Precision: float16 and bfloat16 input is paired and measured in float32 and the values come
+    back rounded to the input's dtype. Clouds whose squared distances would overflow or fall
+    into subnormals (float32 coordinates beyond about ``1e18`` or below ``1e-16``, float64 beyond
+    ``1e153`` or below ``1e-146``) are scaled by a power of two first, which is exact, so the
+    values are still the exact lengths; a diagram whose values do not fit in the input's dtype
+    (a bar longer than its largest number) raises a ``ValueError`` instead of an infinite or
+    wrong value.
+
     Parameters
     ----------
     points : Tensor
-        ``(B, N, D)`` or ``(N, D)`` floating. Integer tensors are refused with a ``TypeError``.
+        ``(B, N, D)`` or ``(N, D)`` floating (float16 to float64). Integer tensors are refused
+        with a ``TypeError``. ``B = 0`` gives empty diagrams (``pairs[d]`` ``(0, K_d, 2)``).
     max_dim : int
         Highest homology dimension (0: connected components, 1: loops, 2: voids).
     mask : Tensor, optional
         ``(B, N)`` bool, True for real points, for clouds of different sizes. Masked points
-        never change the result.
+        (rows and columns of ``distances``) are never read: they may hold anything, NaN and inf
+        included, never change the result and get zero gradients.
     distances : Tensor, optional
-        ``(B, N, N)`` or ``(N, N)`` precomputed distance matrix, instead of ``points``. It must be
-        symmetric up to rounding; it is used as ``(D + D^T) / 2`` with a zero diagonal (so
-        ``torch.cdist`` output, which is neither exactly, works).
+        ``(B, N, N)`` or ``(N, N)`` precomputed distance matrix, instead of ``points``: finite,
+        non-negative, symmetric up to rounding (relative ``1e-4``) and zero on the diagonal up
+        to rounding: a diagonal entry may be at most ``min(8 sqrt(eps), 0.01)`` times the
+        cloud's largest entry (``eps`` of its dtype: ``2.8e-3`` in float32, ``1.2e-7`` in
+        float64), the error of a matrix-product distance such as ``torch.cdist``'s; a larger
+        one (ripser reads the diagonal as vertex birth times, which this function does not
+        support) raises a ``ValueError``. It is used as ``(D + D^T) / 2`` with a zero diagonal.
     max_edge : float, optional
-        Leave out edges longer than this (classes alive at ``max_edge`` become infinite).
+        Leave out edges longer than this (classes alive at ``max_edge`` become infinite). The
+        exact length of an edge (its value in the diagram) decides, in every dimension and
+        with every backend, so an edge exactly ``max_edge`` long is kept. ``inf``: no cut.
     keep_infinite : bool
         Keep infinite bars, with death ``inf``.
     backend : {"auto", "native", "gudhi"}
@@ -249,7 +265,7 @@ def rips_persistence(
         ``flag_persistence_generators`` on the CPU, one cloud per thread; any ``max_dim``.
         ``"auto"``: native for ``max_dim <= 2`` (H1 and H2 need numba), gudhi otherwise.
     num_workers : int, optional
-        Threads of the gudhi backend (default: all cores).
+        Threads of the gudhi backend, ``>= 1`` (default: all cores).
 
     Returns
     -------
@@ -261,10 +277,14 @@ def rips_persistence(
     Raises
     ------
     TypeError
-        If ``points``, ``distances`` or ``mask`` has the wrong type or dtype.
+        If ``points``, ``distances`` or ``mask`` has the wrong type or dtype, or ``max_dim``,
+        ``max_edge``, ``keep_infinite`` or ``num_workers`` the wrong type.
     ValueError
-        On a wrong shape, no point, NaN or inf, an all-False mask row or an unknown backend.
-        (The finiteness check reads one value back from the device.)
+        On a wrong shape, no point, NaN or inf among the real entries, a tensor on the
+        ``meta`` device, an all-False mask row, an asymmetric matrix or one with a non-zero
+        diagonal, a negative ``max_dim``, a negative or NaN ``max_edge``, ``num_workers < 1``,
+        an unknown backend or a diagram that overflows the input's dtype. (The finiteness check
+        reads two values back from the device.)
 
     Examples
     --------
