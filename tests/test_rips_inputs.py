@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from torchtopo import VietorisRips, rips_persistence
-from torchtopo.rips.distances import edge_lengths
+from torchtopo.rips.distances import edge_lengths, pairwise_distances
 
 BACKENDS = ["native", "gudhi"]
 
@@ -305,3 +305,12 @@ def test_masked_padding_is_never_read_nan_included(backend, max_dim):
         assert_same_diagram(from_matrix.to_list(d)[0], reference.to_list(d)[0].numpy(), 1e-12)
     with pytest.raises(ValueError, match="points must be finite"):
         rips_persistence(points.detach(), max_dim, backend=backend)  # NaN in a real point
+
+
+def test_pairwise_distances_never_read_masked_points():
+    real = torch.randn(1, 9, 4, dtype=torch.float64)
+    padded = torch.cat([real, torch.full((1, 3, 4), float("nan"), dtype=torch.float64)], dim=1)
+    mask = torch.arange(12).unsqueeze(0) < 9
+    got = pairwise_distances(padded, mask)
+    torch.testing.assert_close(got[:, :9, :9], pairwise_distances(real), rtol=1e-12, atol=1e-12)
+    assert torch.isinf(got[:, 9:, :9]).all() and (got.diagonal(dim1=1, dim2=2) == 0).all()

@@ -13,8 +13,9 @@ def _centred(points: Tensor, mask: Tensor | None) -> Tensor:
     if mask is None:
         center = points.mean(dim=1, keepdim=True)
     else:
-        weights = mask.to(points.dtype).unsqueeze(-1)
-        center = (points * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1)
+        # where, not a product with the mask: padding is never read, NaN included
+        real = torch.where(mask.unsqueeze(-1), points, 0)
+        center = real.sum(1, keepdim=True) / mask.sum(1, keepdim=True).unsqueeze(-1).clamp_min(1).to(points.dtype)
     return points - center
 
 
@@ -34,8 +35,7 @@ def pairwise_distances(points: Tensor, mask: Tensor | None = None) -> Tensor:
         ``(B, N, D)`` floating.
     mask : Tensor, optional
         ``(B, N)`` bool, True for real points. Rows and columns of masked points are ``inf``
-        (the diagonal stays 0); masked points must be finite (they enter no distance, but a NaN
-        would reach the centre).
+        (the diagonal stays 0); masked points are never read (they may hold NaN).
 
     Returns
     -------
