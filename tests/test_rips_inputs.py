@@ -314,3 +314,13 @@ def test_pairwise_distances_never_read_masked_points():
     got = pairwise_distances(padded, mask)
     torch.testing.assert_close(got[:, :9, :9], pairwise_distances(real), rtol=1e-12, atol=1e-12)
     assert torch.isinf(got[:, 9:, :9]).all() and (got.diagonal(dim1=1, dim2=2) == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("max_dim", [0, 1])
+def test_a_max_edge_far_beyond_every_edge_is_no_cut(dtype, max_dim):
+    x = torch.randn(2, 10, 3, dtype=dtype)
+    for max_edge in (1e30, 1e200, 1.7e308):
+        dgm = rips_persistence(x, max_dim, max_edge=max_edge)
+        for d in range(max_dim + 1):
+            assert torch.equal(dgm.pairs[d], rips_persistence(x, max_dim).pairs[d])

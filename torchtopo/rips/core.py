@@ -175,15 +175,17 @@ def _native_pairing(
     return Pairing(births, deaths, valid)
 
 
-def _ordering_distances(points: Tensor | None, matrix: Tensor | None, mask: Tensor | None, max_edge: float | None,
-                        dtype: torch.dtype | None = None) -> Tensor:
-    """Detached ``(B, N, N)`` distances that order the edges (in ``dtype`` when given): the
-    product form for points, with the edges near ``max_edge`` measured exactly, so that their
-    exact lengths decide the cut as they do in dimension 0; the matrix itself otherwise."""
-    if points is None:
-        return matrix if mask is None else mask_distances(matrix, mask)
-    order = pairwise_distances(points if dtype is None else points.to(dtype), mask)
-    return order if max_edge is None else measure_near_threshold(order, points, mask, max_edge)
+def _ordering_distances(
+    source: Tensor, from_points: bool, mask: Tensor | None, max_edge: float | None, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Detached ``(B, N, N)`` distances that order the edges (in ``dtype`` when given), from the
+    detached ``source``: for points ``(B, N, D)``, the product form with the edges near
+    ``max_edge`` measured exactly, so that their exact lengths decide the cut as they do in
+    dimension 0 (:func:`gather_diagrams`); for a matrix, the matrix itself."""
+    if not from_points:
+        return source if mask is None else mask_distances(source, mask)
+    order = pairwise_distances(source if dtype is None else source.to(dtype), mask)
+    return order if max_edge is None else measure_near_threshold(order, source, mask, max_edge)
 
 
 def _overflowing(diagrams: Diagrams) -> bool:
@@ -335,21 +337,20 @@ def rips_persistence(
     else:
         work = _check_distances(source, mask)
     detached = work.detach()
-    exact_points = detached if points is not None else None
-    matrix = detached if points is None else None
-    lengths = partial(edge_lengths if points is not None else _matrix_lengths, work)
+    from_points = points is not None
+    lengths = partial(edge_lengths if from_points else _matrix_lengths, work)
     native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native:
         if max_dim > 2:
             raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
-        triton_points = exact_points if _use_triton(exact_points) else None
+        triton_points = detached if from_points and _use_triton(detached) else None
         order = None
         if max_dim >= 1 or triton_points is None:
-            order = _ordering_distances(exact_points, matrix, mask, cut)
+            order = _ordering_distances(detached, from_points, mask, cut)
         pairing = _native_pairing(order, triton_points, mask, max_dim, cut)
     else:
         # gudhi gets float64 distances (it reads the real points of each cloud only).
-        order = _ordering_distances(exact_points, matrix, mask, cut, dtype=torch.float64)
+        order = _ordering_distances(detached, from_points, mask, cut, dtype=torch.float64)
         pairing = gudhi_pairing(order, mask, max_dim, cut, num_workers=num_workers)
 
     diagrams = gather_diagrams(lengths, pairing, keep_infinite=keep_infinite, max_edge=cut)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -104,11 +106,15 @@ def measure_near_threshold(distances: Tensor, points: Tensor, mask: Tensor | Non
     radius2 = centred.square().sum(-1)
     if mask is not None:
         radius2 = radius2.masked_fill(~mask, 0)
+    radius2 = radius2.amax(1) if n else radius2.new_zeros(batch)
+    if batch == 0 or threshold > 2.01 * math.sqrt(float(radius2.max())):
+        return distances  # every edge (at most twice the largest radius long) is well inside the cut
     eps = torch.finfo(points.dtype).eps
+    squared = threshold * threshold
     # |fl(|x|^2 + |y|^2 - 2<x, y>) - d^2| <= (D + 2) eps (|x| + |y|)^2 <= 4 (D + 2) eps R^2 (a dot
     # product's bound), plus the rounding of the exact norm and of sqrt and square: doubled.
-    band = 8 * (dim + 4) * eps * radius2.amax(1).to(distances.dtype) + 8 * eps * threshold**2
-    near = (distances.square() - threshold**2).abs() <= band.view(batch, 1, 1)
+    band = 8 * (dim + 4) * eps * radius2.to(distances.dtype) + 8 * eps * squared
+    near = (distances.square() - squared).abs() <= band.view(batch, 1, 1)
     near = torch.triu(near, diagonal=1)
     cloud, i, j = near.nonzero(as_tuple=True)
     if cloud.numel():
