@@ -235,7 +235,7 @@ def test_output_follows_input_dtype_and_device():
         (dict(points=torch.zeros(3, 2), max_dim=-1), ValueError, "max_dim"),
         (dict(points=torch.zeros(3, 2), max_edge=-1.0), ValueError, "max_edge"),
         (dict(distances=torch.tensor([[0.0, 1.0], [2.0, 0.0]])), ValueError, "symmetric"),
-        (dict(distances=torch.zeros(2, 3)), ValueError, "distances must be"),
+        (dict(distances=torch.zeros(2, 3)), ValueError, "distances must have shape"),
         (dict(), ValueError, "exactly one"),
     ],
 )

@@ -449,7 +449,7 @@ def h2_batch(dist, valid, max_edge, bitmap_bits, start, stop):
             n_residual += columns[r] == REDUCE
         rows1 = _grow_rows(rows1, n_rows1 + n_residual)
         pivots = np.empty(src.shape[0], dtype=np.int64)
-        found = _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, rows1[n_rows1:], stats1, pivots)
+        found = _reduce(rank, src, dst, columns, sorted_lengths, False, idx, bitmap_bits, rows1[n_rows1:], stats1, pivots)
         n_rows1 += found
         counts1[b - start] = found
         todo, shortcut, cloud_stats = _h2_columns(rank, src, dst, columns, pivots)

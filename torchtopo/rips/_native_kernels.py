@@ -321,12 +321,13 @@ def _mark_columns(rank, src, dst):
 
 
 @nb.njit(cache=True, nogil=True)
-def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stats, pivots=None):
+def _reduce(rank, src, dst, columns, sorted_lengths, keep_all, idx, bitmap_bits, out, stats, pivots=None):
     """Reduce the ``REDUCE`` columns of one cloud; its pairs into ``out`` ``(cap, 4)`` rows (birth
     i, j, death i, j, as ``idx`` entries); their count.
 
-    With an empty ``sorted_lengths`` every pair is written, zero persistence included (the caller
-    filters them); otherwise only pairs whose death is longer than their birth. ``stats``
+    With ``keep_all`` every pair is written, zero persistence included (the caller filters them;
+    ``sorted_lengths`` is not read); otherwise only pairs whose death is longer than their birth
+    by ``sorted_lengths``, the edge lengths by rank. ``stats``
     receives (columns outside the spanning tree, apparent columns, reduced columns). ``pivots``,
     when given (``(n_edges,)`` int64), receives the pivot triangle key of each reduced column
     (-1 for an essential class): the triangles that clear dimension 2.
@@ -341,7 +342,6 @@ def _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stat
     stats[0] = n_columns
     stats[1] = n_columns - n_residual
     stats[2] = n_residual
-    keep_all = sorted_lengths.shape[0] == 0
 
     # Pivot table of the reduced columns, chained per longest edge of the pivot triangle. A
     # column is stored as its reduction (the edges whose coboundaries sum to it), recomputed when
@@ -449,7 +449,7 @@ def _h1_cloud(dist, valid, max_edge, bitmap_bits, out, stats):
         return 0
     idx, rank, src, dst, sorted_lengths = _filtration(dist, valid, max_edge)
     columns = _mark_columns(rank, src, dst)
-    return _reduce(rank, src, dst, columns, sorted_lengths, idx, bitmap_bits, out, stats)
+    return _reduce(rank, src, dst, columns, sorted_lengths, False, idx, bitmap_bits, out, stats)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -519,4 +519,4 @@ def h1_reduce_batch(edge_rank, columns, n_edges, n, bitmap_bits, out, counts, st
                     src[r] = i
                     dst[r] = j
                 e += 1
-        counts[b] = _reduce(rank, src, dst, columns[b, :size], no_lengths, idx, bitmap_bits, out[b], stats[b])
+        counts[b] = _reduce(rank, src, dst, columns[b, :size], no_lengths, True, idx, bitmap_bits, out[b], stats[b])

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from dataclasses import replace
 from functools import partial
 
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
-from .distances import edge_lengths, mask_distances, pairwise_distances
+from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
 from .pairing import Pairing, gather_diagrams
+from .triton_support import MAX_POINTS, triton_available
 
 __all__ = ["rips_persistence", "VietorisRips", "BACKENDS"]
 
@@ -20,50 +25,112 @@ __all__ = ["rips_persistence", "VietorisRips", "BACKENDS"]
 BACKENDS = ("auto", "native", "gudhi")
 
 
-def _check_points(points: Tensor) -> None:
-    if not isinstance(points, Tensor):
-        raise TypeError(f"points must be a torch.Tensor, got {type(points).__name__}")
-    if not points.is_floating_point():
-        raise TypeError(f"points must be a floating tensor, got {points.dtype}; call points.float() first")
-    if points.dim() not in (2, 3):
-        raise ValueError(f"points must be (B, N, D) or (N, D), got shape {tuple(points.shape)}")
-    if points.shape[-2] == 0 or points.shape[-1] == 0:
-        raise ValueError(f"points must hold at least one point of dimension >= 1, got shape {tuple(points.shape)}")
-    # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all().
-    if not torch.isfinite(torch.stack(torch.aminmax(points.detach()))).all():
+def _check_options(max_dim, max_edge, keep_infinite, backend, num_workers) -> float | None:
+    """Check the arguments shared by :func:`rips_persistence` and :class:`VietorisRips`; returns
+    ``max_edge`` as a float (``None`` for no cut, ``inf`` included)."""
+    check_choice(backend, "backend", BACKENDS)
+    check_int(max_dim, "max_dim", minimum=0)
+    if not isinstance(keep_infinite, bool):
+        raise TypeError(f"keep_infinite must be a bool, got {keep_infinite!r}")
+    if num_workers is not None:
+        check_int(num_workers, "num_workers", minimum=1)
+    if max_edge is None:
+        return None
+    if isinstance(max_edge, bool) or not isinstance(max_edge, numbers.Real):
+        raise TypeError(f"max_edge must be a number or None, got {max_edge!r}")
+    if not max_edge >= 0:
+        raise ValueError(f"max_edge must be a non-negative number or None, got {max_edge!r}")
+    return None if math.isinf(max_edge) else float(max_edge)
+
+
+def _working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float16 and bfloat16 are paired and measured in float32; wider dtypes are kept."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _scale_exponent(low: float, high: float, dim: int, dtype: torch.dtype) -> int:
+    """``e`` such that the clouds times ``2**-e`` have coordinates of magnitude about 1, or 0 when
+    their squared distances neither overflow nor lose precision to subnormals in ``dtype``.
+
+    The product form squares centred coordinates up to twice the largest magnitude ``M``: its
+    terms stay below ``16 D M**2``, which must not overflow; and ``M**2 * sqrt(eps)`` must stay
+    above the smallest normal number, so that lengths down to ``sqrt(eps) M`` keep their precision.
+    """
+    magnitude = max(-low, high)
+    finfo = torch.finfo(dtype)
+    if magnitude == 0 or math.sqrt(finfo.tiny / finfo.eps) <= magnitude <= math.sqrt(finfo.max / (32 * dim)):
+        return 0
+    return math.frexp(magnitude)[1]
+
+
+def _times_power_of_two(x: Tensor, exponent: int) -> Tensor:
+    """``x * 2**exponent``, exact (short of overflow and subnormals) and differentiable, in steps
+    whose factors are representable."""
+    while exponent:
+        step = max(-1000, min(1000, exponent))
+        x = x * 2.0**step
+        exponent -= step
+    return x
+
+
+def _check_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor, float, float]:
+    """The real points ``(B, N, D)`` in the working dtype (padding zeroed: it is never read, NaN
+    allowed), and their smallest and largest coordinate."""
+    if mask is not None:
+        points = torch.where(mask.unsqueeze(-1), points, 0)
+    points = points.to(_working_dtype(points.dtype))
+    if points.numel() == 0:
+        return points, 0.0, 0.0
+    # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all();
+    # its two values, read back once, also give the scale.
+    low, high = torch.stack(torch.aminmax(points.detach())).tolist()
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("points must be finite, got NaN or inf")
+    return points, low, high
 
 
-def _check_distances(distances: Tensor) -> None:
-    if not isinstance(distances, Tensor):
-        raise TypeError(f"distances must be a torch.Tensor, got {type(distances).__name__}")
-    if not distances.is_floating_point():
-        raise TypeError(f"distances must be a floating tensor, got {distances.dtype}")
-    if distances.dim() not in (2, 3) or distances.shape[-1] != distances.shape[-2]:
-        raise ValueError(f"distances must be (B, N, N) or (N, N), got shape {tuple(distances.shape)}")
-    if distances.shape[-1] == 0:
-        raise ValueError("distances must describe at least one point, got N = 0")
-    if not torch.isfinite(distances).all() or (distances < 0).any():
+def _diagonal_tolerance(dtype: torch.dtype) -> float:
+    """Largest diagonal entry of ``distances`` accepted, relative to the cloud's largest entry:
+    ``8 sqrt(eps)`` (a distance from a matrix product, as ``torch.cdist``'s, is about
+    ``sqrt(eps)`` times the point's norm off on the diagonal), at most 1 %."""
+    return min(8 * math.sqrt(torch.finfo(dtype).eps), 0.01)
+
+
+def _check_distances(distances: Tensor, mask: Tensor | None) -> Tensor:
+    """The real entries of ``distances`` ``(B, N, N)`` checked and symmetrised in the working dtype."""
+    dtype = distances.dtype
+    if mask is not None:
+        distances = torch.where(mask.unsqueeze(2) & mask.unsqueeze(1), distances, 0)
+    distances = distances.to(_working_dtype(dtype))
+    if distances.numel() == 0:
+        return distances
+    low, high = torch.stack(torch.aminmax(distances.detach())).tolist()
+    if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
         raise ValueError("distances must be finite and non-negative")
-    scale = distances.detach().abs().amax()
-    if not torch.allclose(distances, distances.transpose(-1, -2), rtol=1e-4, atol=1e-6 * float(scale)):
+    detached = distances.detach()
+    if not torch.allclose(detached, detached.transpose(-1, -2), rtol=1e-4, atol=1e-6 * high):
         raise ValueError("distances must be symmetric")
+    scale = detached.amax(dim=(1, 2))
+    diagonal = detached.diagonal(dim1=1, dim2=2).amax(dim=1)
+    tolerance = _diagonal_tolerance(dtype)
+    if not bool((diagonal <= tolerance * scale).all()):
+        worst = float((diagonal / scale.clamp_min(torch.finfo(scale.dtype).tiny)).max())
+        raise ValueError(
+            "distances must have a zero diagonal (a vertex enters the Rips filtration at 0; vertex "
+            f"birth times are not supported), got a diagonal entry {worst:.3g} times the cloud's largest "
+            f"distance, above the rounding tolerance {tolerance:.3g}"
+        )
+    return _symmetrised(distances)
 
 
 def _symmetrised(distances: Tensor) -> Tensor:
     """``(D + D^T) / 2`` with a zero diagonal, differentiably: ``torch.cdist`` output is neither
-    exactly symmetric nor exactly zero on the diagonal (its matrix-product form rounds)."""
-    off_diagonal = 1 - torch.eye(distances.shape[-1], dtype=distances.dtype, device=distances.device)
-    return 0.5 * (distances + distances.transpose(-1, -2)) * off_diagonal
-
-
-def _check_mask(mask: Tensor, batch: int, n: int) -> None:
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
-    if tuple(mask.shape) != (batch, n):
-        raise ValueError(f"mask must have shape (B, N) = {(batch, n)}, got {tuple(mask.shape)}")
-    if not mask.any(dim=1).all():
-        raise ValueError("mask must keep at least one point of every cloud, got an all-False row")
+    exactly symmetric nor exactly zero on the diagonal (its matrix-product form rounds). Written
+    ``min + (max - min) / 2`` so that it is exactly symmetric and cannot overflow."""
+    transposed = distances.transpose(-1, -2)
+    low, high = torch.minimum(distances, transposed), torch.maximum(distances, transposed)
+    eye = torch.eye(distances.shape[-1], dtype=torch.bool, device=distances.device)
+    return (low + 0.5 * (high - low)).masked_fill(eye, 0)
 
 
 def _matrix_lengths(distances: Tensor, edges: Tensor) -> Tensor:
@@ -73,39 +140,27 @@ def _matrix_lengths(distances: Tensor, edges: Tensor) -> Tensor:
 
 
 def _use_triton(source: Tensor | None) -> bool:
-    """The Triton kernels run on CUDA input (points for H0, distances for H1) of at most 2048
-    points per cloud when Triton is installed."""
-    from .triton_support import triton_available
-
-    return source is not None and source.is_cuda and source.shape[1] <= 2048 and triton_available()
+    """The Triton kernels run on CUDA input (points for H0, distances for H1) of at most
+    ``MAX_POINTS`` points per cloud when Triton is installed."""
+    return source is not None and source.is_cuda and source.shape[1] <= MAX_POINTS and triton_available()
 
 
 def _native_pairing(
-    points: Tensor | None, matrix: Tensor | None, mask: Tensor | None, lengths, max_dim: int, max_edge: float | None
+    order: Tensor | None, triton_points: Tensor | None, mask: Tensor | None, max_dim: int, max_edge: float | None
 ) -> Pairing:
-    """Native pairing of dimensions 0 (to 2): H0 by the Triton kernel on CUDA points or batched
-    Prim; H1 by the compiled cohomology reduction on the CPU, its order, spanning forest and
-    apparent pairs computed by the Triton kernels first for CUDA input; H1 and H2 together by
-    the compiled kernels of :mod:`torchtopo.rips.native_h2` on the CPU."""
-    triton_h0 = _use_triton(points)
-    order = None
-    if max_dim >= 1 or not triton_h0:
-        # Edges are ordered by the product-form distances (fast); values are re-measured exactly.
-        if points is not None:
-            order = pairwise_distances(points, mask)
-        else:
-            order = matrix if mask is None else mask_distances(matrix, mask)
-    if triton_h0:
+    """Native pairing of dimensions 0 (to 2) from the ordering distances ``order`` ``(B, N, N)``:
+    H0 by batched Prim, or by the Triton kernel from ``triton_points`` ``(B, N, D)`` (CUDA
+    points; ``order`` is then only needed, and given, for ``max_dim >= 1``); H1 by the compiled
+    cohomology reduction on the CPU, its order, spanning forest and apparent pairs computed by
+    the Triton kernels first for CUDA input; H1 and H2 together by the compiled kernels of
+    :mod:`torchtopo.rips.native_h2` on the CPU. ``max_edge`` cuts dimensions 1 and 2 here;
+    dimension 0 is cut by the gather."""
+    if triton_points is not None:
         from .triton_h0 import h0_pairing_triton
 
-        births, deaths, valid = h0_pairing_triton(points, mask)
+        per_dim = [h0_pairing_triton(triton_points, mask)]
     else:
-        births, deaths, valid = h0_pairing(order, mask)
-    if max_edge is not None:
-        # Tree edges longer than max_edge are not in the filtration: their classes never die.
-        too_long = lengths(deaths).detach() > max_edge
-        deaths = deaths.masked_fill(too_long.unsqueeze(-1), -1)
-    per_dim = [(births, deaths, valid)]
+        per_dim = [h0_pairing(order, mask)]
     if max_dim == 1:
         if _use_triton(order):
             from .triton_h1 import h1_pairing_triton as h1_pairing
@@ -118,6 +173,27 @@ def _native_pairing(
         per_dim.extend(h1_h2_pairing(order, mask, max_edge))
     births, deaths, valid = zip(*per_dim)
     return Pairing(births, deaths, valid)
+
+
+def _ordering_distances(
+    source: Tensor, from_points: bool, mask: Tensor | None, max_edge: float | None, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Detached ``(B, N, N)`` distances that order the edges (in ``dtype`` when given), from the
+    detached ``source``: for points ``(B, N, D)``, the product form with the edges near
+    ``max_edge`` measured exactly, so that their exact lengths decide the cut as they do in
+    dimension 0 (:func:`gather_diagrams`); for a matrix, the matrix itself."""
+    if not from_points:
+        return source if mask is None else mask_distances(source, mask)
+    order = pairwise_distances(source if dtype is None else source.to(dtype), mask)
+    return order if max_edge is None else measure_near_threshold(order, source, mask, max_edge)
+
+
+def _overflowing(diagrams: Diagrams) -> bool:
+    """Whether a finite bar's death came out infinite (its length overflows the dtype)."""
+    return any(
+        bool((mask & (deaths[..., 0] >= 0) & torch.isinf(pairs[..., 1])).any())
+        for pairs, mask, deaths in zip(diagrams.pairs, diagrams.mask, diagrams.death_edges)
+    )
 
 
 def rips_persistence(
@@ -144,21 +220,37 @@ def rips_persistence(
     death value is then the length of its edge, recomputed exactly from ``points`` (or read from
     ``distances``), so gradients flow to the input.
 
+    Precision: float16 and bfloat16 input is paired and measured in float32 and the values come
+    back rounded to the input's dtype. Clouds whose squared distances would overflow or fall
+    into subnormals (float32 coordinates beyond about ``1e18`` or below ``1e-16``, float64 beyond
+    ``1e153`` or below ``1e-146``) are scaled by a power of two first, which is exact, so the
+    values are still the exact lengths; a diagram whose values do not fit in the input's dtype
+    (a bar longer than its largest number) raises a ``ValueError`` instead of an infinite or
+    wrong value.
+
     Parameters
     ----------
     points : Tensor
-        ``(B, N, D)`` or ``(N, D)`` floating. Integer tensors are refused with a ``TypeError``.
+        ``(B, N, D)`` or ``(N, D)`` floating (float16 to float64). Integer tensors are refused
+        with a ``TypeError``. ``B = 0`` gives empty diagrams (``pairs[d]`` ``(0, K_d, 2)``).
     max_dim : int
         Highest homology dimension (0: connected components, 1: loops, 2: voids).
     mask : Tensor, optional
         ``(B, N)`` bool, True for real points, for clouds of different sizes. Masked points
-        never change the result.
+        (rows and columns of ``distances``) are never read: they may hold anything, NaN and inf
+        included, never change the result and get zero gradients.
     distances : Tensor, optional
-        ``(B, N, N)`` or ``(N, N)`` precomputed distance matrix, instead of ``points``. It must be
-        symmetric up to rounding; it is used as ``(D + D^T) / 2`` with a zero diagonal (so
-        ``torch.cdist`` output, which is neither exactly, works).
+        ``(B, N, N)`` or ``(N, N)`` precomputed distance matrix, instead of ``points``: finite,
+        non-negative, symmetric up to rounding (relative ``1e-4``) and zero on the diagonal up
+        to rounding: a diagonal entry may be at most ``min(8 sqrt(eps), 0.01)`` times the
+        cloud's largest entry (``eps`` of its dtype: ``2.8e-3`` in float32, ``1.2e-7`` in
+        float64), the error of a matrix-product distance such as ``torch.cdist``'s; a larger
+        one (ripser reads the diagonal as vertex birth times, which this function does not
+        support) raises a ``ValueError``. It is used as ``(D + D^T) / 2`` with a zero diagonal.
     max_edge : float, optional
-        Leave out edges longer than this (classes alive at ``max_edge`` become infinite).
+        Leave out edges longer than this (classes alive at ``max_edge`` become infinite). The
+        exact length of an edge (its value in the diagram) decides, in every dimension and
+        with every backend, so an edge exactly ``max_edge`` long is kept. ``inf``: no cut.
     keep_infinite : bool
         Keep infinite bars, with death ``inf``.
     backend : {"auto", "native", "gudhi"}
@@ -175,7 +267,7 @@ def rips_persistence(
         ``flag_persistence_generators`` on the CPU, one cloud per thread; any ``max_dim``.
         ``"auto"``: native for ``max_dim <= 2`` (H1 and H2 need numba), gudhi otherwise.
     num_workers : int, optional
-        Threads of the gudhi backend (default: all cores).
+        Threads of the gudhi backend, ``>= 1`` (default: all cores).
 
     Returns
     -------
@@ -187,10 +279,14 @@ def rips_persistence(
     Raises
     ------
     TypeError
-        If ``points``, ``distances`` or ``mask`` has the wrong type or dtype.
+        If ``points``, ``distances`` or ``mask`` has the wrong type or dtype, or ``max_dim``,
+        ``max_edge``, ``keep_infinite`` or ``num_workers`` the wrong type.
     ValueError
-        On a wrong shape, no point, NaN or inf, an all-False mask row or an unknown backend.
-        (The finiteness check reads one value back from the device.)
+        On a wrong shape, no point, NaN or inf among the real entries, a tensor on the
+        ``meta`` device, an all-False mask row, an asymmetric matrix or one with a non-zero
+        diagonal, a negative ``max_dim``, a negative or NaN ``max_edge``, ``num_workers < 1``,
+        an unknown backend or a diagram that overflows the input's dtype. (The finiteness check
+        reads two values back from the device.)
 
     Examples
     --------
@@ -203,49 +299,68 @@ def rips_persistence(
     >>> [round(v, 4) for v in dgm.to_list(1)[0].flatten().tolist()]
     [1.0, 1.4142]
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not isinstance(max_dim, int) or max_dim < 0:
-        raise ValueError(f"max_dim must be a non-negative int, got {max_dim!r}")
-    if max_edge is not None and not max_edge >= 0:
-        raise ValueError(f"max_edge must be a non-negative number or None, got {max_edge!r}")
+    cut = _check_options(max_dim, max_edge, keep_infinite, backend, num_workers)
     if (points is None) == (distances is None):
         raise ValueError("pass exactly one of points and distances")
-
-    source = points if points is not None else distances
     if points is not None:
-        _check_points(points)
+        check_floating(points, "points")
+        check_shape(points, "points", "(B, N, D) or (N, D)", points.dim() in (2, 3))
+        if points.shape[-2] == 0 or points.shape[-1] == 0:
+            raise ValueError(f"points must hold at least one point of dimension >= 1, got shape {tuple(points.shape)}")
+        source = points
     else:
-        _check_distances(distances)
-        source = _symmetrised(distances)
+        check_floating(distances, "distances")
+        square = distances.dim() in (2, 3) and distances.shape[-1] == distances.shape[-2]
+        check_shape(distances, "distances", "(B, N, N) or (N, N)", square)
+        if distances.shape[-1] == 0:
+            raise ValueError("distances must describe at least one point, got N = 0")
+        source = distances
+    check_mask(mask, source.shape[:-1])
     batched = source.dim() == 3
     if not batched:
         source = source.unsqueeze(0)
-    if mask is not None:
-        if isinstance(mask, Tensor) and not batched:
-            mask = mask.unsqueeze(0)
-        _check_mask(mask, source.shape[0], source.shape[1])
+        mask = None if mask is None else mask.unsqueeze(0)
+    if mask is not None and not bool(mask.any(dim=1).all()):
+        raise ValueError("mask must keep at least one point of every cloud, got an all-False row")
 
-    detached = source.detach()
-    lengths = partial(edge_lengths if points is not None else _matrix_lengths, source)
+    dtype = source.dtype
+    exponent = 0
+    may_overflow = False
+    if points is not None:
+        work, low, high = _check_points(source, mask)
+        exponent = _scale_exponent(low, high, work.shape[-1], work.dtype)
+        if exponent:
+            work = _times_power_of_two(work, -exponent)
+            cut = None if cut is None else math.ldexp(cut, -exponent)
+        # The longest edge is at most (high - low) sqrt(D): only then can a value overflow.
+        may_overflow = (high - low) * math.sqrt(work.shape[-1]) >= torch.finfo(dtype).max / 1.001
+    else:
+        work = _check_distances(source, mask)
+    detached = work.detach()
+    from_points = points is not None
+    lengths = partial(edge_lengths if from_points else _matrix_lengths, work)
     native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native:
         if max_dim > 2:
             raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
-        pairing = _native_pairing(
-            detached if points is not None else None,
-            detached if points is None else None,
-            mask,
-            lengths,
-            max_dim,
-            max_edge,
-        )
+        triton_points = detached if from_points and _use_triton(detached) else None
+        order = None
+        if max_dim >= 1 or triton_points is None:
+            order = _ordering_distances(detached, from_points, mask, cut)
+        pairing = _native_pairing(order, triton_points, mask, max_dim, cut)
     else:
         # gudhi gets float64 distances (it reads the real points of each cloud only).
-        order = pairwise_distances(detached.double()) if points is not None else detached
-        pairing = gudhi_pairing(order, mask, max_dim, max_edge, num_workers=num_workers)
+        order = _ordering_distances(detached, from_points, mask, cut, dtype=torch.float64)
+        pairing = gudhi_pairing(order, mask, max_dim, cut, num_workers=num_workers)
 
-    diagrams = gather_diagrams(lengths, pairing, keep_infinite=keep_infinite)
+    diagrams = gather_diagrams(lengths, pairing, keep_infinite=keep_infinite, max_edge=cut)
+    if exponent or dtype != work.dtype:
+        diagrams = replace(diagrams, pairs=tuple(_times_power_of_two(p, exponent).to(dtype) for p in diagrams.pairs))
+        if may_overflow and _overflowing(diagrams):
+            raise ValueError(
+                f"points: a bar of the diagram is longer than the largest {dtype} "
+                f"({torch.finfo(dtype).max:.4g}); pass the points in a wider dtype"
+            )
     return diagrams if batched else diagrams.unbatch()
 
 
@@ -271,8 +386,7 @@ class VietorisRips(nn.Module):
         num_workers: int | None = None,
     ) -> None:
         super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        _check_options(max_dim, max_edge, keep_infinite, backend, num_workers)
         self.max_dim = max_dim
         self.max_edge = max_edge
         self.keep_infinite = keep_infinite

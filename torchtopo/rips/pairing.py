@@ -44,7 +44,9 @@ def pad_edge_lists(per_cloud: list[tuple[Tensor, Tensor]], device: torch.device)
     return births.to(device), deaths.to(device), mask.to(device)
 
 
-def gather_diagrams(lengths: Callable[[Tensor], Tensor], pairing: Pairing, *, keep_infinite: bool) -> Diagrams:
+def gather_diagrams(
+    lengths: Callable[[Tensor], Tensor], pairing: Pairing, *, keep_infinite: bool, max_edge: float | None = None
+) -> Diagrams:
     """Diagrams whose values are the lengths of the pairing's edges.
 
     Parameters
@@ -57,6 +59,11 @@ def gather_diagrams(lengths: Callable[[Tensor], Tensor], pairing: Pairing, *, ke
     keep_infinite
         Infinite bars (a real pair whose death edge is ``-1``) get death ``inf`` when True and
         are masked out otherwise.
+    max_edge
+        The cut of the filtration, applied here to dimension 0: a class whose death edge is
+        longer than ``max_edge`` (by the exact length gathered, compared in float64) never dies.
+        Higher dimensions are cut by the backend, which must order edges so that the same
+        exact lengths decide (:func:`~torchtopo.rips.distances.measure_near_threshold`).
 
     Zero-persistence pairs are masked out (they are not points of a diagram). Masked rows keep
     their slot (no compaction), so shapes never depend on values and no host sync is needed.
@@ -67,6 +74,9 @@ def gather_diagrams(lengths: Callable[[Tensor], Tensor], pairing: Pairing, *, ke
         if dim == 0:  # every vertex enters a Rips filtration at 0: no (v, v) edge to measure
             death = lengths(deaths)
             birth = torch.zeros_like(death)
+            if max_edge is not None:
+                # Spanning-tree edges past the cut are not in the filtration: their classes never die.
+                infinite = infinite | mask & (death.detach().double() > max_edge)
         else:  # one gather for both ends of every pair
             both = lengths(torch.cat([births, deaths], dim=1))
             birth, death = both[:, : births.shape[1]], both[:, births.shape[1] :]

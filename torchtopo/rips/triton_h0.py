@@ -16,10 +16,9 @@ import triton.language as tl
 from torch import Tensor
 
 from .h0 import finish_h0_pairing
+from .triton_support import MAX_POINTS
 
 __all__ = ["h0_pairing_triton", "MAX_POINTS"]
-
-MAX_POINTS = 2048  # one cloud's `best` vector must fit in a program's registers
 
 
 @triton.jit

@@ -29,16 +29,18 @@ import triton.language as tl
 from torch import Tensor
 
 from .native import reduce_marked_columns
+from .triton_support import MAX_POINTS
 
 __all__ = ["h1_pairing_triton", "mark_columns_triton", "MAX_POINTS"]
 
-MAX_POINTS = 2048  # one cloud's Prim vector must fit in a program's registers
 # Entries of the (clouds, N, N) int32 rank matrix per chunk of clouds (1 GiB), which bounds the
 # device memory of a call whatever the batch size.
 MARK_ELEMENTS = 1 << 28
 
-# The constants of :mod:`torchtopo.rips._native_kernels` (which needs numba, not imported here).
-_ABSENT = tl.constexpr(2**31 - 1)
+# The constants of :mod:`torchtopo.rips._native_kernels` (which needs numba, not imported here):
+# the rank of an edge outside the filtration (also "no third vertex yet"), and the column marks.
+ABSENT = 2**31 - 1
+_ABSENT = tl.constexpr(ABSENT)
 _REDUCE = tl.constexpr(-1)
 _CLEARED = tl.constexpr(-2)
 _TILE = 32
@@ -62,13 +64,13 @@ def _apparent_kernel(rank, columns, n_points, n_pairs, BLOCK: tl.constexpr):
             other=_ABSENT,
         )
         wanted = (offs_i[:, None] < offs_j[None, :]) & (edge != _ABSENT)
-        third = tl.full((BLOCK, BLOCK), 2**31 - 1, dtype=tl.int32)
+        third = tl.full((BLOCK, BLOCK), _ABSENT, dtype=tl.int32)
         for k in range(0, n_points):
             # Row k of the symmetric rank matrix holds the edges {i, k} and {j, k}, contiguously.
             to_i = tl.load(rank + base + k * n_points + offs_i, mask=in_i, other=_ABSENT)
             to_j = tl.load(rank + base + k * n_points + offs_j, mask=in_j, other=_ABSENT)
             closes = (to_i[:, None] < edge) & (to_j[None, :] < edge)
-            third = tl.minimum(third, tl.where(closes, k, 2**31 - 1))
+            third = tl.minimum(third, tl.where(closes, k, _ABSENT))
         mark = tl.where(third < n_points, third, _REDUCE)
         tl.store(columns + cloud * n_pairs + edge, mark, mask=wanted)
 
@@ -137,8 +139,8 @@ def mark_columns_triton(
     pairs = order.shape[1]
     edge_rank = torch.empty(batch, pairs, dtype=torch.int32, device=device)
     edge_rank.scatter_(1, order, torch.arange(pairs, dtype=torch.int32, device=device).expand(batch, pairs))
-    rank = torch.full((batch, n, n), 2**31 - 1, dtype=torch.int32, device=device)
-    in_filtration = edge_rank.masked_fill(~present, 2**31 - 1)
+    rank = torch.full((batch, n, n), ABSENT, dtype=torch.int32, device=device)
+    in_filtration = edge_rank.masked_fill(~present, ABSENT)
     rank[:, i, j] = in_filtration
     rank[:, j, i] = in_filtration
     columns = torch.full((batch, max(pairs, 1)), -1, dtype=torch.int32, device=device)

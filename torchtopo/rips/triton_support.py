@@ -6,7 +6,11 @@ import importlib.util
 import os
 from functools import lru_cache
 
-__all__ = ["triton_available"]
+__all__ = ["triton_available", "MAX_POINTS"]
+
+#: Most points per cloud of the Triton kernels (H0 and H1): one cloud's Prim vector must fit in a
+#: program's registers. Larger clouds take the CPU path.
+MAX_POINTS = 2048
 
 
 @lru_cache(maxsize=None)
