@@ -9,7 +9,7 @@ import gudhi
 import numpy as np
 import pytest
 import torch
-from helpers import make_cloud, padded_batches
+from helpers import make_cloud, needs_numba, padded_batches
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +17,8 @@ import torchtopo.rips.native
 from torchtopo import rips_persistence
 from torchtopo.rips.h0 import h0_pairing
 from torchtopo.rips.native import _h1_arrays, apparent_share, h1_pairing
+
+pytestmark = needs_numba  # the native kernels are numba code
 
 
 def _distances(points: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
