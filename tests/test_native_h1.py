@@ -177,7 +177,7 @@ def _apparent_counts(d: np.ndarray, max_edge: float | None) -> tuple[int, int]:
     :mod:`torchtopo.rips._native_kernels` documents): edges by (length, ``C(j, 2) + i``);
     triangles by (rank of their longest edge, then their third vertex). Columns are the edges
     whose endpoints are already joined by earlier edges (not in the spanning forest, found by a
-    search over the earlier edges). A pair ``(e, t)`` is apparent (Bauer, Ripser, 2021, §3.5)
+    search over the earlier edges). A pair ``(e, t)`` is apparent (Bauer, "Ripser", J. Appl. Comput. Topol. 2021)
     when ``t`` is the oldest cofacet of ``e`` and ``e`` is the youngest facet of ``t``.
     """
     n = d.shape[0]
