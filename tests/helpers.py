@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import gudhi
 import numpy as np
+import pytest
 import torch
 from hypothesis import strategies as st
+
+# The native CPU kernels (torchtopo.rips._native_kernels, the cubical sweeps) need numba, an
+# optional dependency: the tests of those kernels skip without it.
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                 reason="needs numba (an optional dependency of the native kernels)")
 
 KINDS = ("gaussian", "circle", "grid", "duplicates", "collinear")
 # Clouds with voids or in a plane, for dimension 2 (make_cloud knows them too).

@@ -312,6 +312,11 @@ def _pairings_equal(values: torch.Tensor, shape, spatial_dims: int, implementati
                 assert torch.equal(a.cpu(), b.cpu())
 
 
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                 reason="needs numba (an optional dependency of the native kernels)")
+
+
+@needs_numba
 @settings(max_examples=25)
 @given(batch=images(2, max_side=9, batch=3))
 def test_torch_sweeps_equal_numba_sweeps(batch):
@@ -319,6 +324,7 @@ def test_torch_sweeps_equal_numba_sweeps(batch):
     _pairings_equal(values, (1, *batch.shape[1:]), 2, ["numba", "torch"])
 
 
+@needs_numba
 @settings(max_examples=10)
 @given(batch=images(3, max_side=4, batch=2))
 def test_torch_sweeps_equal_numba_sweeps_on_volumes(batch):
@@ -331,6 +337,7 @@ needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
 
 
 @needs_triton
+@needs_numba
 @pytest.mark.parametrize(("spatial_dims", "shape", "kind"), [
     (2, (1, 5, 6), "uniform"),
     (2, (1, 6, 5), "plateaus"),

@@ -9,7 +9,7 @@ import gudhi
 import numpy as np
 import pytest
 import torch
-from helpers import make_cloud, padded_batches
+from helpers import make_cloud, needs_numba, padded_batches
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +17,8 @@ import torchtopo.rips.native
 from torchtopo import rips_persistence
 from torchtopo.rips.h0 import h0_pairing
 from torchtopo.rips.native import _h1_arrays, apparent_share, h1_pairing
+
+pytestmark = needs_numba  # the native kernels are numba code
 
 
 def _distances(points: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -167,11 +169,78 @@ def test_degenerate_clouds():
     assert h0_pairing(same, mask)[2].sum(dim=1).tolist() == [5, 1]
 
 
-def test_apparent_share_on_gaussian_clouds():
-    generator = torch.Generator().manual_seed(0)
-    points = torch.randn(4, 128, 64, generator=generator, dtype=torch.float64)
-    share = apparent_share(_distances(points))
-    assert 0.9 < share <= 1.0, share
+def _apparent_counts(d: np.ndarray, max_edge: float | None) -> tuple[int, int]:
+    """(columns, apparent columns) of one cloud's dimension-1 filtration, by the definitions alone.
+
+    ``d`` ``(n, n)`` float64 distances (only ``d[i, j]``, ``i < j``, is read, as the kernel does).
+    The filtration is cut at ``min(max_edge, enclosing radius)``. Order (the one
+    :mod:`torchtopo.rips._native_kernels` documents): edges by (length, ``C(j, 2) + i``);
+    triangles by (rank of their longest edge, then their third vertex). Columns are the edges
+    whose endpoints are already joined by earlier edges (not in the spanning forest, found by a
+    search over the earlier edges). A pair ``(e, t)`` is apparent (Bauer, "Ripser", J. Appl. Comput. Topol. 2021)
+    when ``t`` is the oldest cofacet of ``e`` and ``e`` is the youngest facet of ``t``.
+    """
+    n = d.shape[0]
+    length = lambda i, j: float(d[min(i, j), max(i, j)])  # noqa: E731
+    eccentricity = [max((length(a, b) for b in range(n) if b != a), default=0.0) for a in range(n)]
+    cut = min(math.inf if max_edge is None else max_edge, min(eccentricity, default=math.inf))
+    edges = sorted((length(i, j), j * (j - 1) // 2 + i, i, j) for j in range(n) for i in range(j)
+                   if length(i, j) <= cut)
+    rank = {}
+    for r, (_, _, i, j) in enumerate(edges):
+        rank[i, j] = rank[j, i] = r
+
+    def joined_before(r: int) -> bool:  # depth-first search over the edges of rank < r
+        _, _, source, target = edges[r]
+        seen, todo = {source}, [source]
+        while todo:
+            a = todo.pop()
+            for b in range(n):
+                if b not in seen and rank.get((a, b), r) < r:
+                    seen.add(b)
+                    todo.append(b)
+        return target in seen
+
+    cofacets = {r: [] for r in range(len(edges))}
+    for i, j, k in ((i, j, k) for k in range(n) for j in range(k) for i in range(j)):
+        if all(pair in rank for pair in ((i, j), (i, k), (j, k))):
+            facets = {rank[i, j]: k, rank[i, k]: j, rank[j, k]: i}  # facet rank -> opposite vertex
+            youngest = max(facets)
+            key = (youngest, facets[youngest])
+            for facet in facets:
+                cofacets[facet].append((key, youngest))
+    columns = [r for r in range(len(edges)) if joined_before(r)]
+    apparent = [r for r in columns if cofacets[r] and min(cofacets[r])[1] == r]
+    return len(columns), len(apparent)
+
+
+def _expected_share(distances: torch.Tensor, mask: np.ndarray, max_edge: float | None) -> float:
+    d = distances.to(torch.float64).numpy()
+    counts = [_apparent_counts(d[b][np.ix_(mask[b], mask[b])], max_edge) for b in range(d.shape[0])]
+    columns, apparent = (sum(c) for c in zip(*counts))
+    return 1.0 if columns == 0 else apparent / columns
+
+
+@given(
+    batch=padded_batches(max_points=14),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    cut=st.sampled_from([None, 0.2, 0.5]),
+)
+def test_apparent_share_matches_the_definition(batch, dtype, cut):
+    # Grid and duplicate clouds tie many lengths: the tie-break decides which pairs are apparent.
+    points, mask = batch
+    distances = _distances(points, dtype)
+    ours = apparent_share(distances, torch.from_numpy(mask), cut)
+    assert ours == _expected_share(distances, mask, cut)
+
+
+def test_apparent_share_matches_the_definition_on_gaussian_clouds():
+    # Most columns of a Gaussian cloud are apparent (the debug counter's use); the exact share,
+    # not a threshold, is checked.
+    points = np.random.default_rng(0).normal(size=(3, 40, 64))
+    distances = _distances(points)
+    mask = np.ones((3, 40), dtype=bool)
+    assert apparent_share(distances) == _expected_share(distances, mask, None)
 
 
 def test_max_dim_zero_and_errors():

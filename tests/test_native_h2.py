@@ -9,7 +9,7 @@ import gudhi
 import numpy as np
 import pytest
 import torch
-from helpers import H2_KINDS, KINDS, make_cloud, padded_batches
+from helpers import H2_KINDS, KINDS, make_cloud, needs_numba, padded_batches
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +18,8 @@ import torchtopo.rips.core
 from torchtopo import VietorisRips, rips_persistence
 from torchtopo.rips.native import h1_pairing
 from torchtopo.rips.native_h2 import _h1_h2_arrays, h1_h2_pairing, h2_apparent_share, h2_pairing
+
+pytestmark = needs_numba  # the native kernels are numba code
 
 
 def _distances(points: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:

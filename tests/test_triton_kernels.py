@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import make_cloud, padded_batches
+from helpers import make_cloud, needs_numba, padded_batches
 from hypothesis import given
 from hypothesis import strategies as st
 
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
 from torchtopo.rips.h0 import h0_pairing
 from torchtopo.rips.pairing import Pairing, gather_diagrams
-from torchtopo.rips.triton_h0 import h0_pairing_triton
+
+pytest.importorskip("triton", reason="needs triton (an optional dependency of the GPU kernels)")
+from torchtopo.rips.triton_h0 import h0_pairing_triton  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -102,6 +104,7 @@ TIE_KINDS = ["gaussian", "grid", "duplicates", "collinear", "circle"]
     (45, False, 0.8, torch.float64),  # cut below the enclosing radius: a spanning forest
     (70, True, 1.5, torch.float32),  # three tiles of 32 per side
 ])
+@needs_numba
 def test_h1_marks_equal_the_cpu_path(kind, n, masked, max_edge, dtype):
     seed = n + TIE_KINDS.index(kind)
     points = torch.from_numpy(np.stack([make_cloud(kind, n, 3, seed=seed + s) for s in range(2)]))
@@ -109,6 +112,7 @@ def test_h1_marks_equal_the_cpu_path(kind, n, masked, max_edge, dtype):
     _triton_marks_match(pairwise_distances(points, mask).to(dtype), mask, max_edge)
 
 
+@needs_numba
 @given(batch=padded_batches(), dtype=st.sampled_from([torch.float32, torch.float64]), cut=st.sampled_from([None, 0.5]))
 def test_h1_marks_equal_the_cpu_path_on_padded_adversarial_batches(batch, dtype, cut):
     points, mask = (torch.from_numpy(a) for a in batch)
@@ -116,6 +120,7 @@ def test_h1_marks_equal_the_cpu_path_on_padded_adversarial_batches(batch, dtype,
     _triton_marks_match(pairwise_distances(points, mask).to(dtype), mask, None if cut is None else cut * scale)
 
 
+@needs_numba
 @pytest.mark.parametrize("kind", ["gaussian", "circle", "grid"])
 def test_h1_marks_on_clouds_of_130_points(kind):
     """Five tiles per side (the last one partial), as the benchmark sizes cross tiles."""
@@ -123,11 +128,13 @@ def test_h1_marks_on_clouds_of_130_points(kind):
     _triton_marks_match(pairwise_distances(points), None, None)
 
 
+@needs_numba
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_h1_marks_on_tiny_clouds(n):
     _triton_marks_match(pairwise_distances(torch.randn(2, n, 2, dtype=torch.float64)), None, None)
 
 
+@needs_numba
 @pytest.mark.parametrize("kind", TIE_KINDS)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("max_edge", [None, 1.0])
@@ -145,6 +152,7 @@ def test_h1_triton_pairs_equal_the_cpu_path(kind, masked, max_edge):
         assert torch.equal(a.cpu(), b)
 
 
+@needs_numba
 def test_rips_persistence_sends_cuda_input_through_the_triton_kernels(monkeypatch):
     """The dispatch for CUDA input (forced here on CPU tensors under the interpreter): same
     diagrams, generators and gradients as the CPU path."""
@@ -226,6 +234,7 @@ def test_kernels_compile_to_cubin_for_a100_and_h100(tmp_path):
     assert "compiled 5 kernels" in result.stdout
 
 
+@needs_numba
 def test_h1_triton_batches_split_into_chunks_give_the_same_pairs(monkeypatch):
     import torchtopo.rips.triton_h1 as triton_h1
 

@@ -154,6 +154,21 @@ def test_configs_point_at_torchvision_teachers(name, weights):
                                            "top5": round(acc["acc@5"], 2)}
 
 
+def test_res34_res18_runs_the_published_imagenet_kd_recipe():
+    """The literature's ImageNet KD benchmark, written here from its sources, not from the
+    suite's config (/work/shared/reference/kd-recipes.md, "ImageNet-1K recipe", gathered from
+    RepDistiller/CRD, mdistiller and torchdistill): ResNet34 -> ResNet18, 100 epochs, SGD
+    momentum 0.9, weight decay 1e-4, batch 256 at lr 0.1 (He et al. 2016, section 3.4), lr x0.1
+    at epochs 30, 60 and 90."""
+    cfg = _config("res34_res18")
+    assert (cfg["teacher"]["arch"], cfg["student"]["arch"]) == ("resnet34", "resnet18")
+    assert cfg["dataset"]["batch_size"] == 256
+    recipe = suite_of(cfg).recipe(cfg, "resnet18", cfg["train"])
+    published = {"epochs": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+                 "milestones": [30, 60, 90], "lr_decay": 0.1}
+    assert {key: recipe[key] for key in published} == published
+
+
 def test_learning_rate_scales_linearly_with_the_global_batch():
     """Goyal et al.'s rule: lr = base_lr × batch / base_batch_size (0.1 at 256), unless set."""
     suite = suite_of(_config("res34_res18"))

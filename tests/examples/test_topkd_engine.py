@@ -101,17 +101,28 @@ def test_checkpoints_refuse_arbitrary_pickles(tmp_path):
         load_checkpoint(str(tmp_path / "evil.pth"))
 
 
-@pytest.mark.parametrize("cuda", [False, True])
-def test_device_selection(monkeypatch, cuda):
-    """'auto' follows CUDA's availability; 'cuda' without CUDA and unknown names are refused
-    (CUDA's availability is set here, so both branches run on any machine)."""
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+def test_device_selection_with_cuda(monkeypatch):
+    """With CUDA (made available here, so this runs on any machine) 'auto' picks it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device() == torch.device("cuda")
+    assert select_device("auto") == torch.device("cuda")
+    assert select_device("cuda") == torch.device("cuda")
     assert select_device("cpu") == torch.device("cpu")
-    assert select_device() == torch.device("cuda" if cuda else "cpu")
-    if cuda:
-        assert select_device("cuda") == torch.device("cuda")
-    else:
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            select_device("cuda")
-    with pytest.raises(ValueError, match="device must be"):
-        select_device("tpu")
+
+
+def test_device_selection_without_cuda(monkeypatch):
+    """Without CUDA 'auto' falls back to the CPU and an explicit 'cuda' is refused."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device() == torch.device("cpu")
+    assert select_device("auto") == torch.device("cpu")
+    assert select_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^device 'cuda' requested but CUDA is not available$"):
+        select_device("cuda")
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+@pytest.mark.parametrize("name", ["tpu", "CUDA", "cuda:0", ""])
+def test_unknown_devices_are_refused(monkeypatch, cuda, name):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    with pytest.raises(ValueError, match=f"^device must be 'auto', 'cpu' or 'cuda', got '{name}'$"):
+        select_device(name)

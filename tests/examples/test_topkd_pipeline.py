@@ -352,31 +352,45 @@ def test_locked_run_folder_names_the_holder(finished, tiny_config, tmp_path):
     assert code == 0, err
 
 
+def _files(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+def _outputs(folder):
+    """Every file of ``folder`` but the lock (which names its last holder): its bytes."""
+    return {f: open(os.path.join(folder, f), "rb").read() for f in _files(folder) if f != ".lock"}
+
+
 def test_two_runs_on_one_folder(finished, tiny_config, tmp_path):
-    """The issue's scenario: two ``clouds`` runs started together on one folder. One runs, the
-    other stops on the lock (or finds complete outputs, if it starts after); the folder ends
-    complete and equal to a single run's."""
+    """The issue's scenario, two ``clouds`` runs on one folder, in each of its two orders made
+    explicit (no timing decides which): a run started while another holds the folder stops
+    on the lock before writing anything; a run started after it finishes verifies and keeps
+    the complete outputs. The folder ends complete and equal to a single run's."""
     cfg, _ = finished
     new = tiny_config(tmp_path / "run", topology={"shard_size": 2},
                        teacher={"checkpoint": layout(cfg).teacher_final})
     path = _write(new, tmp_path / "tiny.yaml")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        [EXAMPLE_DIR, os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, os.path.join(EXAMPLE_DIR, "run_cifar.py"), "--config", path, "clouds"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
-    assert any(code == 0 for code, _ in results), results
-    for code, err in results:
-        assert code == 0 or "is in use by process" in err, err
     run = layout(new)
+    lock = RunLock(new["out_dir"]).acquire()  # the first run, holding the folder
+    try:
+        code, _, err = _script(["--config", path, "clouds"])
+    finally:
+        lock.release()
+    assert code == 1 and f"is in use by process {os.getpid()}" in err, err
+    assert _files(new["out_dir"]) == [".lock"]  # the second run wrote nothing
+    code, _, err = _script(["--config", path, "clouds"])  # the first run's work
+    assert code == 0, err
+    written = _outputs(new["out_dir"])
+    code, _, err = _script(["--config", path, "clouds"])  # the second run, after the first
+    assert code == 0, err
+    assert _outputs(new["out_dir"]) == written
     meta = json.load(open(run.meta("clouds")))
     assert meta["num_clouds"] == 24 and meta["num_shards"] == 12
     clouds = torch.cat([torch.load(run.shard("clouds", k), weights_only=True) for k in range(12)])
     reference = torch.cat([torch.load(layout(cfg).shard("clouds", k), weights_only=True)
                            for k in range(3)])
     assert torch.equal(clouds, reference)
-    assert not [f for f in os.listdir(run.topology("clouds")) if f.endswith(".tmp")]
+    assert not [f for f in written if f.endswith(".tmp")]
 
 
 # ---------------------------------------------------------------------------------- presets
