@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..diagrams import Diagrams
 from .distances import edge_lengths, mask_distances, pairwise_distances
 from .gudhi_backend import gudhi_pairing
+from .compiled import COMPILED_DTYPES, h0_pairing_from_points
 from .h0 import h0_pairing, numba_available
 from .pairing import Pairing, gather_diagrams
 
@@ -87,20 +88,27 @@ def _native_pairing(
     Prim; H1 by the compiled cohomology reduction on the CPU, its order, spanning forest and
     apparent pairs computed by the Triton kernels first for CUDA input; H1 and H2 together by
     the compiled kernels of :mod:`torchtopo.rips.native_h2` on the CPU."""
+    compiled = (
+        points is not None and points.device.type == "cpu" and points.dtype in COMPILED_DTYPES and numba_available()
+    )
     triton_h0 = _use_triton(points)
     order = None
-    if max_dim >= 1 or not triton_h0:
-        # Edges are ordered by the product-form distances (fast); values are re-measured exactly.
-        if points is not None:
-            order = pairwise_distances(points, mask)
-        else:
-            order = matrix if mask is None else mask_distances(matrix, mask)
-    if triton_h0:
-        from .triton_h0 import h0_pairing_triton
-
-        births, deaths, valid = h0_pairing_triton(points, mask)
+    if compiled:
+        # One compiled pass per cloud: direct-form ordering distances and Prim's tree.
+        births, deaths, valid, order = h0_pairing_from_points(points, mask)
     else:
-        births, deaths, valid = h0_pairing(order, mask)
+        if max_dim >= 1 or not triton_h0:
+            # Edges are ordered by the product-form distances (fast); values are re-measured exactly.
+            if points is not None:
+                order = pairwise_distances(points, mask)
+            else:
+                order = matrix if mask is None else mask_distances(matrix, mask)
+        if triton_h0:
+            from .triton_h0 import h0_pairing_triton
+
+            births, deaths, valid = h0_pairing_triton(points, mask)
+        else:
+            births, deaths, valid = h0_pairing(order, mask)
     if max_edge is not None:
         # Tree edges longer than max_edge are not in the filtration: their classes never die.
         too_long = lengths(deaths).detach() > max_edge
