@@ -60,21 +60,12 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor,
 
 
 class _EdgeLengths(torch.autograd.Function):
+    # forward with ctx (not setup_context): apply then skips binding the arguments by signature.
     @staticmethod
-    def forward(points: Tensor, edges: Tensor) -> Tensor:
-        from ._h0_numba import edge_lengths_batch
-
-        batch, k = edges.shape[:2]
-        out = torch.empty(batch, k, dtype=torch.float64)
-        arrays = (points.detach().contiguous().numpy(), edges.contiguous().numpy(), out.numpy())
-        run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch,
-                       work=batch * k * points.shape[2])
-        return out.to(points.dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        points, edges = inputs
+    def forward(ctx, points: Tensor, edges: Tensor) -> Tensor:
+        output = _lengths(points, edges)
         ctx.save_for_backward(points, edges, output)
+        return output
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
@@ -92,9 +83,21 @@ class _EdgeLengths(torch.autograd.Function):
         return torch.zeros_like(flat).index_add(0, index, both).view(batch, n, dim), None
 
 
+def _lengths(points: Tensor, edges: Tensor) -> Tensor:
+    from ._h0_numba import edge_lengths_batch
+
+    batch, k = edges.shape[:2]
+    out = torch.empty(batch, k, dtype=torch.float64)
+    arrays = (points.detach().contiguous().numpy(), edges.contiguous().numpy(), out.numpy())
+    run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch, work=batch * k * points.shape[2])
+    return out.to(points.dtype)
+
+
 def compiled_edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
     """:func:`torchtopo.rips.distances.edge_lengths` by a compiled kernel: ``points``
     ``(B, N, D)`` float32 or float64 on the CPU, ``edges`` ``(B, K, 2)`` long (``-1`` reads vertex
     0); returns ``(B, K)``, differentiable. Each length is summed in float64 and rounded once to
     the dtype of ``points``."""
-    return _EdgeLengths.apply(points, edges)
+    if points.requires_grad and torch.is_grad_enabled():
+        return _EdgeLengths.apply(points, edges)
+    return _lengths(points, edges)

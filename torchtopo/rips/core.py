@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,9 +31,22 @@ def _check_points(points: Tensor) -> None:
         raise ValueError(f"points must be (B, N, D) or (N, D), got shape {tuple(points.shape)}")
     if points.shape[-2] == 0 or points.shape[-1] == 0:
         raise ValueError(f"points must hold at least one point of dimension >= 1, got shape {tuple(points.shape)}")
-    # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all().
-    if not torch.isfinite(torch.stack(torch.aminmax(points.detach()))).all():
+    if not _all_finite(points.detach()):
         raise ValueError("points must be finite, got NaN or inf")
+
+
+def _all_finite(values: Tensor) -> bool:
+    """Whether ``values`` holds no NaN or inf, reading one value back from the device."""
+    if values.device.type == "cpu" and values.numel() <= _SERIAL_CHECK and values.dtype in COMPILED_DTYPES:
+        # NumPy runs in the calling thread; a torch reduction over more than 32768 values starts
+        # the intra-op pool, and on a loaded machine a small call waits milliseconds for it.
+        return bool(np.isfinite(values.numpy()).all())
+    # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all().
+    return bool(torch.isfinite(torch.stack(torch.aminmax(values))).all())
+
+
+#: Inputs up to this many values are checked in the calling thread (a millisecond at most).
+_SERIAL_CHECK = 1 << 20
 
 
 def _check_distances(distances: Tensor) -> None:

@@ -62,9 +62,12 @@ def _run_in_chunks(batch: int, n: int, kernel) -> tuple[np.ndarray, np.ndarray, 
                        work=2 * (stop - start) * n**3)
         pieces.append(out[:, : counts[start:stop].max(initial=0)])
     k = int(counts.max(initial=0))
-    rows = np.full((batch, k, 4), -1, dtype=np.int32)
-    for start, piece in zip(range(0, batch, chunk), pieces):
-        rows[start : start + piece.shape[0], : piece.shape[1]] = piece
+    if len(pieces) == 1:
+        rows = pieces[0]  # a view of the only chunk's output: no copy
+    else:
+        rows = np.full((batch, k, 4), -1, dtype=np.int32)
+        for start, piece in zip(range(0, batch, chunk), pieces):
+            rows[start : start + piece.shape[0], : piece.shape[1]] = piece
     rows[np.arange(k) >= counts[:, None]] = -1  # the unwritten rows of np.empty
     return rows, counts, stats
 
@@ -137,8 +140,7 @@ def h1_pairing(distances: Tensor, mask: Tensor | None, max_edge: float | None) -
     device = distances.device
     out, counts, _ = _h1_arrays(distances, mask, max_edge)
     rows = torch.from_numpy(out).to(device=device, dtype=torch.long)
-    slot = torch.arange(out.shape[1], device=device).unsqueeze(0)
-    valid = slot < torch.from_numpy(counts).to(device).unsqueeze(1)
+    valid = torch.from_numpy(np.arange(out.shape[1]) < counts[:, None]).to(device)
     return rows[..., :2], rows[..., 2:], valid
 
 
