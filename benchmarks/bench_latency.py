@@ -17,7 +17,7 @@ Each load process ends by itself after ``--phase-seconds`` (it is also stopped w
 over). The table gives each median, the ratio to gudhi's time (higher is better) and the ratio
 to torchtopo's quiet time (1 is ideal).
 
-    python benchmarks/bench_latency.py                # about a minute
+    python benchmarks/bench_latency.py                # about a minute on a quiet machine
     python benchmarks/bench_latency.py --quick        # a few seconds: one case, short phases
 """
 
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, nargs="+", default=[64, 128], help="points per cloud")
     parser.add_argument("--loads", nargs="+", choices=["quiet", "torch", "mixed"], default=["quiet", "torch", "mixed"],
                         help="loads to measure under (quiet first: the others are compared with it)")
-    parser.add_argument("--repeats", type=int, default=31, help="interleaved repeats per case and load")
+    parser.add_argument("--repeats", type=int, default=21, help="interleaved repeats per case and load")
     parser.add_argument("--phase-seconds", type=float, default=60.0,
                         help="longest life of a load's processes (they are stopped when their phase ends)")
     parser.add_argument("--threads", type=int, default=2, help="torch's intra-op threads in this process")
