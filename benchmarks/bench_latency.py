@@ -13,8 +13,8 @@ cloud), under three loads it starts and stops itself:
 - ``mixed``: a training-like torch process (an MLP's forward, backward and step) and a NumPy
   process (sorting and FFTs).
 
-Each load process ends by itself after ``--phase-seconds`` (it is also stopped when its phase is
-over). The table gives each median, the ratio to gudhi's time (higher is better) and the ratio
+The load processes are started anew for each case and stopped when its measurement is over;
+each also ends by itself after ``--phase-seconds`` or when this script is gone. The table gives each median, the ratio to gudhi's time (higher is better) and the ratio
 to torchtopo's quiet time (1 is ideal).
 
     python benchmarks/bench_latency.py                # about a minute on a quiet machine
@@ -39,27 +39,34 @@ from common import add_output_arguments, interleaved_medians, output_dir, write_
 
 from torchtopo import rips_persistence
 
-# Each load process runs its loop until its deadline (argv[1], seconds from now), then exits.
+# Each load process sets up, prints "ready", then runs one step of its loop at a time until its
+# deadline (argv[1], seconds from now) or until its parent (argv[2]) is gone.
+_LOOP = ("print('ready', flush=True)\nend = time.time() + float(sys.argv[1])\n"
+         "while time.time() < end and os.getppid() == int(sys.argv[2]):\n")
 LOADS = {
     "torch": [
-        "import sys, time, torch\nend = time.time() + float(sys.argv[1])\na = torch.randn(768, 768)\n"
-        "while time.time() < end:\n    a @ a\n",
+        "import os, sys, time, torch\na = torch.randn(768, 768)\n" + _LOOP + "    a @ a\n",
     ] * 2,
     "mixed": [
-        "import sys, time, torch\nend = time.time() + float(sys.argv[1])\n"
+        "import os, sys, time, torch\n"
         "net = torch.nn.Sequential(torch.nn.Linear(512, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 100))\n"
         "opt = torch.optim.SGD(net.parameters(), lr=1e-3)\nx, y = torch.randn(256, 512), torch.randint(0, 100, (256,))\n"
-        "while time.time() < end:\n    opt.zero_grad()\n"
-        "    torch.nn.functional.cross_entropy(net(x), y).backward()\n    opt.step()\n",
-        "import sys, time, numpy as np\nend = time.time() + float(sys.argv[1])\nrng = np.random.default_rng(0)\n"
-        "while time.time() < end:\n    np.sort(rng.random(1 << 18))\n    np.fft.rfft(rng.random(1 << 18))\n",
+        + _LOOP + "    opt.zero_grad()\n    torch.nn.functional.cross_entropy(net(x), y).backward()\n    opt.step()\n",
+        "import os, sys, time\nimport numpy as np\nrng = np.random.default_rng(0)\n"
+        + _LOOP + "    np.sort(rng.random(1 << 18))\n    np.fft.rfft(rng.random(1 << 18))\n",
     ],
 }
 
 
 def start_load(name: str, seconds: float) -> list[subprocess.Popen]:
-    """Start the processes of load ``name`` (none for ``quiet``); each exits after ``seconds``."""
-    return [subprocess.Popen([sys.executable, "-c", code, str(seconds)]) for code in LOADS.get(name, [])]
+    """Start the processes of load ``name`` (none for ``quiet``) and wait until each is running;
+    each exits after ``seconds``, or when this process is gone."""
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(seconds), str(os.getpid())],
+                                  stdout=subprocess.PIPE, text=True) for code in LOADS.get(name, [])]
+    for process in processes:
+        process.stdout.readline()
+    time.sleep(0.2 if processes else 0.0)
+    return processes
 
 
 def stop_load(processes: list[subprocess.Popen]) -> None:
@@ -83,7 +90,8 @@ def main() -> None:
                         help="loads to measure under (quiet first: the others are compared with it)")
     parser.add_argument("--repeats", type=int, default=21, help="interleaved repeats per case and load")
     parser.add_argument("--phase-seconds", type=float, default=60.0,
-                        help="longest life of a load's processes (they are stopped when their phase ends)")
+                        help="longest life of a load's processes (started anew for each case and load, "
+                             "stopped when its measurement ends)")
     parser.add_argument("--threads", type=int, default=2, help="torch's intra-op threads in this process")
     parser.add_argument("--quick", action="store_true",
                         help="one case (B = 1, m = 64, H0+H1), 5 repeats, phases of at most 10 s")
@@ -99,27 +107,23 @@ def main() -> None:
     rng = np.random.default_rng(0)
     data = {case: rng.normal(size=case[:3]).astype(np.float32) for case in cases}
     loads = sorted(args.loads, key=["quiet", "torch", "mixed"].index)
-    results: dict[str, dict] = {}
-    load_average = {}
-    for load in loads:
-        processes = start_load(load, args.phase_seconds)
-        try:
-            time.sleep(0.5 if processes else 0.0)  # let the load start
-            results[load] = {}
-            for case in cases:
-                b, m, d, max_dim = case
-                points = torch.from_numpy(data[case]).requires_grad_()
-                clouds = data[case].astype(np.float64)
-                seconds = interleaved_medians({
-                    "torchtopo": lambda: rips_persistence(points, max_dim),
-                    "gudhi": lambda: gudhi_calls(clouds, max_dim),
-                }, args.repeats, warmup=2)
-                results[load][str(case)] = seconds
-                print(f"{load}: B={b} m={m} d={d} H0{'+H1' if max_dim else ''}: torchtopo "
-                      f"{1e3 * seconds['torchtopo']:.3f} ms, gudhi {1e3 * seconds['gudhi']:.3f} ms", flush=True)
-            load_average[load] = os.getloadavg()[0]
-        finally:
-            stop_load(processes)
+    results: dict[str, dict] = {load: {} for load in loads}
+    load_average: dict[str, list[float]] = {load: [] for load in loads}
+    for case in cases:
+        b, m, d, max_dim = case
+        points = torch.from_numpy(data[case]).requires_grad_()
+        clouds = data[case].astype(np.float64)
+        calls = {"torchtopo": lambda: rips_persistence(points, max_dim), "gudhi": lambda: gudhi_calls(clouds, max_dim)}
+        for load in loads:
+            processes = start_load(load, args.phase_seconds)
+            try:
+                seconds = interleaved_medians(calls, args.repeats, warmup=2)
+                load_average[load].append(os.getloadavg()[0])
+            finally:
+                stop_load(processes)
+            results[load][str(case)] = seconds
+            print(f"{load}: B={b} m={m} d={d} H0{'+H1' if max_dim else ''}: torchtopo "
+                  f"{1e3 * seconds['torchtopo']:.3f} ms, gudhi {1e3 * seconds['gudhi']:.3f} ms", flush=True)
 
     header = "| clouds | m | d | homology | " + " | ".join(
         f"{load}: torchtopo ms | gudhi ms | vs gudhi" + (" | vs quiet" if load != "quiet" and "quiet" in loads else "")
@@ -137,11 +141,12 @@ def main() -> None:
         lines.append(f"| {b} | {m} | {d} | H0{'+H1' if max_dim else ''} | " + " | ".join(cells) + " |")
     meta = {
         "unit": f"ms per call, median of {args.repeats} interleaved repeats",
-        "load": ", ".join(f"{load}: load average {value:.1f}" for load, value in load_average.items()),
+        "load": ", ".join(f"{load}: load average {min(values):.1f} to {max(values):.1f}"
+                          for load, values in load_average.items()),
         "loads": {load: LOADS.get(load, []) for load in loads},
     }
     text = (f"Latency of one rips_persistence call (float32 points requiring a gradient) against gudhi's calls on "
-            f"the same clouds (float64); {meta['unit']}; {meta['load']} (at the end of each phase).\n\n"
+            f"the same clouds (float64); {meta['unit']}; {meta['load']} (at the end of each measurement).\n\n"
             + "\n".join(lines))
     write_results(output_dir(args) / "bench_latency.json", {"meta": meta, "results": results}, text,
                   threads=args.threads)
