@@ -25,10 +25,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="torchtopo")
 
 
-# Below this much work (about a millisecond of one core; see ``work``) a call runs in the calling
+# Below this much work (one or two milliseconds of one core; see ``work``) a call runs in the calling
 # thread: handing it to the pool costs more than it saves, and on a loaded machine the pool's
 # threads may wait for a core for milliseconds.
-SERIAL_WORK = 1 << 22
+SERIAL_WORK = 1 << 23
 
 
 def run_on_threads(kernel: Callable[[int, int], None], batch: int, *, work: float = float("inf")) -> None:

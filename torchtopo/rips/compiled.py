@@ -89,7 +89,9 @@ def _lengths(points: Tensor, edges: Tensor) -> Tensor:
     batch, k = edges.shape[:2]
     out = torch.empty(batch, k, dtype=torch.float64)
     arrays = (points.detach().contiguous().numpy(), edges.contiguous().numpy(), out.numpy())
-    run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch, work=batch * k * points.shape[2])
+    # Weighted 4 per value read: the float64 sums cost about that much more than a distance's.
+    run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch,
+                   work=4 * batch * k * points.shape[2])
     return out.to(points.dtype)
 
 
