@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from ..diagrams import Diagrams
+from .compiled import COMPILED_DTYPES, h0_pairing_from_points
 from .distances import edge_lengths, mask_distances, pairwise_distances
 from .gudhi_backend import gudhi_pairing
-from .compiled import COMPILED_DTYPES, h0_pairing_from_points
 from .h0 import h0_pairing, numba_available
 from .pairing import Pairing, gather_diagrams
 
@@ -35,6 +35,10 @@ def _check_points(points: Tensor) -> None:
         raise ValueError("points must be finite, got NaN or inf")
 
 
+#: Inputs up to this many values are checked in the calling thread (a few milliseconds at most).
+_SERIAL_CHECK = 1 << 24
+
+
 def _all_finite(values: Tensor) -> bool:
     """Whether ``values`` holds no NaN or inf, reading one value back from the device."""
     if values.device.type == "cpu" and values.numel() <= _SERIAL_CHECK and values.dtype in COMPILED_DTYPES:
@@ -44,10 +48,6 @@ def _all_finite(values: Tensor) -> bool:
         return bool(np.isfinite(array.min()) and np.isfinite(array.max()))
     # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all().
     return bool(torch.isfinite(torch.stack(torch.aminmax(values))).all())
-
-
-#: Inputs up to this many values are checked in the calling thread (a few milliseconds at most).
-_SERIAL_CHECK = 1 << 24
 
 
 def _check_distances(distances: Tensor) -> None:
