@@ -27,8 +27,8 @@ from bench_rips import check_against_gudhi, make_batch, peers
 from common import add_output_arguments, clouds_per_second, interleaved_medians, machine, output_dir, write_results
 
 from torchtopo import rips_persistence
+from torchtopo.rips.compiled import h0_pairing_from_points
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
-from torchtopo.rips.h0 import h0_pairing
 from torchtopo.rips.native import apparent_share, h1_pairing
 from torchtopo.rips.pairing import Pairing, gather_diagrams
 
@@ -40,13 +40,11 @@ def native(points: torch.Tensor):
 
 def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
     """Median milliseconds per batch of each step of :func:`native`, to see where time goes."""
-    order = pairwise_distances(points)
-    h0 = h0_pairing(order, None)
+    *h0, order = h0_pairing_from_points(points, None)
     h1 = h1_pairing(order, None, None)
     pairing = Pairing(*zip(h0, h1))
     steps = {
-        "distances": lambda: pairwise_distances(points),
-        "H0": lambda: h0_pairing(order, None),
+        "distances + H0": lambda: h0_pairing_from_points(points, None),  # one compiled pass per cloud
         "H1": lambda: h1_pairing(order, None, None),
         "gather": lambda: gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False),
     }
