@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--m-targets", type=int, nargs="+", default=[64, 128, 256, 512, 1024],
                         help="with --targets: the cloud sizes to run (a subset for a quick look)")
     parser.add_argument("--batch", type=int, default=64, help="clouds per batch")
-    parser.add_argument("--large-batch", type=int, default=16,
+    parser.add_argument("--large-batch", type=int, default=8,
                         help="with --targets: clouds per batch at m >= 512 (rates are per cloud; keeps the run short)")
     parser.add_argument("--m", type=int, nargs="+", default=[32, 64, 128, 256], help="grid: points per cloud")
     parser.add_argument("--d", type=int, nargs="+", default=[64, 512], help="grid: ambient dimensions")
