@@ -8,7 +8,8 @@
    installed; for H0+H1 also the seconds of the GPU marking and of the CPU reduction. The
    native path needs no gudhi.
 
-    python benchmarks/bench_gpu.py --out benchmarks/results/gpu.json
+    python benchmarks/bench_gpu.py                    # writes benchmarks/_scratch/gpu.{json,md}
+    python benchmarks/bench_gpu.py --write-results    # writes benchmarks/results/gpu.{json,md}
 
 Writes the JSON and a markdown table (``.md`` beside it) naming the card.
 """
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, clouds_per_second, interleaved_medians, machine, write_results
+from common import add_output_arguments, clouds_per_second, interleaved_medians, machine, output_dir, write_results
 
 from torchtopo import rips_persistence
 from torchtopo.rips.distances import pairwise_distances
@@ -63,13 +63,14 @@ def stage_seconds(points: torch.Tensor, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[64, 1024])
-    parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--d", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS / "gpu.json", help=".json; the .md table goes beside it")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 1024], help="clouds per batch")
+    parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256], help="points per cloud")
+    parser.add_argument("--d", type=int, default=512, help="ambient dimension")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
     parser.add_argument("--device", default="cuda", help="'cpu' only to dry-run the script itself")
+    add_output_arguments(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -132,7 +133,7 @@ def main() -> None:
         lines.append(
             f"| {dims} | {row['batch']} | {row['m']} | {row['torchtopo_gpu']:.1f} | {peer} | {ratio} | {marks} | {reduce} |"
         )
-    write_results(args.out, {"meta": meta, "checks": checks, "rows": rows}, "\n".join(lines))
+    write_results(output_dir(args) / "gpu.json", {"meta": meta, "checks": checks, "rows": rows}, "\n".join(lines))
     if not all(c["equal"] for c in checks):
         raise SystemExit("GPU and CPU diagrams differ")
 

@@ -10,7 +10,8 @@ relative); the share of apparent columns is reported too.
     python benchmarks/bench_native_h1.py                   # B = 64, d = 512, m in {64, 128, 256}
     python benchmarks/bench_native_h1.py --m 128 --kinds circle --repeats 3
 
-Writes ``results/native_h1.json`` and ``results/native_h1.md``.
+Writes ``native_h1.json`` and ``native_h1.md`` into ``benchmarks/_scratch/`` (``--out-dir``), or
+into ``benchmarks/results/`` with ``--write-results``.
 """
 
 from __future__ import annotations
@@ -19,23 +20,15 @@ import argparse
 import os
 import time
 from functools import partial
-from pathlib import Path
-
 import gudhi
 import numba
 import torch
 from bench_rips import check_against_gudhi, make_batch, peers
-from common import (
-    RESULTS,
-    clouds_per_second,
-    interleaved_medians,
-    machine,
-    write_results,
-)
+from common import add_output_arguments, clouds_per_second, interleaved_medians, machine, output_dir, write_results
 
 from torchtopo import rips_persistence
+from torchtopo.rips.compiled import h0_pairing_from_points
 from torchtopo.rips.distances import edge_lengths, pairwise_distances
-from torchtopo.rips.h0 import h0_pairing
 from torchtopo.rips.native import apparent_share, h1_pairing
 from torchtopo.rips.pairing import Pairing, gather_diagrams
 
@@ -47,13 +40,11 @@ def native(points: torch.Tensor):
 
 def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
     """Median milliseconds per batch of each step of :func:`native`, to see where time goes."""
-    order = pairwise_distances(points)
-    h0 = h0_pairing(order, None)
+    *h0, order = h0_pairing_from_points(points, None)
     h1 = h1_pairing(order, None, None)
     pairing = Pairing(*zip(h0, h1))
     steps = {
-        "distances": lambda: pairwise_distances(points),
-        "H0": lambda: h0_pairing(order, None),
+        "distances + H0": lambda: h0_pairing_from_points(points, None),  # one compiled pass per cloud
         "H1": lambda: h1_pairing(order, None, None),
         "gather": lambda: gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False),
     }
@@ -61,16 +52,18 @@ def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--d", type=int, default=512)
-    parser.add_argument("--kinds", nargs="+", default=["gaussian", "circle"])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64, help="clouds per batch")
+    parser.add_argument("--m", type=int, nargs="+", default=[64, 128, 256], help="points per cloud")
+    parser.add_argument("--d", type=int, default=512, help="ambient dimension")
+    parser.add_argument("--kinds", nargs="+", choices=["gaussian", "circle"], default=["gaussian", "circle"],
+                        help="clouds")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
     parser.add_argument("--min-clouds", type=int, default=2, help="peers slower than --budget s are timed on this many")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds a peer may spend per repeat")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--out", type=Path, default=RESULTS / "native_h1.json")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of torchtopo and giotto-ph")
+    add_output_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
@@ -84,12 +77,13 @@ def main() -> None:
             error = check_against_gudhi(points[:2], 1, native)
             native(tensor)  # warm-up (and numba's compilation on a first run)
             runs = {"torchtopo (native)": (lambda: native(tensor), args.batch)}
-            for name, run in peers(1, args.threads).items():
+            for name, (run, dtype) in peers(1, args.threads).items():
+                cast = points.astype(dtype)  # each peer's own dtype (bench_rips.peers)
                 start = time.perf_counter()
-                run(points[0])
+                run(cast[0])
                 estimate = (time.perf_counter() - start) * args.batch
                 count = args.batch if estimate < args.budget else min(args.batch, args.min_clouds)
-                runs[name] = (partial(lambda run, subset: [run(c) for c in subset], run, points[:count]), count)
+                runs[name] = (partial(lambda run, subset: [run(c) for c in subset], run, cast[:count]), count)
             seconds = interleaved_medians({name: call for name, (call, _) in runs.items()}, args.repeats, warmup=0)
             rates = {name: runs[name][1] / seconds[name] for name in runs}
             clouds = {name: runs[name][1] for name in runs}
@@ -107,7 +101,7 @@ def main() -> None:
         "load": f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
     }
     table = f"{meta['machine']}; {meta['unit']}; {meta['load']}\n\n{markdown(rows)}"
-    write_results(args.out, {"meta": meta, "rows": rows}, table)
+    write_results(output_dir(args) / "native_h1.json", {"meta": meta, "rows": rows}, table, threads=args.threads)
 
 
 def markdown(rows: list[dict]) -> str:

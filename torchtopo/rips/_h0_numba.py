@@ -46,3 +46,145 @@ def prim_batch(distances, valid, tree_edges, tree_lengths, roots, start, stop):
                 if outside[j] and row[j] < best[j]:
                     best[j] = row[j]
                     parent[j] = vertex
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def cloud_distances(points, valid, out):
+    """Fill ``out`` ``(N, N)`` with the Euclidean distances of ``points`` ``(N, D)`` in the
+    direct form (sum of squared differences, in the points' dtype): no product-form
+    cancellation, so no centring is needed. Rows and columns of points that are not ``valid``
+    are ``inf``; the diagonal is 0. Meant for ordering edges, as the product form.
+
+    Four columns at a time: each load of row ``i`` serves four sums (the loop is bound by loads).
+    """
+    n, d = points.shape
+    for i in range(n):
+        out[i, i] = 0
+        row_i = points[i]
+        j = i + 1
+        while j + 3 < n:
+            row_a = points[j]
+            row_b = points[j + 1]
+            row_c = points[j + 2]
+            row_e = points[j + 3]
+            zero = row_i[0] - row_i[0]  # a zero of the points' dtype: the loop vectorises
+            sum_a = zero
+            sum_b = zero
+            sum_c = zero
+            sum_e = zero
+            for t in range(d):
+                x = row_i[t]
+                diff_a = x - row_a[t]
+                diff_b = x - row_b[t]
+                diff_c = x - row_c[t]
+                diff_e = x - row_e[t]
+                sum_a += diff_a * diff_a
+                sum_b += diff_b * diff_b
+                sum_c += diff_c * diff_c
+                sum_e += diff_e * diff_e
+            out[i, j] = np.sqrt(sum_a)
+            out[i, j + 1] = np.sqrt(sum_b)
+            out[i, j + 2] = np.sqrt(sum_c)
+            out[i, j + 3] = np.sqrt(sum_e)
+            j += 4
+        while j < n:
+            row_j = points[j]
+            total = row_i[0] - row_i[0]
+            for t in range(d):
+                diff = row_i[t] - row_j[t]
+                total += diff * diff
+            out[i, j] = np.sqrt(total)
+            j += 1
+        for j in range(i + 1, n):
+            if not (valid[i] and valid[j]):
+                out[i, j] = np.inf
+            out[j, i] = out[i, j]
+
+
+@nb.njit(cache=True, nogil=True)
+def _prim_cloud(dist, valid, tree_edges, tree_lengths):
+    """Prim's steps on one cloud, as :func:`prim_batch`; returns the root."""
+    n = valid.shape[0]
+    root = 0
+    while root < n - 1 and not valid[root]:
+        root += 1
+    outside = valid.copy()
+    outside[root] = False
+    best = np.full(n, np.inf, dtype=dist.dtype)
+    parent = np.full(n, root, dtype=np.int64)
+    for j in range(n):
+        if outside[j]:
+            best[j] = dist[root, j]
+    for step in range(n - 1):
+        vertex = 0
+        smallest = np.inf
+        for j in range(n):
+            if best[j] < smallest:
+                smallest = best[j]
+                vertex = j
+        tree_edges[step, 0] = parent[vertex]
+        tree_edges[step, 1] = vertex
+        tree_lengths[step] = best[vertex]
+        outside[vertex] = False
+        best[vertex] = np.inf
+        row = dist[vertex]
+        for j in range(n):
+            if outside[j] and row[j] < best[j]:
+                best[j] = row[j]
+                parent[j] = vertex
+    return root
+
+
+@nb.njit(cache=True, nogil=True)
+def h0_from_points(points, valid, dist, birth_edges, death_edges, start, stop):
+    """Distances (:func:`cloud_distances`, into ``dist`` ``(B, N, N)``) and the H0 pairing of
+    :func:`torchtopo.rips.h0.h0_pairing` (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64)
+    of clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, in one pass per cloud, without
+    the GIL. The rows are those of :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges
+    sorted by length (stable), then the infinite bar ``-1`` born at the root, then ``-1``."""
+    n = valid.shape[1]
+    tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
+    tree_lengths = np.empty(max(n - 1, 0), dtype=dist.dtype)
+    for b in range(start, stop):
+        cloud_distances(points[b], valid[b], dist[b])
+        root = _prim_cloud(dist[b], valid[b], tree_edges, tree_lengths)
+        order = np.argsort(tree_lengths, kind="mergesort")
+        count = 0
+        for j in range(n):
+            if valid[b, j]:
+                count += 1
+        for row in range(n):
+            if row < count - 1:
+                edge = order[row]
+                death_edges[b, row, 0] = tree_edges[edge, 0]
+                death_edges[b, row, 1] = tree_edges[edge, 1]
+                birth_edges[b, row, 0] = tree_edges[edge, 1]
+                birth_edges[b, row, 1] = tree_edges[edge, 1]
+            elif row == count - 1:
+                death_edges[b, row, 0] = -1
+                death_edges[b, row, 1] = -1
+                birth_edges[b, row, 0] = root
+                birth_edges[b, row, 1] = root
+            else:
+                death_edges[b, row, 0] = -1
+                death_edges[b, row, 1] = -1
+                birth_edges[b, row, 0] = -1
+                birth_edges[b, row, 1] = -1
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def edge_lengths_batch(points, edges, out, start, stop):
+    """``out[b, k]`` = the Euclidean length of edge ``edges[b, k]`` of cloud ``points[b]``
+    (``(B, N, D)``; ``edges`` ``(B, K, 2)`` int64, ``-1`` read as vertex 0), summed in float64:
+    the difference of two float32 is exact in float64. Clouds ``start .. stop - 1``."""
+    d = points.shape[2]
+    for b in range(start, stop):
+        cloud = points[b]
+        for k in range(edges.shape[1]):
+            row_i = cloud[max(edges[b, k, 0], 0)]
+            row_j = cloud[max(edges[b, k, 1], 0)]
+            total = 0.0
+            for t in range(d):
+                diff = np.float64(row_i[t]) - np.float64(row_j[t])
+                total += diff * diff
+            out[b, k] = np.sqrt(total)

@@ -25,13 +25,20 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="torchtopo")
 
 
-def run_on_threads(kernel: Callable[[int, int], None], batch: int) -> None:
+# Below this much work (one or two milliseconds of one core; see ``work``) a call runs in the calling
+# thread: handing it to the pool costs more than it saves, and on a loaded machine the pool's
+# threads may wait for a core for milliseconds.
+SERIAL_WORK = 1 << 23
+
+
+def run_on_threads(kernel: Callable[[int, int], None], batch: int, *, work: float = float("inf")) -> None:
     """Call ``kernel(start, stop)`` on ranges covering ``0 .. batch - 1``, in parallel.
 
     Ranges are smaller than an even split (four per thread), so that clouds of unequal cost
-    still balance; with one thread the kernel runs in the calling thread.
+    still balance; with one thread, or ``work`` (an estimate of the whole call's elementary
+    operations) under ``SERIAL_WORK``, the kernel runs in the calling thread.
     """
-    threads = max(1, min(torch.get_num_threads(), batch))
+    threads = max(1, min(torch.get_num_threads(), batch)) if work >= SERIAL_WORK else 1
     if threads == 1:
         kernel(0, batch)
         return

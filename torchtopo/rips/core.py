@@ -7,11 +7,13 @@ import numbers
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
+from .compiled import COMPILED_DTYPES, h0_pairing_from_points
 from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
@@ -73,6 +75,22 @@ def _times_power_of_two(x: Tensor, exponent: int) -> Tensor:
     return x
 
 
+#: Inputs up to this many values are checked in the calling thread (a few milliseconds at most).
+_SERIAL_CHECK = 1 << 24
+
+
+def _extremes(values: Tensor) -> tuple[float, float]:
+    """The smallest and largest value of ``values`` (NaN if it holds one), read back once."""
+    if values.device.type == "cpu" and values.numel() <= _SERIAL_CHECK and values.dtype in COMPILED_DTYPES:
+        # NumPy runs in the calling thread; a torch reduction over more than 32768 values starts
+        # the intra-op pool, and on a loaded machine a small call waits milliseconds for it.
+        array = values.numpy()  # min and max propagate NaN; no temporary
+        return float(array.min()), float(array.max())
+    # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all().
+    low, high = torch.stack(torch.aminmax(values)).tolist()
+    return low, high
+
+
 def _check_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor, float, float]:
     """The real points ``(B, N, D)`` in the working dtype (padding zeroed: it is never read, NaN
     allowed), and their smallest and largest coordinate."""
@@ -81,9 +99,7 @@ def _check_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor, float, f
     points = points.to(_working_dtype(points.dtype))
     if points.numel() == 0:
         return points, 0.0, 0.0
-    # aminmax propagates NaN and reads the tensor once: ten times cheaper than isfinite().all();
-    # its two values, read back once, also give the scale.
-    low, high = torch.stack(torch.aminmax(points.detach())).tolist()
+    low, high = _extremes(points.detach())  # the finiteness check, and the scale
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("points must be finite, got NaN or inf")
     return points, low, high
@@ -104,7 +120,7 @@ def _check_distances(distances: Tensor, mask: Tensor | None) -> Tensor:
     distances = distances.to(_working_dtype(dtype))
     if distances.numel() == 0:
         return distances
-    low, high = torch.stack(torch.aminmax(distances.detach())).tolist()
+    low, high = _extremes(distances.detach())
     if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
         raise ValueError("distances must be finite and non-negative")
     detached = distances.detach()
@@ -146,21 +162,33 @@ def _use_triton(source: Tensor | None) -> bool:
 
 
 def _native_pairing(
-    order: Tensor | None, triton_points: Tensor | None, mask: Tensor | None, max_dim: int, max_edge: float | None
+    source: Tensor, from_points: bool, mask: Tensor | None, max_dim: int, max_edge: float | None
 ) -> Pairing:
-    """Native pairing of dimensions 0 (to 2) from the ordering distances ``order`` ``(B, N, N)``:
-    H0 by batched Prim, or by the Triton kernel from ``triton_points`` ``(B, N, D)`` (CUDA
-    points; ``order`` is then only needed, and given, for ``max_dim >= 1``); H1 by the compiled
-    cohomology reduction on the CPU, its order, spanning forest and apparent pairs computed by
-    the Triton kernels first for CUDA input; H1 and H2 together by the compiled kernels of
-    :mod:`torchtopo.rips.native_h2` on the CPU. ``max_edge`` cuts dimensions 1 and 2 here;
-    dimension 0 is cut by the gather."""
-    if triton_points is not None:
+    """Native pairing of dimensions 0 (to 2) of the detached ``source`` (points ``(B, N, D)`` or
+    distances ``(B, N, N)``).
+
+    H0: for CPU points, the ordering distances and Prim's tree in one compiled pass per cloud
+    (:func:`~torchtopo.rips.compiled.h0_pairing_from_points`); for CUDA points, the Triton
+    kernel; otherwise batched Prim over :func:`_ordering_distances`. H1 by the compiled
+    cohomology reduction on the CPU over the same ordering distances, its order, spanning forest
+    and apparent pairs computed by the Triton kernels first for CUDA input; H1 and H2 together by
+    the compiled kernels of :mod:`torchtopo.rips.native_h2` on the CPU. ``max_edge`` cuts
+    dimensions 1 and 2 here; dimension 0 is cut by the gather."""
+    order = None
+    if from_points and _use_triton(source):
         from .triton_h0 import h0_pairing_triton
 
-        per_dim = [h0_pairing_triton(triton_points, mask)]
+        per_dim = [h0_pairing_triton(source, mask)]
+    elif from_points and source.device.type == "cpu" and source.dtype in COMPILED_DTYPES and numba_available():
+        *h0, order = h0_pairing_from_points(source, mask)
+        per_dim = [tuple(h0)]
+        if max_dim >= 1 and max_edge is not None:
+            order = measure_near_threshold(order, source, mask, max_edge)
     else:
+        order = _ordering_distances(source, from_points, mask, max_edge)
         per_dim = [h0_pairing(order, mask)]
+    if max_dim >= 1 and order is None:
+        order = _ordering_distances(source, from_points, mask, max_edge)
     if max_dim == 1:
         if _use_triton(order):
             from .triton_h1 import h1_pairing_triton as h1_pairing
@@ -343,11 +371,7 @@ def rips_persistence(
     if native:
         if max_dim > 2:
             raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
-        triton_points = detached if from_points and _use_triton(detached) else None
-        order = None
-        if max_dim >= 1 or triton_points is None:
-            order = _ordering_distances(detached, from_points, mask, cut)
-        pairing = _native_pairing(order, triton_points, mask, max_dim, cut)
+        pairing = _native_pairing(detached, from_points, mask, max_dim, cut)
     else:
         # gudhi gets float64 distances (it reads the real points of each cloud only).
         order = _ordering_distances(detached, from_points, mask, cut, dtype=torch.float64)

@@ -67,6 +67,12 @@ def edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
 
     Entries of ``-1`` (padding) read vertex 0 and give a length of 0. Returns ``(B, K)``.
     """
+    if points.device.type == "cpu" and edges.device.type == "cpu":
+        from .compiled import COMPILED_DTYPES, compiled_edge_lengths
+        from .h0 import numba_available
+
+        if points.dtype in COMPILED_DTYPES and numba_available():
+            return compiled_edge_lengths(points, edges)  # no (B, K, 2, D) temporary
     batch, n, dim = points.shape
     # One index_select on the flattened clouds: the fastest gather on the CPU, and its backward
     # (index_add) is as well.

@@ -68,24 +68,28 @@ def gather_diagrams(
     Zero-persistence pairs are masked out (they are not points of a diagram). Masked rows keep
     their slot (no compaction), so shapes never depend on values and no host sync is needed.
     """
+    # Few tensor operations: on one small cloud each costs about as much as the pairing itself.
     pairs, masks, births_out, deaths_out = [], [], [], []
     for dim, (births, deaths, mask) in enumerate(zip(pairing.birth_edges, pairing.death_edges, pairing.mask)):
-        infinite = mask & (deaths[..., 0] < 0)
+        finite = deaths[..., 0] >= 0
         if dim == 0:  # every vertex enters a Rips filtration at 0: no (v, v) edge to measure
             death = lengths(deaths)
             birth = torch.zeros_like(death)
             if max_edge is not None:
                 # Spanning-tree edges past the cut are not in the filtration: their classes never die.
-                infinite = infinite | mask & (death.detach().double() > max_edge)
+                finite = finite & (death.detach().double() <= max_edge)
         else:  # one gather for both ends of every pair
             both = lengths(torch.cat([births, deaths], dim=1))
             birth, death = both[:, : births.shape[1]], both[:, births.shape[1] :]
-        finite_keep = mask & ~infinite & (death > birth)
-        keep = finite_keep | infinite if keep_infinite else finite_keep
-        zero = torch.zeros_like(birth)
-        death = torch.where(infinite, torch.full_like(death, float("inf")), death)
-        pairs.append(torch.stack([torch.where(keep, birth, zero), torch.where(keep, death, zero)], dim=-1))
+        finite_keep = finite & mask & (death > birth)
+        keep = finite_keep
+        if keep_infinite:
+            infinite = mask & ~finite
+            keep = finite_keep | infinite
+            death = death.masked_fill(infinite, float("inf"))
+        dropped = ~keep.unsqueeze(-1)
+        pairs.append(torch.stack([birth, death], dim=-1).masked_fill(dropped, 0))
         masks.append(keep)
-        births_out.append(births.masked_fill(~keep.unsqueeze(-1), -1))
+        births_out.append(births.masked_fill(dropped, -1))
         deaths_out.append(deaths.masked_fill(~finite_keep.unsqueeze(-1), -1))
     return Diagrams(tuple(pairs), tuple(masks), tuple(births_out), tuple(deaths_out))
