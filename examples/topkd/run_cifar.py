@@ -85,10 +85,11 @@ def _run(args: argparse.Namespace, cfg, pairs) -> None:
         out = args.out if (args.out and "pairs" in cfg) else (
             layout(pairs[0]).table if len(pairs) == 1 else os.path.join("runs", cfg["name"], "table"))
         print(write_results(rows, pairs, out))
-        print(f"results in {out} ({time.perf_counter() - tic:.1f} s)")
+        print(f"results in {out} (stages {time.perf_counter() - tic:.1f} s)")
 
 
 def main(argv=None) -> int:
+    start = time.perf_counter()
     args = parse_args(argv)
     D.init_distributed()  # under torchrun: DDP training, rank 0 writes (topkd/distributed.py)
     try:
@@ -108,7 +109,10 @@ def main(argv=None) -> int:
     except USER_ERRORS as err:
         raise SystemExit(f"run_cifar.py: error: {err}") from None
     finally:
+        main_rank = D.is_main()
         D.cleanup()
+    if main_rank:
+        print(f"total wall time {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 
 

@@ -293,10 +293,13 @@ def dataset_targets(dataset: Dataset) -> np.ndarray:
 
 class ContrastIndexedDataset(Dataset):
     """Items ``(image, target, index, contrast_idx (K + 1,))`` for CRD: the item's index followed
-    by ``K`` indices drawn uniformly (with replacement) among the samples of *other* classes
-    (CRD's "exact" mode), by rejection, in O(N) memory (per-class lists of negatives would take
-    ~10 GB on ImageNet-1K). The draws use torch's global generator (seeded per item by
-    :class:`SeededDataset` where the suite uses one).
+    by ``K`` indices drawn uniformly among the samples of *other* classes (CRD's "exact" mode).
+    With ``replacement`` (the default) by rejection, in O(K) time and O(N) memory (per-class
+    lists of negatives would take ~10 GB on ImageNet-1K); without, as RepDistiller's
+    ``CIFAR100InstanceSample`` (the official TopKD code's loader): ``K`` distinct samples from a
+    permutation of the other classes' samples, O(N) time per item (with replacement again when
+    fewer than ``K`` exist, as there). The draws use torch's global generator (seeded per item
+    by :class:`SeededDataset` where the suite uses one).
 
     Parameters
     ----------
@@ -304,13 +307,17 @@ class ContrastIndexedDataset(Dataset):
         Items ``(image, target)``, with a ``targets`` attribute.
     num_negatives : int
         ``K``.
+    replacement : bool
+        Draw the negatives with replacement.
     """
 
-    def __init__(self, dataset: Dataset, num_negatives: int):
+    def __init__(self, dataset: Dataset, num_negatives: int, replacement: bool = True):
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) \
                 or num_negatives < 1:
             raise ValueError(f"num_negatives must be a positive int, got {num_negatives!r}")
-        self.dataset, self.num_negatives = dataset, num_negatives
+        if not isinstance(replacement, bool):
+            raise TypeError(f"replacement must be a bool, got {type(replacement).__name__}")
+        self.dataset, self.num_negatives, self.replacement = dataset, num_negatives, replacement
         self.targets = torch.from_numpy(dataset_targets(dataset))
         if self.targets.unique().numel() < 2:
             raise ValueError("CRD needs at least two classes to draw negatives from")
@@ -320,6 +327,11 @@ class ContrastIndexedDataset(Dataset):
 
     def __getitem__(self, i: int):
         img, target = self.dataset[i]
+        if not self.replacement:
+            others = (self.targets != target).nonzero().flatten()
+            if others.numel() >= self.num_negatives:
+                neg = others[torch.randperm(others.numel())[:self.num_negatives]]
+                return img, target, i, torch.cat([torch.tensor([i]), neg])
         neg = torch.randint(0, len(self.targets), (self.num_negatives,))
         same = self.targets[neg] == target
         while bool(same.any()):
