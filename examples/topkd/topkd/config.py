@@ -48,7 +48,7 @@ DEFAULTS: Dict[str, Any] = {
     **RUN_DEFAULTS,
     "dataset": {"name": "cifar100", "root": "./data", "download": True, "verify": True,
                 "num_workers": 4, "batch_size": 64, "drop_last": True, "train_subset": None,
-                "test_subset": None},
+                "test_subset": None, "image_size": 32},
     "train": {"epochs": 240, "lr": None, "momentum": 0.9, "weight_decay": 5e-4,
               "milestones": [150, 180, 210], "lr_decay": 0.1, "amp": None,
               "channels_last": None},
@@ -216,7 +216,8 @@ _RUN = {"name": _text(optional=True), "table": lambda v: None if v is None or _i
         "progress": _flag(), "compare": _entries, "student.arch": _text(),
         "teacher.arch": _text(), "teacher.checkpoint": _text(optional=True),
         "teacher.seed": _int(0)}
-_CIFAR_ONLY = {"teacher.weights": _choice("last", "best"), "dataset.drop_last": _flag()}
+_CIFAR_ONLY = {"teacher.weights": _choice("last", "best"), "dataset.drop_last": _flag(),
+               "dataset.image_size": _int(8)}
 
 #: Checks of every leaf of :data:`DEFAULTS`, by dotted key: each returns ``None`` or what the
 #: value should be.

@@ -118,6 +118,10 @@ class CifarSuite(Suite):
         if cfg["dataset"]["name"] not in DATASETS:
             raise ConfigError(f"dataset.name must be one of {DATASETS}, got "
                               f"{cfg['dataset']['name']!r}")
+        if cfg["dataset"]["name"] == "cifar100" and cfg["dataset"]["image_size"] != 32:
+            raise ConfigError(f"config {cfg['name']!r}: dataset.image_size must be 32 for "
+                              f"cifar100 (only the digits can be resized), got "
+                              f"{cfg['dataset']['image_size']}")
         for role in ("teacher", "student"):
             try:
                 cfg[role]["arch"] = canonical_name(cfg[role]["arch"])
@@ -128,11 +132,12 @@ class CifarSuite(Suite):
         return build_model(cfg[role]["arch"], self.num_classes(cfg))
 
     def input_size(self, cfg):
-        return 32
+        return cfg["dataset"]["image_size"]
 
     def datasets(self, cfg):
         ds = cfg["dataset"]
-        train, test, _ = build_datasets(ds["name"], ds["root"], ds["download"], ds["verify"])
+        train, test, _ = build_datasets(ds["name"], ds["root"], ds["download"], ds["verify"],
+                                        ds["image_size"])
         return take(train, ds["train_subset"]), take(test, ds["test_subset"])
 
     def teacher_weights(self, cfg):
