@@ -62,8 +62,14 @@ def finished(tmp_path_factory, tiny_config):
 def test_every_stage_end_to_end(finished, tmp_path, tiny_config):
     cfg, _ = finished
     run = layout(cfg)
-    # teacher
-    assert os.path.isfile(run.teacher_final)
+    # teacher: the last epoch and the best test epoch (what teacher.weights: best reads)
+    assert os.path.isfile(run.teacher_final) and os.path.isfile(run.teacher_best)
+    teacher_summary = json.load(open(os.path.join(run.teacher, "summary.json")))
+    best = pipeline.stage_teacher(dict(cfg, teacher=dict(cfg["teacher"], weights="best")))
+    assert best["weights"] == run.teacher_best
+    assert best["top1"] == teacher_summary["best_acc"]
+    assert best["selected_epoch"] == teacher_summary["best_epoch"]
+    assert torch.load(run.teacher_best, weights_only=True)["epoch"] == teacher_summary["best_epoch"]
     # clouds: 2 passes x (192 // 16) clouds of 16 points, resnet8's pooled width 64
     meta = json.load(open(run.meta("clouds")))
     assert (meta["num_clouds"], meta["num_shards"], meta["dim"]) == (24, 3, 64)

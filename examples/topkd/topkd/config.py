@@ -500,11 +500,12 @@ def faithful_overrides(raw: Dict[str, Any]) -> Dict[str, Any]:
 def distiller_spec(cfg: Dict[str, Any], entry: str) -> Dict[str, Any]:
     """The build spec ``{"name": ..., **kwargs}`` of a ``compare`` entry: an entry of
     ``cfg["distillers"]`` (which may rename, e.g. ``topkd_crd: {name: topkd, extra: [...]}``)
-    or a registered distiller name with its default weights; with ``topology.faithful``, the
-    :data:`FAITHFUL_DISTILLER_ARGS` it does not set (also in its ``extra`` members)."""
+    or a registered distiller name with its default weights; with ``topology.faithful`` (CIFAR
+    suite), the :data:`FAITHFUL_DISTILLER_ARGS` it does not set (also in its ``extra``
+    members)."""
     spec = copy.deepcopy(cfg["distillers"].get(entry) or {})
     spec.setdefault("name", entry)
-    if cfg["topology"].get("faithful"):
+    if cfg["topology"].get("faithful") and cfg["dataset"]["name"] != "imagenet":
         for member in [spec, *spec.get("extra", [])]:
             for key, value in FAITHFUL_DISTILLER_ARGS.get(member.get("name"), {}).items():
                 member.setdefault(key, value)
