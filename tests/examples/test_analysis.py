@@ -83,8 +83,10 @@ def test_table8_cli_writes_finite_non_negative_errors(pipeline, tmp_path):
     assert len({r["teacher_err"] for r in rows}) == 1
     rn = json.load(open(layout(cfg).ripsnet_metrics))
     assert float(rows[0]["ripsnet_train_l2"]) == pytest.approx(rn["train_l2"])
+    assert float(rows[0]["ripsnet_r2"]) == pytest.approx(rn["r2"])
     md = (out / "table8.md").read_text()
     assert "| resnet8 | resnet8 |" in md and "‖p̂_S − p_S‖ topkd" in md and "**" in md
+    assert "RipsNet R²" in md and f"| {rn['r2']:.3f} |" in md
 
 
 def test_exact_images_match_the_diagrams_stage(pipeline):

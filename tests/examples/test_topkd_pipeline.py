@@ -17,7 +17,8 @@ from topkd import pipeline
 from topkd.config import CONFIG_DIR, load_config, preset_path
 from topkd.layout import layout
 from topkd.storage import RunLock, atomic_save, temp_path
-from topkd.topology import make_vectorizer
+from topkd.topology import load_ripsnet, make_vectorizer, ripsnet_data
+from torchtopo.ripsnet import split_indices
 
 EXAMPLE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir,
                                            "examples", "topkd"))
@@ -61,8 +62,14 @@ def finished(tmp_path_factory, tiny_config):
 def test_every_stage_end_to_end(finished, tmp_path, tiny_config):
     cfg, _ = finished
     run = layout(cfg)
-    # teacher
-    assert os.path.isfile(run.teacher_final)
+    # teacher: the last epoch and the best test epoch (what teacher.weights: best reads)
+    assert os.path.isfile(run.teacher_final) and os.path.isfile(run.teacher_best)
+    teacher_summary = json.load(open(os.path.join(run.teacher, "summary.json")))
+    best = pipeline.stage_teacher(dict(cfg, teacher=dict(cfg["teacher"], weights="best")))
+    assert best["weights"] == run.teacher_best
+    assert best["top1"] == teacher_summary["best_acc"]
+    assert best["selected_epoch"] == teacher_summary["best_epoch"]
+    assert torch.load(run.teacher_best, weights_only=True)["epoch"] == teacher_summary["best_epoch"]
     # clouds: 2 passes x (192 // 16) clouds of 16 points, resnet8's pooled width 64
     meta = json.load(open(run.meta("clouds")))
     assert (meta["num_clouds"], meta["num_shards"], meta["dim"]) == (24, 3, 64)
@@ -79,6 +86,17 @@ def test_every_stage_end_to_end(finished, tmp_path, tiny_config):
     # the RipsNet learned something
     rn = json.load(open(run.ripsnet_metrics))
     assert rn["train_mse"] < rn["initial_mse"] and rn["cloud_size"] == 16
+    # its held-out quality: MSE, the mean training image's MSE on the same images, R²
+    clouds, targets = ripsnet_data(cfg)
+    fit, held = split_indices(24, cfg["topology"]["ripsnet"]["val_fraction"], "random", 0)
+    assert rn["num_heldout"] == held.numel() == 2
+    mean_image = (targets[fit].mean(0) - targets[held]).pow(2).mean()
+    assert rn["constant_mse"] == pytest.approx(float(mean_image), rel=1e-5)
+    ripsnet, _ = load_ripsnet(cfg)
+    with torch.no_grad():
+        heldout_mse = (ripsnet(clouds[held]) - targets[held]).pow(2).mean()
+    assert rn["heldout_mse"] == pytest.approx(float(heldout_mse), rel=1e-5)
+    assert rn["r2"] == pytest.approx(1 - rn["heldout_mse"] / rn["constant_mse"])
     # students and the table
     for entry in ("vanilla", "kd", "topkd"):
         s = json.load(open(os.path.join(run.student(entry, 0), "summary.json")))
@@ -86,6 +104,7 @@ def test_every_stage_end_to_end(finished, tmp_path, tiny_config):
         assert s["best_top5"] >= s["best_acc"] and s["distiller"] == entry
     table = open(os.path.join(run.table, "comparison.md")).read()
     assert "| topkd | 1 |" in table and "best epoch" in table
+    assert f"R² {rn['r2']:.3f}" in table
     results = json.load(open(os.path.join(run.table, "results.json")))
     assert {r["distiller"] for r in results["runs"]} == {"vanilla", "kd", "topkd"}
     assert not [f for _, _, files in os.walk(run.root) for f in files if f.endswith(".tmp")]

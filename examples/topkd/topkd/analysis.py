@@ -20,7 +20,8 @@ relates the quantity TopKD means to shrink (``exact_dist``) to the topology loss
 (``approx_dist``) and the two approximation errors (``teacher_err``, ``student_err``). Every
 norm is the Euclidean norm of one cloud's flattened image, averaged over the clouds.
 ``ripsnet_train_l2`` is the RipsNet's error over its own training clouds (the poster's
-``L_RN``, written by the ``ripsnet`` stage).
+``L_RN``, written by the ``ripsnet`` stage), ``ripsnet_r2`` its R² on its held-out clouds
+(``1 - MSE / MSE`` of the mean training image).
 
 When the widths differ and the student has no projection (a vanilla or KD student), ``R``
 cannot read its features: ``student_err`` and ``approx_dist`` are NaN (``n/a`` in the
@@ -254,7 +255,8 @@ def approximation_errors(cfg: Dict[str, Any], entries: Optional[Sequence[str]] =
     teacher = load_teacher(cfg, device)
     ripsnet, vectorizer = load_pair_topology(cfg)
     ripsnet = ripsnet.to(device)
-    train_l2 = read_json(layout(cfg).ripsnet_metrics, "ripsnet")["train_l2"]
+    rn_metrics = read_json(layout(cfg).ripsnet_metrics, "ripsnet")
+    train_l2, r2 = rn_metrics["train_l2"], rn_metrics.get("r2")
     limit = num_clouds if num_clouds is not None else len(train_set) // m
     if limit < 1:
         raise ValueError(f"num_clouds must be >= 1, got {limit!r}")
@@ -304,7 +306,7 @@ def approximation_errors(cfg: Dict[str, Any], entries: Optional[Sequence[str]] =
                          f"cloud_size={m} images")
     return [{"pair": cfg["name"], "teacher": cfg["teacher"]["arch"],
              "student": cfg["student"]["arch"], "distiller": entry, "seed": seed,
-             "cloud_size": m, "num_clouds": n, "ripsnet_train_l2": train_l2,
+             "cloud_size": m, "num_clouds": n, "ripsnet_train_l2": train_l2, "ripsnet_r2": r2,
              "teacher_err": teacher_sum / n, **{k: v / n for k, v in acc.items()},
              "best_acc": summary["best_acc"], "last_acc": summary["last_acc"]}
             for (entry, seed, _, _, summary), acc in zip(runs, sums)]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import yaml
 
 __all__ = ["ConfigError", "CONFIG_DIR", "RUN_DEFAULTS", "RIPSNET_DEFAULTS", "DEFAULTS",
-           "IMAGENET_DEFAULTS", "deep_merge", "preset_path", "parse_override", "read_yaml",
+           "FAITHFUL", "FAITHFUL_DISTILLER_ARGS", "IMAGENET_DEFAULTS", "faithful_overrides", "deep_merge", "preset_path", "parse_override", "read_yaml",
            "load_config", "check_config", "distiller_spec"]
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -35,9 +35,11 @@ class ConfigError(ValueError):
 RUN_DEFAULTS: Dict[str, Any] = {"name": None, "table": None, "out_dir": "runs/{name}",
                                 "seeds": [0], "device": "auto", "progress": True}
 
-#: The RipsNet fit of :func:`topkd.topology.stage_ripsnet`, which both suites run.
-RIPSNET_DEFAULTS: Dict[str, Any] = {"epochs": 500, "batch_size": 32, "lr": 5e-4, "patience": 50,
-                                    "val_fraction": 0.1, "pooling": None}
+#: The RipsNet fit of :func:`topkd.topology.stage_ripsnet`, which both suites run
+#: (``torchtopo.fit_ripsnet``'s arguments; ``val_batch_size: null`` = ``batch_size``).
+RIPSNET_DEFAULTS: Dict[str, Any] = {"epochs": 500, "batch_size": 32, "val_batch_size": None,
+                                    "lr": 5e-4, "patience": 50, "min_delta": 0.0,
+                                    "val_fraction": 0.1, "split": "random", "pooling": None}
 
 #: The CIFAR-100 suite (``run_cifar.py``): RepDistiller's recipe. Distiller weights are the
 #: distillers' own defaults (their constructors); ``distillers`` only adds entries or changes
@@ -45,18 +47,40 @@ RIPSNET_DEFAULTS: Dict[str, Any] = {"epochs": 500, "batch_size": 32, "lr": 5e-4,
 DEFAULTS: Dict[str, Any] = {
     **RUN_DEFAULTS,
     "dataset": {"name": "cifar100", "root": "./data", "download": True, "verify": True,
-                "num_workers": 4, "batch_size": 64, "train_subset": None, "test_subset": None},
+                "num_workers": 4, "batch_size": 64, "drop_last": True, "train_subset": None,
+                "test_subset": None, "image_size": 32},
     "train": {"epochs": 240, "lr": None, "momentum": 0.9, "weight_decay": 5e-4,
-              "milestones": [150, 180, 210], "lr_decay": 0.1},
-    "teacher": {"arch": None, "checkpoint": None, "seed": 0, "train": {}},
+              "milestones": [150, 180, 210], "lr_decay": 0.1, "amp": None,
+              "channels_last": None},
+    # weights: the teacher's epoch the later stages read ("last" or "best" test epoch)
+    "teacher": {"arch": None, "checkpoint": None, "seed": 0, "weights": "last", "train": {}},
     "student": {"arch": None},
     "compare": ["vanilla", "kd", "topkd"],
     # TopKD combined with CRD's contrastive term (add "topkd_crd" to compare)
     "distillers": {"topkd_crd": {"name": "topkd", "extra": [{"name": "crd"}]}},
-    "topology": {"cloud_size": 64, "gather": None, "passes": 1, "shard_size": 128, "max_dim": 0,
+    "topology": {"cloud_size": 64, "gather": None, "passes": 16, "shard_size": 128, "max_dim": 0,
                  "faithful": False, "num_workers": None, "ripsnet": RIPSNET_DEFAULTS},
     "paper": {},
 }
+
+#: What ``topology.faithful: true`` changes in a CIFAR config, the official TopKD code's choices
+#: (``generate_PCD_PI.py``, ``RipsNet_modules.py``, ``train_student.sh``); a key the config or a
+#: ``--set`` gives itself keeps its value. The teacher's BatchNorm train mode during cloud
+#: extraction and the official 20×20 image follow from ``topology.faithful`` itself.
+FAITHFUL: Dict[str, Any] = {
+    "seeds": [0, 1, 2, 3, 4],  # 5 trials (the official runs draw a random seed each)
+    "dataset": {"drop_last": False},  # the final 50000 - 781 * 64 = 16-image batch is kept
+    "train": {"amp": False, "channels_last": False},  # float32 everywhere
+    "teacher": {"weights": "best"},  # <model>_best.pth: the best test epoch
+    "topology": {"passes": 256, "ripsnet": {
+        "epochs": 25_000, "batch_size": 64, "val_batch_size": 32, "lr": 5e-4, "patience": 50,
+        "min_delta": 1e-10, "val_fraction": 0.25, "split": "ordered"}},
+}
+
+#: Distiller arguments ``topology.faithful: true`` sets wherever the distiller is used (also as
+#: an ``extra``) unless the entry sets them: CRD's negatives without replacement, as
+#: RepDistiller's ``CIFAR100InstanceSample`` draws them.
+FAITHFUL_DISTILLER_ARGS: Dict[str, Dict[str, Any]] = {"crd": {"replacement": False}}
 
 #: The ImageNet-1K suite (``run_imagenet.py``): 100 epochs, SGD 0.9, weight decay 1e-4, lr ×0.1
 #: at 30/60/90, global batch 256 with lr 0.1 scaled linearly with the global batch.
@@ -175,12 +199,16 @@ def _mapping(v) -> Optional[str]:
 
 _TRAIN = {"epochs": _int(1), "lr": _number(strict=True, optional=True), "momentum": _number(high=1),
           "weight_decay": _number(), "milestones": _int_list(1, increasing=True),
-          "lr_decay": _number(strict=True, high=1)}
+          "lr_decay": _number(strict=True, high=1), "amp": _flag(optional=True),
+          "channels_last": _flag(optional=True)}
 _TOPOLOGY = {"gather": _flag(optional=True), "passes": _int(1), "shard_size": _int(1),
              "max_dim": _choice(0, 1), "faithful": _flag(), "num_workers": _int(1, optional=True),
              "ripsnet.epochs": _int(1), "ripsnet.batch_size": _int(1),
+             "ripsnet.val_batch_size": _int(1, optional=True),
              "ripsnet.lr": _number(strict=True), "ripsnet.patience": _int(1),
+             "ripsnet.min_delta": _number(),
              "ripsnet.val_fraction": _number(strict=True, high=0.9),
+             "ripsnet.split": _choice("random", "ordered"),
              "ripsnet.pooling": _choice(None, "mean", "sum")}
 _RUN = {"name": _text(optional=True), "table": lambda v: None if v is None or _is_int(v) or
         (isinstance(v, str) and v) else "an int, a name or null", "out_dir": _text(),
@@ -188,11 +216,13 @@ _RUN = {"name": _text(optional=True), "table": lambda v: None if v is None or _i
         "progress": _flag(), "compare": _entries, "student.arch": _text(),
         "teacher.arch": _text(), "teacher.checkpoint": _text(optional=True),
         "teacher.seed": _int(0)}
+_CIFAR_ONLY = {"teacher.weights": _choice("last", "best"), "dataset.drop_last": _flag(),
+               "dataset.image_size": _int(8)}
 
 #: Checks of every leaf of :data:`DEFAULTS`, by dotted key: each returns ``None`` or what the
 #: value should be.
 CHECKS: Dict[str, Callable[[Any], Optional[str]]] = {
-    **_RUN,
+    **_RUN, **_CIFAR_ONLY,
     **{f"train.{k}": c for k, c in _TRAIN.items()},
     **{f"teacher.train.{k}": c for k, c in _TRAIN.items()},
     "dataset.name": _choice("cifar100", "digits"), "dataset.root": _text(),
@@ -207,8 +237,8 @@ IMAGENET_CHECKS: Dict[str, Callable[[Any], Optional[str]]] = {
     **_RUN,
     **{f"train.{k}": c for k, c in _TRAIN.items()},
     "train.base_lr": _number(strict=True), "train.base_batch_size": _int(1),
-    "train.amp": _flag(optional=True), "train.amp_dtype": _choice("bfloat16", "float16"),
-    "train.channels_last": _flag(optional=True), "train.norm": _choice("batch", "sync", "frozen"),
+    "train.amp_dtype": _choice("bfloat16", "float16"),
+    "train.norm": _choice("batch", "sync", "frozen"),
     "dataset.name": _choice("imagenet"), "dataset.root": _text(), "dataset.num_classes": _int(2),
     "dataset.batch_size": _int(1), "dataset.eval_batch_size": _int(1),
     "dataset.num_workers": _int(0), "dataset.input_size": _int(32), "dataset.resize": _int(32),
@@ -445,6 +475,12 @@ def _finish(raw: Dict[str, Any], defaults: Dict[str, Any], path: str) -> Dict[st
     it names no run, with the ``{name}`` of ``out_dir`` filled in."""
     check_keys(raw, defaults, f"config {path!r}")
     cfg = deep_merge(defaults, raw)
+    if defaults is DEFAULTS and cfg["topology"]["faithful"] is True:
+        cfg = deep_merge(deep_merge(defaults, FAITHFUL), raw)
+        kept = faithful_overrides(raw)
+        if kept and cfg["progress"]:
+            print(f"{path}: topology.faithful keeps the config's " + ", ".join(
+                f"{k}={new!r} (official {old!r})" for k, (old, new) in kept.items()), flush=True)
     if not cfg.get("name"):
         cfg["name"] = os.path.splitext(os.path.basename(path))[0]
     check_config(cfg, IMAGENET_CHECKS if defaults is IMAGENET_DEFAULTS else CHECKS)
@@ -454,10 +490,23 @@ def _finish(raw: Dict[str, Any], defaults: Dict[str, Any], path: str) -> Dict[st
     return cfg
 
 
+def faithful_overrides(raw: Dict[str, Any]) -> Dict[str, Any]:
+    """The official values of :data:`FAITHFUL` that the config ``raw`` (before merging) sets
+    otherwise, by dotted key: ``{key: (official, configured)}``."""
+    official, given = _leaves(FAITHFUL), _leaves(raw)
+    return {k: (v, given[k]) for k, v in official.items() if k in given and given[k] != v}
+
+
 def distiller_spec(cfg: Dict[str, Any], entry: str) -> Dict[str, Any]:
     """The build spec ``{"name": ..., **kwargs}`` of a ``compare`` entry: an entry of
     ``cfg["distillers"]`` (which may rename, e.g. ``topkd_crd: {name: topkd, extra: [...]}``)
-    or a registered distiller name with its default weights."""
+    or a registered distiller name with its default weights; with ``topology.faithful`` (CIFAR
+    suite), the :data:`FAITHFUL_DISTILLER_ARGS` it does not set (also in its ``extra``
+    members)."""
     spec = copy.deepcopy(cfg["distillers"].get(entry) or {})
     spec.setdefault("name", entry)
+    if cfg["topology"].get("faithful") and cfg["dataset"]["name"] != "imagenet":
+        for member in [spec, *spec.get("extra", [])]:
+            for key, value in FAITHFUL_DISTILLER_ARGS.get(member.get("name"), {}).items():
+                member.setdefault(key, value)
     return spec

@@ -219,7 +219,8 @@ class TensorImageDataset(Dataset):
     mean, std : sequence of 3 float
         Normalisation applied after scaling to [0, 1].
     train : bool
-        Apply RandomCrop(32, padding 4) (no flip: digits are not mirror-symmetric).
+        Apply RandomCrop(size, padding size / 8: 4 at 32×32) (no flip: digits are not
+        mirror-symmetric).
     """
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, mean, std, train: bool):
@@ -238,22 +239,23 @@ class TensorImageDataset(Dataset):
         img = self.images[i]
         if self.train:
             h, w = img.shape[1:]
-            padded = torch.nn.functional.pad(img, (4, 4, 4, 4))
-            top, left = torch.randint(0, 9, (2,)).tolist()
+            pad = max(1, h // 8)
+            padded = torch.nn.functional.pad(img, (pad, pad, pad, pad))
+            top, left = torch.randint(0, 2 * pad + 1, (2,)).tolist()
             img = padded[:, top:top + h, left:left + w]
         img = (img.float() / 255.0 - self.mean) / self.std
         return img, int(self.targets[i])
 
 
 @functools.lru_cache(maxsize=4)
-def _digits_arrays(test_fraction: float, seed: int):
+def _digits_arrays(test_fraction: float, seed: int, size: int = 32):
     """The upsampled digits, the split and the train statistics (computed once per process)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     data = load_digits()
     x = torch.from_numpy(data.images.astype(np.float32) * (255.0 / 16.0)).unsqueeze(1)
-    x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x.clamp(0, 255).round().to(torch.uint8).repeat(1, 3, 1, 1)
     y = torch.from_numpy(data.target.astype(np.int64))
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=test_fraction,
@@ -263,11 +265,13 @@ def _digits_arrays(test_fraction: float, seed: int):
     return x, y, idx_train, idx_test, mean, std
 
 
-def digits(train: bool, test_fraction: float = 0.2, seed: int = 0) -> TensorImageDataset:
-    """scikit-learn's bundled digits (1,797 images, 10 classes) as 3×32×32 images.
+def digits(train: bool, test_fraction: float = 0.2, seed: int = 0,
+           size: int = 32) -> TensorImageDataset:
+    """scikit-learn's bundled digits (1,797 images, 10 classes) as 3×size×size images.
 
-    The 8×8 images (values 0..16) are scaled to 0..255, upsampled ×4 (bilinear) to 32×32 and
-    repeated over three channels; a stratified split keeps ``test_fraction`` for testing.
+    The 8×8 images (values 0..16) are scaled to 0..255, upsampled (bilinear) to
+    ``size × size`` (32: CIFAR's size) and repeated over three channels; a stratified split
+    keeps ``test_fraction`` for testing.
 
     Parameters
     ----------
@@ -277,8 +281,13 @@ def digits(train: bool, test_fraction: float = 0.2, seed: int = 0) -> TensorImag
         Fraction held out for testing.
     seed : int
         Seed of the split.
+    size : int
+        Image side, >= 8 (the suite's models pool adaptively, so any side works; 16 costs a
+        quarter of 32).
     """
-    x, y, idx_train, idx_test, mean, std = _digits_arrays(float(test_fraction), int(seed))
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    x, y, idx_train, idx_test, mean, std = _digits_arrays(float(test_fraction), int(seed), size)
     idx = idx_train if train else idx_test
     return TensorImageDataset(x[idx], y[idx], (mean,) * 3, (std,) * 3, train)
 
@@ -293,10 +302,13 @@ def dataset_targets(dataset: Dataset) -> np.ndarray:
 
 class ContrastIndexedDataset(Dataset):
     """Items ``(image, target, index, contrast_idx (K + 1,))`` for CRD: the item's index followed
-    by ``K`` indices drawn uniformly (with replacement) among the samples of *other* classes
-    (CRD's "exact" mode), by rejection, in O(N) memory (per-class lists of negatives would take
-    ~10 GB on ImageNet-1K). The draws use torch's global generator (seeded per item by
-    :class:`SeededDataset` where the suite uses one).
+    by ``K`` indices drawn uniformly among the samples of *other* classes (CRD's "exact" mode).
+    With ``replacement`` (the default) by rejection, in O(K) time and O(N) memory (per-class
+    lists of negatives would take ~10 GB on ImageNet-1K); without, as RepDistiller's
+    ``CIFAR100InstanceSample`` (the official TopKD code's loader): ``K`` distinct samples from a
+    permutation of the other classes' samples, O(N) time per item (with replacement again when
+    fewer than ``K`` exist, as there). The draws use torch's global generator (seeded per item
+    by :class:`SeededDataset` where the suite uses one).
 
     Parameters
     ----------
@@ -304,13 +316,17 @@ class ContrastIndexedDataset(Dataset):
         Items ``(image, target)``, with a ``targets`` attribute.
     num_negatives : int
         ``K``.
+    replacement : bool
+        Draw the negatives with replacement.
     """
 
-    def __init__(self, dataset: Dataset, num_negatives: int):
+    def __init__(self, dataset: Dataset, num_negatives: int, replacement: bool = True):
         if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) \
                 or num_negatives < 1:
             raise ValueError(f"num_negatives must be a positive int, got {num_negatives!r}")
-        self.dataset, self.num_negatives = dataset, num_negatives
+        if not isinstance(replacement, bool):
+            raise TypeError(f"replacement must be a bool, got {type(replacement).__name__}")
+        self.dataset, self.num_negatives, self.replacement = dataset, num_negatives, replacement
         self.targets = torch.from_numpy(dataset_targets(dataset))
         if self.targets.unique().numel() < 2:
             raise ValueError("CRD needs at least two classes to draw negatives from")
@@ -320,6 +336,11 @@ class ContrastIndexedDataset(Dataset):
 
     def __getitem__(self, i: int):
         img, target = self.dataset[i]
+        if not self.replacement:
+            others = (self.targets != target).nonzero().flatten()
+            if others.numel() >= self.num_negatives:
+                neg = others[torch.randperm(others.numel())[:self.num_negatives]]
+                return img, target, i, torch.cat([torch.tensor([i]), neg])
         neg = torch.randint(0, len(self.targets), (self.num_negatives,))
         same = self.targets[neg] == target
         while bool(same.any()):
@@ -388,7 +409,7 @@ def take(dataset: Dataset, n: Optional[int]) -> Dataset:
 
 
 def build_datasets(name: str, root: str = "./data", download: bool = False,
-                   verify: bool = True) -> Tuple[Dataset, Dataset, int]:
+                   verify: bool = True, image_size: int = 32) -> Tuple[Dataset, Dataset, int]:
     """Train and test datasets plus the class count.
 
     Parameters
@@ -397,6 +418,8 @@ def build_datasets(name: str, root: str = "./data", download: bool = False,
         Dataset name.
     root, download, verify
         See :func:`cifar100` (ignored for digits).
+    image_size : int
+        The digits' side (:func:`digits`); CIFAR-100 is 32×32.
 
     Returns
     -------
@@ -406,7 +429,7 @@ def build_datasets(name: str, root: str = "./data", download: bool = False,
     if name == "cifar100":
         return (cifar100(root, True, download, verify), cifar100(root, False, download, verify), 100)
     if name == "digits":
-        return digits(True), digits(False), 10
+        return digits(True, size=image_size), digits(False, size=image_size), 10
     raise ValueError(f"dataset name must be one of {DATASETS}, got {name!r}")
 
 

@@ -309,7 +309,9 @@ class Trainer:
                                f"({describe(err)}): {remedy}") from err
 
     def train_epoch(self) -> Dict[str, float]:
-        """One epoch over the training loader; returns averaged losses, accuracy and timings."""
+        """One epoch over the training loader; returns averaged losses, accuracy, ``steps`` and
+        the per-step means ``data_time`` (waiting for data) and ``step_time`` (forward,
+        backward and update), in seconds."""
         from tqdm import tqdm
 
         self.distiller.train()
@@ -347,8 +349,10 @@ class Trainer:
             raise ValueError("training loader produced no batch (dataset smaller than a batch?)")
         row = {f"loss_{k}": float(v) / n for k, v in sums.items()}
         row["train_loss"] = sum(row.values())
-        row.update(train_acc=100.0 * float(correct) / n, data_time=data_time,
-                   step_time=step_time, steps=len(self.train_loader))
+        steps = len(self.train_loader)
+        # per-step means (seconds): waiting for data, and forward + backward + update
+        row.update(train_acc=100.0 * float(correct) / n, data_time=data_time / steps,
+                   step_time=step_time / steps, steps=steps)
         return row
 
     def fit(self, resume: bool = True, stop_after: Optional[int] = None) -> Dict[str, object]:
@@ -394,6 +398,11 @@ class Trainer:
                                 "epoch": self.epoch, "accuracy": self.best_acc}, "best.pt")
                 self._save(self.state_dict(), "latest.pt")
                 self._write_metrics()
+                if self.progress:
+                    print(f"{self.stage} epoch {self.epoch}/{self.epochs}: loss "
+                          f"{row['train_loss']:.4f}, top-1 train {row['train_acc']:.2f} test "
+                          f"{row['test_acc']:.2f}, {row['epoch_time']:.1f} s "
+                          f"({row['step_time']:.3f} s/step)", flush=True)
                 for key, value in row.items():
                     if key != "epoch":
                         writer.add_scalar(key, value, self.epoch)
@@ -416,8 +425,14 @@ class Trainer:
                 "last_top5": rows[-1]["test_acc5"], "best_top5": rows[self.best_epoch - 1]["test_acc5"],
                 "best_epoch": self.best_epoch, "epochs_done": self.epoch, "seed": self.seed,
                 "device": self.device.type, "world_size": ddp.world_size(),
-                "step_time_mean": sum(r["step_time"] for r in rows) / sum(r["steps"] for r in rows),
-                "data_time_mean": sum(r["data_time"] for r in rows) / sum(r["steps"] for r in rows)}
+                "step_time_mean": self._per_step("step_time"),
+                "data_time_mean": self._per_step("data_time"),
+                "train_seconds": sum(r["epoch_time"] for r in rows)}
+
+    def _per_step(self, key: str) -> float:
+        """Mean seconds per step of ``key`` over the epochs so far (weighted by their steps)."""
+        steps = sum(r["steps"] for r in self.history)
+        return sum(r[key] * r["steps"] for r in self.history) / steps
 
     def _write_metrics(self) -> None:
         if not ddp.is_main():

@@ -21,7 +21,7 @@ import copy
 import math
 import os
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -110,8 +110,9 @@ class _PlannedImages(Dataset):
 
 def _embed_shards(model: nn.Module, dataset, plan, todo: List[int], run: RunLayout,
                   meta: Dict[str, Any], device: torch.device, num_workers: int,
-                  progress: bool) -> None:
-    """Compute and write the cloud shards ``todo``: one teacher forward per cloud."""
+                  progress: bool, amp: bool) -> None:
+    """Compute and write the cloud shards ``todo``: one teacher forward per cloud (bfloat16
+    autocast when ``amp``)."""
     indices, epochs = plan
     m, size, total = meta["cloud_size"], meta["shard_size"], meta["num_clouds"]
     rows = torch.cat([torch.arange(k * size, min((k + 1) * size, total)) for k in todo])
@@ -125,7 +126,7 @@ def _embed_shards(model: nn.Module, dataset, plan, todo: List[int], run: RunLayo
         for _ in range(shard_rows(meta, k)):
             images = next(clouds).to(device, non_blocking=True)
             with torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                                                 enabled=device.type == "cuda"):
+                                                 enabled=amp):
                 buf.append(model(images)[1]["pooled"].float().cpu())
         atomic_save(torch.stack(buf), run.shard("clouds", k))
         if progress and D.is_main():
@@ -147,7 +148,7 @@ def _clouds_on_disk(run: RunLayout, meta: Dict[str, Any]):
 def generate_clouds(teacher: nn.Module, dataset, run: RunLayout, cloud_size: int,
                     shard_size: int = 128, passes: int = 1, seed: int = 0, faithful: bool = False,
                     device: torch.device = torch.device("cpu"), num_workers: int = 0,
-                    progress: bool = False) -> Dict[str, Any]:
+                    progress: bool = False, amp: Optional[bool] = None) -> Dict[str, Any]:
     """Teacher point clouds, sharded over the ranks.
 
     Cloud ``g`` is the teacher's pooled features ``(cloud_size, D)`` of the images of row ``g``
@@ -170,6 +171,8 @@ def generate_clouds(teacher: nn.Module, dataset, run: RunLayout, cloud_size: int
         Data-loading workers per rank.
     progress : bool
         Print a line per shard (rank 0).
+    amp : bool, optional
+        bfloat16 autocast of the teacher; ``None``: exactly on CUDA.
 
     Returns
     -------
@@ -202,7 +205,8 @@ def generate_clouds(teacher: nn.Module, dataset, run: RunLayout, cloud_size: int
     tic = time.perf_counter()
     todo = [k for k in my_shards(meta["num_shards"]) if not present[k]]
     if todo:
-        _embed_shards(model, dataset, plan, todo, run, meta, device, num_workers, progress)
+        _embed_shards(model, dataset, plan, todo, run, meta, device, num_workers, progress,
+                      device.type == "cuda" if amp is None else bool(amp))
     D.barrier()
     meta.update(world_size=D.world_size(), seconds=time.perf_counter() - tic, complete=True)
     if D.is_main():

@@ -4,7 +4,8 @@
 
     <out_dir>/
       .lock                        the run lock (topkd.storage.RunLock)
-      teacher/                     Trainer outputs (final.pt = last-epoch teacher), summary.json
+      teacher/                     Trainer outputs (final.pt = last-epoch teacher, best.pt = best
+                                   test epoch), summary.json
       topology/clouds/             shard_XXXXX.pt (S, m, D) float32 clouds + meta.json
       topology/diagrams/           shard_XXXXX.pt (Diagrams.to_dict of each cloud shard)
       topology/images/             shard_XXXXX.pt (S, P) float32 + vectorizer.json + meta.json
@@ -56,6 +57,12 @@ class RunLayout:
     def teacher_final(self) -> str:
         """The trained teacher's weights."""
         return os.path.join(self.teacher, "final.pt")
+
+    @property
+    def teacher_best(self) -> str:
+        """The trained teacher's weights at its best test epoch (the official TopKD code's
+        ``<model>_best.pth``)."""
+        return os.path.join(self.teacher, "best.pt")
 
     def topology(self, kind: str) -> str:
         """The folder of a topology output: one of :data:`TOPOLOGY_FOLDERS`."""

@@ -222,7 +222,8 @@ def stage_clouds(cfg: Dict[str, Any]) -> Dict[str, Any]:
     ``m = cloud_size(cfg)`` augmented training images, ``topology.passes`` passes over the data,
     as float32 shards ``(S, m, D)`` of ``topology.shard_size`` clouds, sharded over the ranks
     (:func:`topkd.generation.generate_clouds`). The teacher runs in eval mode;
-    ``topology.faithful`` reproduces the official code's BatchNorm train mode (on a copy)."""
+    ``topology.faithful`` reproduces the official code's BatchNorm train mode (on a copy);
+    bfloat16 autocast as ``train.amp`` says (``null``: on CUDA)."""
     topo = cfg["topology"]
     device = select_device(cfg["device"])
     train, _ = suite_of(cfg).datasets(cfg)
@@ -230,7 +231,7 @@ def stage_clouds(cfg: Dict[str, Any]) -> Dict[str, Any]:
     meta = generate_clouds(load_teacher(cfg, device), SeededDataset(train, seed), layout(cfg),
                            cloud_size(cfg), topo["shard_size"], topo["passes"], seed,
                            topo["faithful"], device, cfg["dataset"]["num_workers"],
-                           cfg["progress"])
+                           cfg["progress"], cfg["train"].get("amp"))
     log(cfg, f"clouds: {meta['num_clouds']} clouds of {meta['cloud_size']} points")
     return meta
 
@@ -341,13 +342,14 @@ def run_pair(cfg: Dict[str, Any], entries: Optional[Sequence[str]] = None,
     Returns
     -------
     list of dict
-        One row per student run, with the keys of :data:`topkd.report.RESULT_COLUMNS`.
+        One row per student run, with the keys of :data:`topkd.report.RESULT_COLUMNS`
+        (``ripsnet_*``: the pair's RipsNet quality, ``None`` when no distiller needs one).
     """
     entries = list(entries or cfg["compare"])
     seeds = list(seeds if seeds is not None else cfg["seeds"])
     teacher = stage_teacher(cfg)
-    for stage in topology_stages(cfg, entries):
-        STAGE_FUNCTIONS[stage](cfg)
+    done = {stage: STAGE_FUNCTIONS[stage](cfg) for stage in topology_stages(cfg, entries)}
+    ripsnet = done.get("ripsnet", {})
     rows = []
     for entry in entries:
         for seed in seeds:
@@ -357,7 +359,9 @@ def run_pair(cfg: Dict[str, Any], entries: Optional[Sequence[str]] = None,
                          "last_acc": s["last_acc"], "best_acc": s["best_acc"],
                          "last_top5": s.get("last_top5"), "best_top5": s.get("best_top5"),
                          "best_epoch": s["best_epoch"], "step_time": s["step_time_mean"],
-                         "teacher_top1": teacher.get("top1"), "teacher_top5": teacher.get("top5")})
+                         "teacher_top1": teacher.get("top1"), "teacher_top5": teacher.get("top5"),
+                         **{f"ripsnet_{k}": ripsnet.get(k)
+                            for k in ("heldout_mse", "constant_mse", "r2")}})
     return rows
 
 

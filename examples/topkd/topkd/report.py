@@ -26,7 +26,7 @@ __all__ = ["log", "RESULT_COLUMNS", "PAPER_TABLE8", "TABLE8_COLUMNS", "write_csv
 #: Columns of a student run's row in ``results.csv`` (one pipeline for both suites).
 RESULT_COLUMNS = ("pair", "teacher", "student", "distiller", "seed", "last_acc", "best_acc",
                   "last_top5", "best_top5", "best_epoch", "step_time", "teacher_top1",
-                  "teacher_top5")
+                  "teacher_top5", "ripsnet_heldout_mse", "ripsnet_constant_mse", "ripsnet_r2")
 
 #: The poster's Table 8 (CIFAR-100): teacher error ``L_RN`` and ``||p̂_S - p_S||`` of the student
 #: trained from scratch, with KD and with TopKD, keyed by (teacher, student) registry names.
@@ -41,7 +41,7 @@ PAPER_TABLE8 = {
 
 #: Columns of a Table 8 row (:func:`topkd.analysis.approximation_errors`), in the CSV's order.
 TABLE8_COLUMNS = ("pair", "teacher", "student", "distiller", "seed", "cloud_size", "num_clouds",
-                  "ripsnet_train_l2", "teacher_err", "student_err", "approx_dist", "exact_dist",
+                  "ripsnet_train_l2", "ripsnet_r2", "teacher_err", "student_err", "approx_dist", "exact_dist",
                   "triangle_bound", "best_acc", "last_acc")
 
 
@@ -104,7 +104,22 @@ def _pair_lines(cfg: Dict[str, Any], rows: List[Dict[str, Any]]) -> List[str]:
     ours = rows[0]["teacher_top1"] if rows else None
     lines += ["", f"Teacher top-1: ours {'–' if ours is None else f'{ours:.2f}'}, paper "
                   f"{_cell(_paper_top1(paper.get('teacher')))}.", ""]
-    return lines
+    quality = _ripsnet_line(rows[0] if rows else {})
+    return lines + ([quality, ""] if quality else [])
+
+
+def _ripsnet_line(row: Dict[str, Any]) -> str:
+    """The pair's RipsNet quality (held-out MSE, the mean image's, R²), or ``""`` when the
+    pair has no RipsNet.
+
+    >>> _ripsnet_line({"ripsnet_heldout_mse": 0.001, "ripsnet_constant_mse": 0.004,
+    ...                "ripsnet_r2": 0.75})
+    'RipsNet (teacher clouds held out from its fit): MSE 0.00100, mean training image 0.00400, R² 0.750.'
+    """
+    if row.get("ripsnet_r2") is None:
+        return ""
+    return (f"RipsNet (teacher clouds held out from its fit): MSE {row['ripsnet_heldout_mse']:.5f}, "
+            f"mean training image {row['ripsnet_constant_mse']:.5f}, R² {row['ripsnet_r2']:.3f}.")
 
 
 def write_results(rows: List[Dict[str, Any]], cfgs: List[Dict[str, Any]], out_dir: str) -> str:
@@ -129,7 +144,7 @@ def write_results(rows: List[Dict[str, Any]], cfgs: List[Dict[str, Any]], out_di
     if not rows:
         raise ValueError("rows is empty: no student run to tabulate")
     os.makedirs(out_dir, exist_ok=True)
-    write_csv(os.path.join(out_dir, "results.csv"), [{k: r[k] for k in RESULT_COLUMNS}
+    write_csv(os.path.join(out_dir, "results.csv"), [{k: r.get(k) for k in RESULT_COLUMNS}
                                                       for r in rows])
     summary = []
     for pair, entry in dict.fromkeys((r["pair"], r["distiller"]) for r in rows):
@@ -141,6 +156,7 @@ def write_results(rows: List[Dict[str, Any]], cfgs: List[Dict[str, Any]], out_di
             row[f"{key}_mean"] = statistics.mean(values) if values else None
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         row["step_time"] = statistics.mean(r["step_time"] for r in rs)
+        row["ripsnet_r2"] = rs[0].get("ripsnet_r2")
         summary.append(row)
     write_json({"runs": rows, "summary": summary,
                 "paper": {c["name"]: c.get("paper") or {} for c in cfgs}},
@@ -169,18 +185,21 @@ def write_table8(rows: List[Dict[str, Any]], out_dir: str) -> str:
     if not rows:
         raise ValueError("rows is empty: nothing to tabulate")
     os.makedirs(out_dir, exist_ok=True)
-    write_csv(os.path.join(out_dir, "table8.csv"), [{k: r[k] for k in TABLE8_COLUMNS} for r in rows])
+    write_csv(os.path.join(out_dir, "table8.csv"), [{k: r.get(k) for k in TABLE8_COLUMNS}
+                                                     for r in rows])
     pairs: Dict[str, List[Dict[str, Any]]] = {}
     for r in rows:
         pairs.setdefault(r["pair"], []).append(r)
     entries = list(dict.fromkeys(r["distiller"] for r in rows))
     lines = ["Approximation errors (the poster's Table 8): L_RN = ||p̂_T − p_T|| over the "
-             "RipsNet's training clouds; ||p̂_S − p_S|| and ||p_S − p_T|| averaged over "
+             "RipsNet's training clouds; RipsNet R² = 1 − MSE / MSE of the mean training image, on "
+             "its held-out clouds; ||p̂_S − p_S|| and ||p_S − p_T|| averaged over "
              "minibatches (clouds) of the training set, mean ± std over seeds. Exact images from "
              "torchtopo.rips_persistence + the saved PersistenceImage.", "",
-             "| teacher | student | L_RN | " + " | ".join(f"‖p̂_S − p_S‖ {e}" for e in entries)
+             "| teacher | student | L_RN | RipsNet R² | "
+             + " | ".join(f"‖p̂_S − p_S‖ {e}" for e in entries)
              + " | " + " | ".join(f"‖p_S − p_T‖ {e}" for e in entries) + " |",
-             "|---" * (3 + 2 * len(entries)) + "|"]
+             "|---" * (4 + 2 * len(entries)) + "|"]
     for pair_rows in pairs.values():
         by_entry = {e: [r for r in pair_rows if r["distiller"] == e] for e in entries}
         err = {e: [r["student_err"] for r in rs] for e, rs in by_entry.items()}
@@ -191,8 +210,10 @@ def write_table8(rows: List[Dict[str, Any]], out_dir: str) -> str:
                  for e in entries]
         cells += [mean_std([r["exact_dist"] for r in by_entry[e]], 5) for e in entries]
         first = pair_rows[0]
+        r2 = first.get("ripsnet_r2")
         lines.append(f"| {first['teacher']} | {first['student']} | "
-                     f"{first['ripsnet_train_l2']:.5f} | " + " | ".join(cells) + " |")
+                     f"{first['ripsnet_train_l2']:.5f} | {'–' if r2 is None else f'{r2:.3f}'} | "
+                     + " | ".join(cells) + " |")
     paper = [(k, v) for k, v in PAPER_TABLE8.items()
              if any((r["teacher"], r["student"]) == k for r in rows)]
     if paper:

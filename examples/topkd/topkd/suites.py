@@ -118,6 +118,10 @@ class CifarSuite(Suite):
         if cfg["dataset"]["name"] not in DATASETS:
             raise ConfigError(f"dataset.name must be one of {DATASETS}, got "
                               f"{cfg['dataset']['name']!r}")
+        if cfg["dataset"]["name"] == "cifar100" and cfg["dataset"]["image_size"] != 32:
+            raise ConfigError(f"config {cfg['name']!r}: dataset.image_size must be 32 for "
+                              f"cifar100 (only the digits can be resized), got "
+                              f"{cfg['dataset']['image_size']}")
         for role in ("teacher", "student"):
             try:
                 cfg[role]["arch"] = canonical_name(cfg[role]["arch"])
@@ -128,20 +132,27 @@ class CifarSuite(Suite):
         return build_model(cfg[role]["arch"], self.num_classes(cfg))
 
     def input_size(self, cfg):
-        return 32
+        return cfg["dataset"]["image_size"]
 
     def datasets(self, cfg):
         ds = cfg["dataset"]
-        train, test, _ = build_datasets(ds["name"], ds["root"], ds["download"], ds["verify"])
+        train, test, _ = build_datasets(ds["name"], ds["root"], ds["download"], ds["verify"],
+                                        ds["image_size"])
         return take(train, ds["train_subset"]), take(test, ds["test_subset"])
 
     def teacher_weights(self, cfg):
-        return cfg["teacher"]["checkpoint"] or layout(cfg).teacher_final
+        """The configured checkpoint, else the trained teacher's last epoch (``final.pt``) or,
+        with ``teacher.weights: best``, its best test epoch (``best.pt``)."""
+        run = layout(cfg)
+        return cfg["teacher"]["checkpoint"] or (
+            run.teacher_best if cfg["teacher"]["weights"] == "best" else run.teacher_final)
 
     def stage_teacher(self, cfg):
         """Train the teacher with cross-entropy (the CIFAR recipe, with ``teacher.train``'s
         changes), or check that the configured checkpoint loads. Skipped when
-        ``teacher/final.pt`` exists; resumes from ``latest.pt``."""
+        ``teacher/final.pt`` exists; resumes from ``latest.pt``. Both the last epoch
+        (``final.pt``) and the best test epoch (``best.pt``) are kept; ``top1`` is that of the
+        weights ``teacher.weights`` selects."""
         ckpt, arch = cfg["teacher"]["checkpoint"], cfg["teacher"]["arch"]
         if ckpt:
             meta = load_model_weights(self.build_model(cfg, "teacher"), ckpt, "teacher",
@@ -161,8 +172,11 @@ class CifarSuite(Suite):
             trainer = self.trainer(cfg, build_distiller("vanilla", model, None), train, test,
                                    run.teacher, seed, arch, "teacher", cfg["teacher"]["train"])
             summary = trainer.fit(resume=True)
-        return {"weights": run.teacher_final, "top1": summary["last_acc"],
-                "top5": summary.get("last_top5"), **summary}
+        best = cfg["teacher"]["weights"] == "best"
+        return {**summary, "weights": self.teacher_weights(cfg),
+                "top1": summary["best_acc" if best else "last_acc"],
+                "top5": summary.get("best_top5" if best else "last_top5"),
+                "selected_epoch": summary["best_epoch" if best else "epochs_done"]}
 
     def eval_loader(self, cfg, test):
         ds = cfg["dataset"]
@@ -170,10 +184,12 @@ class CifarSuite(Suite):
 
     def train_loader(self, cfg, train, seed):
         ds = cfg["dataset"]
-        return make_loader(train, ds["batch_size"], True, ds["num_workers"], seed)
+        return make_loader(train, ds["batch_size"], True, ds["num_workers"], seed,
+                           drop_last=ds["drop_last"])
 
     def recipe(self, cfg, arch, train):
-        return _sgd(train, train["lr"] or (0.01 if arch in LOW_LR_MODELS else 0.05))
+        return {**_sgd(train, train["lr"] or (0.01 if arch in LOW_LR_MODELS else 0.05)),
+                "amp": train["amp"], "channels_last": train["channels_last"]}
 
 
 class ImageNetSuite(Suite):

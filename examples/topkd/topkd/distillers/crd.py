@@ -145,7 +145,8 @@ class CRD(Distiller):
 
     Extra constructor arguments: ``n_data`` (the training-set size, a run-time input: the
     memory bank has one row per sample), ``nce_k`` (negatives, capped at ``n_data - 1``),
-    ``nce_t``, ``nce_m``, ``feat_dim``. Batches must pass ``index (B,)`` and optionally
+    ``nce_t``, ``nce_m``, ``feat_dim``, ``replacement`` (draw the negatives with replacement,
+    the default; ``false`` as RepDistiller, which ``topology.faithful`` selects). Batches must pass ``index (B,)`` and optionally
     ``contrast_idx (B, K + 1)`` to :meth:`forward_train` (:meth:`wrap_dataset` makes the
     training items carry both).
     """
@@ -153,13 +154,15 @@ class CRD(Distiller):
     runtime_inputs = {"n_data": "num_train"}
 
     def __init__(self, student, teacher, beta=0.8, feat_dim=128, n_data=None, nce_k=16384,
-                 nce_t=0.07, nce_m=0.5, **kw):
+                 nce_t=0.07, nce_m=0.5, replacement=True, **kw):
         super().__init__(student, teacher, **kw)
         if isinstance(n_data, bool) or not isinstance(n_data, int) or n_data < 2:
             raise ValueError(f"crd needs n_data = the training-set size (int >= 2), got {n_data!r}")
         if isinstance(nce_k, bool) or not isinstance(nce_k, int) or nce_k < 1:
             raise ValueError(f"nce_k must be a positive int, got {nce_k!r}")
-        self.beta = check_weight("beta", beta)
+        if not isinstance(replacement, bool):
+            raise TypeError(f"replacement must be true or false, got {replacement!r}")
+        self.beta, self.replacement = check_weight("beta", beta), replacement
         self.nce_k = min(nce_k, n_data - 1)
         s, t = feature_shapes(student, self.input_size), feature_shapes(teacher, self.input_size)
         self.embed_s = nn.Linear(s["pooled"], feat_dim)
@@ -168,8 +171,9 @@ class CRD(Distiller):
 
     def wrap_dataset(self, dataset):
         """Items ``(image, target, index, contrast_idx (nce_k + 1,))``: the sample's index and
-        ``nce_k`` negatives from other classes (:class:`topkd.data.ContrastIndexedDataset`)."""
-        return ContrastIndexedDataset(dataset, self.nce_k)
+        ``nce_k`` negatives from other classes (:class:`topkd.data.ContrastIndexedDataset`),
+        with or without replacement as ``replacement`` says."""
+        return ContrastIndexedDataset(dataset, self.nce_k, self.replacement)
 
     def prepare_distributed(self, local_batch_size) -> List[nn.Module]:
         """Update the memory banks from the global batch (see :class:`ContrastMemory`); DDP
