@@ -75,7 +75,7 @@ class _EdgeLengths(torch.autograd.Function):
         offsets = (torch.arange(batch) * n).view(batch, 1, 1)
         index = (edges.clamp_min(0) + offsets).reshape(-1)
         flat = points.reshape(batch * n, dim)
-        ends = flat.index_select(0, index).view(batch, -1, 2, dim)
+        ends = flat.index_select(0, index).view(batch, edges.shape[1], 2, dim)
         # The gradient of a zero-length edge is 0, as vector_norm's.
         scale = torch.where(length > 0, grad / length.clamp_min(torch.finfo(length.dtype).tiny), 0)
         push = (ends[:, :, 0] - ends[:, :, 1]) * scale.unsqueeze(-1)
