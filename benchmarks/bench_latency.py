@@ -1,4 +1,4 @@
-"""Latency of one small ``rips_persistence`` call, quiet and beside other busy processes.
+"""Latency of one small call of torchtopo.rips_persistence, quiet and beside other busy processes.
 
 TopKD's exact mode calls ``rips_persistence`` on one or two clouds per training step, often
 beside data-loader workers: what counts there is the time of one call, not a batch's
