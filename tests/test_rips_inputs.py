@@ -281,6 +281,13 @@ def test_cdist_output_is_accepted_and_a_non_zero_diagonal_refused():
     double[0, 0, 0] = 1e-5 * double[0].max()  # far above float64 rounding
     with pytest.raises(ValueError, match="zero diagonal"):
         rips_persistence(distances=double)
+    # far from the origin, cdist's rounding (on and off the diagonal) is a few percent of the
+    # distances: refused, with what to do
+    far = torch.randn(2, 50, 16) + 100
+    with pytest.raises(ValueError, match="centre the clouds"):
+        rips_persistence(distances=torch.cdist(far, far))
+    exact = torch.cdist(far, far, compute_mode="donot_use_mm_for_euclid_dist")
+    assert torch.allclose(rips_persistence(distances=exact).pairs[0], rips_persistence(far).pairs[0], rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- NaN in masked padding

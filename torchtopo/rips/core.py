@@ -134,7 +134,9 @@ def _check_distances(distances: Tensor, mask: Tensor | None) -> Tensor:
         raise ValueError(
             "distances must have a zero diagonal (a vertex enters the Rips filtration at 0; vertex "
             f"birth times are not supported), got a diagonal entry {worst:.3g} times the cloud's largest "
-            f"distance, above the rounding tolerance {tolerance:.3g}"
+            f"distance, above the rounding tolerance {tolerance:.3g}. torch.cdist's matrix-product form "
+            "leaves such a diagonal (and errors as large off it) for clouds far from the origin: centre "
+            "the clouds, use compute_mode='donot_use_mm_for_euclid_dist', or pass the points instead"
         )
     return _symmetrised(distances)
 
@@ -272,9 +274,10 @@ def rips_persistence(
         non-negative, symmetric up to rounding (relative ``1e-4``) and zero on the diagonal up
         to rounding: a diagonal entry may be at most ``min(8 sqrt(eps), 0.01)`` times the
         cloud's largest entry (``eps`` of its dtype: ``2.8e-3`` in float32, ``1.2e-7`` in
-        float64), the error of a matrix-product distance such as ``torch.cdist``'s; a larger
-        one (ripser reads the diagonal as vertex birth times, which this function does not
-        support) raises a ``ValueError``. It is used as ``(D + D^T) / 2`` with a zero diagonal.
+        float64), the error of a matrix-product distance such as ``torch.cdist``'s for clouds
+        within a few diameters of the origin (centre others); a larger one (ripser reads the
+        diagonal as vertex birth times, which this function does not support) raises a
+        ``ValueError``. It is used as ``(D + D^T) / 2`` with a zero diagonal.
     max_edge : float, optional
         Leave out edges longer than this (classes alive at ``max_edge`` become infinite). The
         exact length of an edge (its value in the diagram) decides, in every dimension and
