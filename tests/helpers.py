@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 # optional dependency: the tests of those kernels skip without it.
 needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
                                  reason="needs numba (an optional dependency of the native kernels)")
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                  reason="needs triton (an optional dependency of the GPU kernels)")
 
 KINDS = ("gaussian", "circle", "grid", "duplicates", "collinear")
 # Clouds with voids or in a plane, for dimension 2 (make_cloud knows them too).

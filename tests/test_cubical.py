@@ -3,12 +3,11 @@ implementations, masks, dispatch and errors."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import gudhi
 import numpy as np
 import pytest
 import torch
+from helpers import needs_numba, needs_triton
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -312,10 +311,6 @@ def _pairings_equal(values: torch.Tensor, shape, spatial_dims: int, implementati
                 assert torch.equal(a.cpu(), b.cpu())
 
 
-needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
-                                 reason="needs numba (an optional dependency of the native kernels)")
-
-
 @needs_numba
 @settings(max_examples=25)
 @given(batch=images(2, max_side=9, batch=3))
@@ -330,10 +325,6 @@ def test_torch_sweeps_equal_numba_sweeps(batch):
 def test_torch_sweeps_equal_numba_sweeps_on_volumes(batch):
     values = torch.tensor(batch).flatten(1)
     _pairings_equal(values, batch.shape[1:], 3, ["numba", "torch"])
-
-
-needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
-                                  reason="needs triton (an optional dependency of the GPU kernels)")
 
 
 @needs_triton
