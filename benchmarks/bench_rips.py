@@ -133,7 +133,7 @@ def check_against_gudhi(points: np.ndarray, max_dim: int, run: Callable[[torch.T
         for dim, expected in enumerate(reference_diagrams(cloud, max_dim, reference)):
             mine = dgm.to_list(dim)[b].double().numpy()
             scale = max(np.abs(expected).max(initial=0), 1e-12)
-            worst = max(worst, gudhi.bottleneck_distance(mine, expected) / scale)
+            worst = max(worst, float(gudhi.bottleneck_distance(mine, expected) / scale))
     return worst
 
 
@@ -172,7 +172,8 @@ def grid(args) -> tuple[list[dict], str]:
     return rows, markdown(rows)
 
 
-# (max_dim, kind, m, d, peer, target ratio or None): the rows of issue 17, B = 64 clouds.
+# (max_dim, kind, m, d, peer, target ratio or None): the rows of issue 17, B = 64 clouds (H2: at
+# least 3x giotto-ph at m = 64).
 TARGETS = [
     (0, "gaussian", 64, 512, "gudhi", 15.0),
     (1, "gaussian", 64, 512, GIOTTO, 8.0),
@@ -185,9 +186,9 @@ TARGETS = [
     (1, "circle", 512, 512, GIOTTO, 1.0),
     (1, "gaussian", 1024, 512, GIOTTO, 1.0),
     (1, "circle", 1024, 512, GIOTTO, 1.0),
-    (2, "sphere", 64, 3, GIOTTO, None),
-    (2, "gaussian", 64, 3, GIOTTO, None),
-    (2, "gaussian-512", 64, 512, GIOTTO, None),
+    (2, "sphere", 64, 3, GIOTTO, 3.0),
+    (2, "gaussian", 64, 3, GIOTTO, 3.0),
+    (2, "gaussian-512", 64, 512, GIOTTO, 3.0),
     (2, "sphere", 128, 3, GIOTTO, None),
     (2, "gaussian", 128, 3, GIOTTO, None),
     (2, "gaussian-512", 128, 512, GIOTTO, None),

@@ -108,12 +108,18 @@ def provenance(threads: int | None = None) -> str:
             f"{threads} thread{'s' if threads != 1 else ''}{load}.")
 
 
+def _plain(value):
+    """JSON form of what ``json`` does not know: NumPy scalars (a rate or an error computed from
+    float32 arrays) as numbers, anything else as its string."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def write_results(out: Path, payload: dict, table: str, *, threads: int | None = None) -> None:
     """Write ``payload`` to ``out`` as ``.json`` and ``table`` beside it as ``.md``, both headed by
     :func:`provenance` (date, commit, CPU, threads); print the table."""
     header = provenance(threads)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"provenance": header, **payload}, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"provenance": header, **payload}, indent=1, default=_plain) + "\n")
     table = f"{header}\n\n{table.strip()}\n"
     out.with_suffix(".md").write_text(table)
     print(table)
