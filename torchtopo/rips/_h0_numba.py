@@ -13,39 +13,47 @@ import numpy as np
 
 
 @nb.njit(cache=True, nogil=True)
+def _prim_cloud(dist, valid, tree_edges, tree_lengths):
+    """Prim's tree of one cloud from its distances ``dist`` ``(N, N)``: ``tree_edges`` ``(N - 1, 2)``
+    and ``tree_lengths`` ``(N - 1,)`` in the order the vertices join; returns the root (the first
+    valid vertex)."""
+    n = valid.shape[0]
+    root = 0
+    while root < n - 1 and not valid[root]:
+        root += 1
+    outside = valid.copy()
+    outside[root] = False
+    best = np.full(n, np.inf, dtype=dist.dtype)
+    parent = np.full(n, root, dtype=np.int64)
+    for j in range(n):
+        if outside[j]:
+            best[j] = dist[root, j]
+    for step in range(n - 1):
+        vertex = 0
+        smallest = np.inf
+        for j in range(n):
+            if best[j] < smallest:
+                smallest = best[j]
+                vertex = j
+        tree_edges[step, 0] = parent[vertex]
+        tree_edges[step, 1] = vertex
+        tree_lengths[step] = best[vertex]
+        outside[vertex] = False
+        best[vertex] = np.inf
+        row = dist[vertex]
+        for j in range(n):
+            if outside[j] and row[j] < best[j]:
+                best[j] = row[j]
+                parent[j] = vertex
+    return root
+
+
+@nb.njit(cache=True, nogil=True)
 def prim_batch(distances, valid, tree_edges, tree_lengths, roots, start, stop):
     """Fill ``tree_edges`` ``(B, N - 1, 2)``, ``tree_lengths`` ``(B, N - 1)`` and ``roots`` ``(B,)``
     for clouds ``start .. stop - 1``, without the GIL."""
-    n = valid.shape[1]
     for b in range(start, stop):
-        root = 0
-        while root < n - 1 and not valid[b, root]:
-            root += 1
-        roots[b] = root
-        outside = valid[b].copy()
-        outside[root] = False
-        best = np.full(n, np.inf, dtype=distances.dtype)
-        parent = np.full(n, root, dtype=np.int64)
-        for j in range(n):
-            if outside[j]:
-                best[j] = distances[b, root, j]
-        for step in range(n - 1):
-            vertex = 0
-            smallest = np.inf
-            for j in range(n):
-                if best[j] < smallest:
-                    smallest = best[j]
-                    vertex = j
-            tree_edges[b, step, 0] = parent[vertex]
-            tree_edges[b, step, 1] = vertex
-            tree_lengths[b, step] = best[vertex]
-            outside[vertex] = False
-            best[vertex] = np.inf
-            row = distances[b, vertex]
-            for j in range(n):
-                if outside[j] and row[j] < best[j]:
-                    best[j] = row[j]
-                    parent[j] = vertex
+        roots[b] = _prim_cloud(distances[b], valid[b], tree_edges[b], tree_lengths[b])
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
@@ -100,39 +108,6 @@ def cloud_distances(points, valid, out):
                 out[i, j] = np.inf
             out[j, i] = out[i, j]
 
-
-@nb.njit(cache=True, nogil=True)
-def _prim_cloud(dist, valid, tree_edges, tree_lengths):
-    """Prim's steps on one cloud, as :func:`prim_batch`; returns the root."""
-    n = valid.shape[0]
-    root = 0
-    while root < n - 1 and not valid[root]:
-        root += 1
-    outside = valid.copy()
-    outside[root] = False
-    best = np.full(n, np.inf, dtype=dist.dtype)
-    parent = np.full(n, root, dtype=np.int64)
-    for j in range(n):
-        if outside[j]:
-            best[j] = dist[root, j]
-    for step in range(n - 1):
-        vertex = 0
-        smallest = np.inf
-        for j in range(n):
-            if best[j] < smallest:
-                smallest = best[j]
-                vertex = j
-        tree_edges[step, 0] = parent[vertex]
-        tree_edges[step, 1] = vertex
-        tree_lengths[step] = best[vertex]
-        outside[vertex] = False
-        best[vertex] = np.inf
-        row = dist[vertex]
-        for j in range(n):
-            if outside[j] and row[j] < best[j]:
-                best[j] = row[j]
-                parent[j] = vertex
-    return root
 
 
 @nb.njit(cache=True, nogil=True)
