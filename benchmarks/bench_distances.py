@@ -143,7 +143,7 @@ def vectorization_rows(args: argparse.Namespace, rng: np.random.Generator) -> li
 
             def run() -> torch.Tensor:
                 with torch.no_grad():
-                    return ours(pairs, mask)
+                    return ours(pairs, mask=mask)
 
             out = run().flatten(1).double().numpy()
             defined = ~np.isnan(reference)

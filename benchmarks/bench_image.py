@@ -74,13 +74,13 @@ def run(args: argparse.Namespace) -> dict:
         ours = PersistenceImage((n, n), bandwidth, "linear", im_range, dims=(0,), h0="image")
         gudhi = GudhiPI(bandwidth, lambda x: x[1], [n, n], list(im_range)).fit([diagrams[0]])
         with torch.no_grad():
-            out = ours(pairs, mask).flatten(1).cpu().double().numpy()
+            out = ours(pairs, mask=mask).flatten(1).cpu().double().numpy()
         ref = gudhi.transform(diagrams[: args.check])
         row["gudhi_max_rel_error"] = float(np.abs(out[: args.check] - ref).max() / np.abs(ref).max())
 
         def ours_call():
             with torch.no_grad():
-                ours(pairs, mask)
+                ours(pairs, mask=mask)
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
@@ -96,13 +96,13 @@ def run(args: argparse.Namespace) -> dict:
                                   convention="persim")
         prefix = diagrams[: args.persim_diagrams]
         with torch.no_grad():
-            out = ours_p(pairs[: args.check], mask[: args.check]).transpose(1, 2).cpu().double().numpy()
+            out = ours_p(pairs[: args.check], mask=mask[: args.check]).transpose(1, 2).cpu().double().numpy()
         ref = np.stack(imager.transform(diagrams[: args.check]))
         row["persim_max_rel_error"] = float(np.abs(out - ref).max() / np.abs(ref).max())
 
         def ours_persim_call():
             with torch.no_grad():
-                ours_p(pairs, mask)
+                ours_p(pairs, mask=mask)
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
