@@ -371,7 +371,7 @@ def wasserstein_distance(
         marginals (Altschuler et al. 2017), and its cost returned. That is the cost of a true
         matching plan, so never below the exact distance: on H1 diagrams of Gaussian and circle
         clouds the defaults measured a mean relative excess of 4e-4 to 5e-3 and a largest one of
-        9e-2, on pairs whose iterations reached ``max_iter`` (the docs' distances page has the
+        6e-2, on pairs whose iterations reached ``max_iter`` (the docs' distances page has the
         table, from ``benchmarks/bench_distances.py``; a larger ``epsilon`` converges faster and
         errs more). Its gradient is that of the plan's cost.
 
