@@ -1,16 +1,19 @@
 """The compiled CPU paths of the native Rips backend (torchtopo.rips.compiled): the H0 pairing
-straight from points and the exact edge lengths agree with the tensor paths, gradients included;
-small calls run in the calling thread."""
+straight from points, the exact edge lengths and the gather agree with the tensor paths,
+gradients included; small calls run in the calling thread."""
 
 import threading
+from functools import partial
 
 import pytest
 import torch
 
 from torchtopo.rips import _numba_threads
-from torchtopo.rips.compiled import compiled_edge_lengths, h0_pairing_from_points
+from torchtopo.rips.compiled import compiled_edge_lengths, compiled_gather, h0_pairing_from_points
+from torchtopo.rips.core import _native_pairing
 from torchtopo.rips.distances import pairwise_distances
 from torchtopo.rips.h0 import h0_pairing
+from torchtopo.rips.pairing import Pairing, gather_diagrams
 
 
 def _torch_lengths(points, edges):
@@ -69,6 +72,66 @@ def test_h0_from_points_matches_prim_on_the_product_form(dtype):
     torch.testing.assert_close(distances[real], reference[real], rtol=1e-5, atol=1e-5)
     assert torch.isinf(distances[~real & ~torch.eye(11, dtype=torch.bool)]).all()
     assert (distances.diagonal(dim1=1, dim2=2) == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("max_dim", [1, 2])
+@pytest.mark.parametrize("keep_infinite", [False, True])
+@pytest.mark.parametrize("max_edge", [None, 1.9])
+def test_gather_matches_the_tensor_gather(dtype, max_dim, keep_infinite, max_edge):
+    generator = torch.Generator().manual_seed(3)
+    points = torch.randn(3, 12, 3, generator=generator, dtype=dtype)
+    points[0, 5] = points[0, 2]  # a duplicate point: zero-length edges, zero-persistence pairs
+    points.requires_grad_(True)
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[1, 8:] = False
+    mask[2, 1:] = False
+    pairing = _native_pairing(points.detach(), True, mask, max_dim, max_edge)
+    got = compiled_gather(points, pairing, keep_infinite=keep_infinite, max_edge=max_edge)
+    # the tensor gather over the compiled lengths (each summed in float64, rounded once)
+    expected = gather_diagrams(partial(compiled_edge_lengths, points), pairing, keep_infinite=keep_infinite,
+                               max_edge=max_edge)
+    weights = []
+    for d in range(max_dim + 1):
+        assert torch.equal(got.mask[d], expected.mask[d])
+        assert torch.equal(got.birth_edges[d], expected.birth_edges[d])
+        assert torch.equal(got.death_edges[d], expected.death_edges[d])
+        torch.testing.assert_close(got.pairs[d], expected.pairs[d], rtol=0, atol=0)
+        weights.append(torch.rand(expected.pairs[d].shape, generator=generator, dtype=dtype))
+    if keep_infinite and max_edge is not None:
+        assert any(torch.isinf(p).any() for p in got.pairs)  # the cut leaves infinite bars
+
+    def loss(diagrams):
+        return sum((torch.where(torch.isinf(p), 0, p) * w).sum() for p, w in zip(diagrams.pairs, weights))
+
+    (grad,) = torch.autograd.grad(loss(got), points)
+    (reference,) = torch.autograd.grad(loss(expected), points)
+    torch.testing.assert_close(grad, reference)
+    assert grad[~mask].abs().max() == 0
+
+
+def test_gather_of_unmatched_rows_and_infinite_bars():
+    """Hand-made pairing: a padding row, an infinite H0 bar, an H1 pair of zero persistence and
+    an H1 pair whose death edge is absent (infinite)."""
+    points = torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [3.0, 4.0]]], dtype=torch.float64,
+                          requires_grad=True)
+    births0 = torch.tensor([[[1, 1], [0, 0], [-1, -1]]])
+    deaths0 = torch.tensor([[[0, 1], [-1, -1], [-1, -1]]])
+    births1 = torch.tensor([[[0, 3], [1, 2]]])  # diagonal edges: length 5
+    deaths1 = torch.tensor([[[1, 2], [-1, -1]]])  # the same length: zero persistence
+    pairing = Pairing((births0, births1), (deaths0, deaths1), (torch.tensor([[True, True, False]]),
+                                                               torch.tensor([[True, True]])))
+    dgm = compiled_gather(points, pairing, keep_infinite=True, max_edge=None)
+    assert dgm.pairs[0].tolist() == [[[0.0, 3.0], [0.0, float("inf")], [0.0, 0.0]]]
+    assert dgm.mask[0].tolist() == [[True, True, False]]
+    assert dgm.death_edges[0].tolist() == [[[0, 1], [-1, -1], [-1, -1]]]
+    assert dgm.pairs[1].tolist() == [[[0.0, 0.0], [5.0, float("inf")]]]
+    assert dgm.mask[1].tolist() == [[False, True]]
+    assert dgm.birth_edges[1].tolist() == [[[-1, -1], [1, 2]]]
+    (grad,) = torch.autograd.grad(dgm.pairs[0][0, 0, 1] + dgm.pairs[1][0, 1, 0], points)
+    # d|p0 - p1| = (-1, 0) at p0, (1, 0) at p1; d|p1 - p2| = (0.6, -0.8) at p1, (-0.6, 0.8) at p2
+    torch.testing.assert_close(grad, torch.tensor([[[-1.0, 0.0], [1.6, -0.8], [-0.6, 0.8], [0.0, 0.0]]],
+                                                  dtype=torch.float64))
 
 
 def test_small_calls_run_in_the_calling_thread(monkeypatch):

@@ -148,18 +148,22 @@ def h0_from_points(points, valid, dist, birth_edges, death_edges, start, stop):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)
+def edge_length(cloud, i, j):
+    """Euclidean length of the edge ``{i, j}`` of ``cloud`` ``(N, D)`` (``-1`` read as vertex 0),
+    summed in float64: the difference of two float32 is exact in float64."""
+    row_i = cloud[max(i, 0)]
+    row_j = cloud[max(j, 0)]
+    total = 0.0
+    for t in range(cloud.shape[1]):
+        diff = np.float64(row_i[t]) - np.float64(row_j[t])
+        total += diff * diff
+    return np.sqrt(total)
+
+
+@nb.njit(cache=True, nogil=True)
 def edge_lengths_batch(points, edges, out, start, stop):
-    """``out[b, k]`` = the Euclidean length of edge ``edges[b, k]`` of cloud ``points[b]``
-    (``(B, N, D)``; ``edges`` ``(B, K, 2)`` int64, ``-1`` read as vertex 0), summed in float64:
-    the difference of two float32 is exact in float64. Clouds ``start .. stop - 1``."""
-    d = points.shape[2]
+    """``out[b, k]`` = :func:`edge_length` of edge ``edges[b, k]`` of cloud ``points[b]``
+    (``(B, N, D)``; ``edges`` ``(B, K, 2)`` int64). Clouds ``start .. stop - 1``."""
     for b in range(start, stop):
-        cloud = points[b]
         for k in range(edges.shape[1]):
-            row_i = cloud[max(edges[b, k, 0], 0)]
-            row_j = cloud[max(edges[b, k, 1], 0)]
-            total = 0.0
-            for t in range(d):
-                diff = np.float64(row_i[t]) - np.float64(row_j[t])
-                total += diff * diff
-            out[b, k] = np.sqrt(total)
+            out[b, k] = edge_length(points[b], edges[b, k, 0], edges[b, k, 1])

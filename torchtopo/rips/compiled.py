@@ -1,10 +1,12 @@
-"""Compiled CPU paths of the native backend: the H0 pairing straight from points, and exact
-edge lengths.
+"""Compiled CPU paths of the native backend: the H0 pairing straight from points, exact edge
+lengths, and the gather of the diagrams.
 
 :func:`h0_pairing_from_points` computes the ordering distances and Prim's tree of each cloud in
 one compiled pass (numba, GIL released), instead of a chain of batched tensor operations;
 :func:`compiled_edge_lengths` measures the edges a diagram uses without materialising their
-end points. Both run in the calling thread when the batch is small
+end points; :func:`compiled_gather` turns a pairing into diagrams in one pass per homology
+dimension, where the tensor form takes about twenty small operations (on one small cloud, as
+long as the pairing itself). All run in the calling thread when the batch is small
 (:func:`torchtopo.rips._numba_threads.run_on_threads`): a latency-bound call then neither waits
 for other threads nor competes with torch's intra-op pool on a loaded machine. Imported lazily:
 ``import torchtopo`` works without numba.
@@ -12,15 +14,29 @@ for other threads nor competes with torch's intra-op pool on a loaded machine. I
 
 from __future__ import annotations
 
+import itertools
+import math
+from typing import Callable
+
 import torch
 from torch import Tensor
 
+from ..diagrams import Diagrams
 from ._numba_threads import run_on_threads
+from .pairing import Pairing
 
-__all__ = ["h0_pairing_from_points", "compiled_edge_lengths", "COMPILED_DTYPES"]
+__all__ = ["h0_pairing_from_points", "compiled_edge_lengths", "compiled_gather", "takes_points"]
 
-#: Point dtypes the compiled kernels take as they are (others go through the tensor paths).
-COMPILED_DTYPES = (torch.float32, torch.float64)
+# Point dtypes the compiled kernels take as they are (others go through the tensor paths).
+_DTYPES = (torch.float32, torch.float64)
+
+
+def takes_points(points: Tensor) -> bool:
+    """Whether the compiled kernels take ``points`` as they are: float32 or float64 on the CPU,
+    numba installed."""
+    from .h0 import numba_available
+
+    return points.device.type == "cpu" and points.dtype in _DTYPES and numba_available()
 
 
 @torch.no_grad()
@@ -60,39 +76,38 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor,
 
 
 class _EdgeLengths(torch.autograd.Function):
+    """Lengths measured by a compiled kernel, differentiable: ``measure()`` returns the values
+    ``(...)`` and ``ends`` ``(..., 2)`` long, the rows of ``points.reshape(B * N, D)`` at the two
+    ends of each value's edge (one row twice for a value that is not a length: no gradient)."""
+
     # forward with ctx (not setup_context): apply then skips binding the arguments by signature.
     @staticmethod
-    def forward(ctx, points: Tensor, edges: Tensor) -> Tensor:
-        output = _lengths(points, edges)
-        ctx.save_for_backward(points, edges, output)
-        return output
+    def forward(ctx, points: Tensor, measure: Callable[[], tuple[Tensor, Tensor]]) -> Tensor:
+        values, ends = measure()
+        ctx.save_for_backward(points, ends, values)
+        return values
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         # Tensor operations: a second derivative flows through them as well.
-        points, edges, length = ctx.saved_tensors
-        batch, n, dim = points.shape
-        offsets = (torch.arange(batch) * n).view(batch, 1, 1)
-        index = (edges.clamp_min(0) + offsets).reshape(-1)
-        flat = points.reshape(batch * n, dim)
-        ends = flat.index_select(0, index).view(batch, edges.shape[1], 2, dim)
-        # The gradient of a zero-length edge is 0, as vector_norm's.
-        scale = torch.where(length > 0, grad / length.clamp_min(torch.finfo(length.dtype).tiny), 0)
-        push = (ends[:, :, 0] - ends[:, :, 1]) * scale.unsqueeze(-1)
-        both = torch.stack([push, -push], dim=2).reshape(-1, dim)
-        return torch.zeros_like(flat).index_add(0, index, both).view(batch, n, dim), None
+        points, ends, length = ctx.saved_tensors
+        dim = points.shape[-1]
+        flat = points.reshape(-1, dim)
+        index = ends.reshape(-1)
+        pair = flat.index_select(0, index).view(-1, 2, dim)
+        length, grad = length.reshape(-1), grad.reshape(-1)
+        # The gradient of a zero-length edge (or of an infinite value) is 0, as vector_norm's.
+        scale = torch.where((length > 0) & (length < math.inf), grad / length.clamp_min(torch.finfo(length.dtype).tiny), 0)
+        push = (pair[:, 0] - pair[:, 1]) * scale.unsqueeze(-1)
+        both = torch.stack([push, -push], dim=1).reshape(-1, dim)
+        return torch.zeros_like(flat).index_add(0, index, both).view_as(points), None
 
 
-def _lengths(points: Tensor, edges: Tensor) -> Tensor:
-    from ._h0_numba import edge_lengths_batch
-
-    batch, k = edges.shape[:2]
-    out = torch.empty(batch, k, dtype=torch.float64)
-    arrays = (points.detach().contiguous().numpy(), edges.contiguous().numpy(), out.numpy())
-    # Weighted 4 per value read: the float64 sums cost about that much more than a distance's.
-    run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch,
-                   work=4 * batch * k * points.shape[2])
-    return out.to(points.dtype)
+def _measured(points: Tensor, measure: Callable[[], tuple[Tensor, Tensor]]) -> Tensor:
+    """The values of ``measure`` (see :class:`_EdgeLengths`), differentiable when ``points`` is."""
+    if points.requires_grad and torch.is_grad_enabled():
+        return _EdgeLengths.apply(points, measure)
+    return measure()[0]
 
 
 def compiled_edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
@@ -100,6 +115,66 @@ def compiled_edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
     ``(B, N, D)`` float32 or float64 on the CPU, ``edges`` ``(B, K, 2)`` long (``-1`` reads vertex
     0); returns ``(B, K)``, differentiable. Each length is summed in float64 and rounded once to
     the dtype of ``points``."""
-    if points.requires_grad and torch.is_grad_enabled():
-        return _EdgeLengths.apply(points, edges)
-    return _lengths(points, edges)
+    from ._h0_numba import edge_lengths_batch
+
+    batch, k = edges.shape[:2]
+
+    def measure() -> tuple[Tensor, Tensor]:
+        out = torch.empty(batch, k, dtype=torch.float64)
+        arrays = (points.detach().contiguous().numpy(), edges.contiguous().numpy(), out.numpy())
+        # Weighted 4 per value read: the float64 sums cost about that much more than a distance's.
+        run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch,
+                       work=4 * batch * k * points.shape[2])
+        ends = edges.clamp_min(0) + (torch.arange(batch) * points.shape[1]).view(batch, 1, 1)
+        return out.to(points.dtype), ends
+
+    return _measured(points, measure)
+
+
+def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, max_edge: float | None) -> Diagrams:
+    """:func:`torchtopo.rips.pairing.gather_diagrams` of CPU points, compiled: one kernel pass per
+    homology dimension measures the edges and applies its rules (values, masks, generators),
+    and one autograd node serves every dimension.
+
+    Parameters
+    ----------
+    points : Tensor
+        ``(B, N, D)`` float32 or float64 on the CPU, differentiable.
+    pairing : Pairing
+        CPU tensors, as the backends give them.
+    keep_infinite, max_edge
+        As in :func:`~torchtopo.rips.pairing.gather_diagrams`.
+
+    Returns
+    -------
+    Diagrams
+        Equal to ``gather_diagrams(partial(edge_lengths, points), pairing, ...)``, gradients included.
+    """
+    from ._gather_numba import gather_dimension
+
+    batch, n, dim = points.shape
+    detached = points.detach().contiguous().numpy()
+    limit = math.inf if max_edge is None else float(max_edge)
+    sizes = [births.shape[1] for births in pairing.birth_edges]
+    births_out = [torch.empty(batch, k, 2, dtype=torch.long) for k in sizes]
+    deaths_out = [torch.empty(batch, k, 2, dtype=torch.long) for k in sizes]
+    keep = [torch.empty(batch, k, dtype=torch.bool) for k in sizes]
+    offsets = [0, *itertools.accumulate(batch * k * 2 for k in sizes)]
+
+    def measure() -> tuple[Tensor, Tensor]:
+        values = torch.empty(offsets[-1], dtype=points.dtype)
+        ends = torch.empty(offsets[-1], 2, dtype=torch.long)
+        for d, k in enumerate(sizes):
+            block = slice(offsets[d], offsets[d + 1])
+            arrays = (
+                detached, pairing.birth_edges[d].numpy(), pairing.death_edges[d].numpy(), pairing.mask[d].numpy(),
+                d == 0, limit, keep_infinite, values[block].view(batch, k, 2).numpy(),
+                ends[block].view(batch, k, 2, 2).numpy(), births_out[d].numpy(), deaths_out[d].numpy(), keep[d].numpy(),
+            )
+            run_on_threads(lambda start, stop: gather_dimension(*arrays, start, stop), batch,
+                           work=8 * batch * k * dim)
+        return values, ends
+
+    values = _measured(points, measure)
+    pairs = tuple(values[offsets[d] : offsets[d + 1]].view(batch, k, 2) for d, k in enumerate(sizes))
+    return Diagrams(pairs, tuple(keep), tuple(births_out), tuple(deaths_out))

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
-from .compiled import COMPILED_DTYPES, h0_pairing_from_points
+from .compiled import compiled_gather, h0_pairing_from_points, takes_points
 from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
@@ -80,7 +80,7 @@ _SERIAL_CHECK = 1 << 24
 
 def _extremes(values: Tensor) -> tuple[float, float]:
     """The smallest and largest value of ``values`` (NaN if it holds one), read back once."""
-    if values.device.type == "cpu" and values.numel() <= _SERIAL_CHECK and values.dtype in COMPILED_DTYPES:
+    if values.device.type == "cpu" and values.numel() <= _SERIAL_CHECK and values.dtype in (torch.float32, torch.float64):
         # NumPy runs in the calling thread; a torch reduction over more than 32768 values starts
         # the intra-op pool, and on a loaded machine a small call waits milliseconds for it.
         array = values.numpy()  # min and max propagate NaN; no temporary
@@ -180,7 +180,7 @@ def _native_pairing(
         from .triton_h0 import h0_pairing_triton
 
         per_dim = [h0_pairing_triton(source, mask)]
-    elif from_points and source.device.type == "cpu" and source.dtype in COMPILED_DTYPES and numba_available():
+    elif from_points and takes_points(source):
         *h0, order = h0_pairing_from_points(source, mask)
         per_dim = [tuple(h0)]
         if max_dim >= 1 and max_edge is not None:
@@ -368,7 +368,6 @@ def rips_persistence(
         work = _check_distances(source, mask)
     detached = work.detach()
     from_points = points is not None
-    lengths = partial(edge_lengths if from_points else _matrix_lengths, work)
     native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native:
         if max_dim > 2:
@@ -379,7 +378,11 @@ def rips_persistence(
         order = _ordering_distances(detached, from_points, mask, cut, dtype=torch.float64)
         pairing = gudhi_pairing(order, mask, max_dim, cut, num_workers=num_workers)
 
-    diagrams = gather_diagrams(lengths, pairing, keep_infinite=keep_infinite, max_edge=cut)
+    if from_points and takes_points(work):
+        diagrams = compiled_gather(work, pairing, keep_infinite=keep_infinite, max_edge=cut)
+    else:
+        lengths = partial(edge_lengths if from_points else _matrix_lengths, work)
+        diagrams = gather_diagrams(lengths, pairing, keep_infinite=keep_infinite, max_edge=cut)
     if exponent or dtype != work.dtype:
         diagrams = replace(diagrams, pairs=tuple(_times_power_of_two(p, exponent).to(dtype) for p in diagrams.pairs))
         if may_overflow and _overflowing(diagrams):

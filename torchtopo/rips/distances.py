@@ -67,11 +67,10 @@ def edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
 
     Entries of ``-1`` (padding) read vertex 0 and give a length of 0. Returns ``(B, K)``.
     """
-    if points.device.type == "cpu" and edges.device.type == "cpu":
-        from .compiled import COMPILED_DTYPES, compiled_edge_lengths
-        from .h0 import numba_available
+    if edges.device.type == "cpu":
+        from .compiled import compiled_edge_lengths, takes_points
 
-        if points.dtype in COMPILED_DTYPES and numba_available():
+        if takes_points(points):
             return compiled_edge_lengths(points, edges)  # no (B, K, 2, D) temporary
     batch, n, dim = points.shape
     # One index_select on the flattened clouds: the fastest gather on the CPU, and its backward
