@@ -111,12 +111,13 @@ def cloud_distances(points, valid, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def h0_from_points(points, valid, dist, birth_edges, death_edges, start, stop):
+def h0_from_points(points, valid, dist, birth_edges, death_edges, real_rows, start, stop):
     """Distances (:func:`cloud_distances`, into ``dist`` ``(B, N, N)``) and the H0 pairing of
-    :func:`torchtopo.rips.h0.h0_pairing` (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64)
-    of clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, in one pass per cloud, without
-    the GIL. The rows are those of :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges
-    sorted by length (stable), then the infinite bar ``-1`` born at the root, then ``-1``."""
+    :func:`torchtopo.rips.h0.h0_pairing` (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64,
+    ``real_rows`` ``(B, N)`` bool) of clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, in
+    one pass per cloud, without the GIL. The rows are those of
+    :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges sorted by length (stable), then the
+    infinite bar ``-1`` born at the root, then ``-1`` (rows past the real points' count)."""
     n = valid.shape[1]
     tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
     tree_lengths = np.empty(max(n - 1, 0), dtype=dist.dtype)
@@ -129,6 +130,7 @@ def h0_from_points(points, valid, dist, birth_edges, death_edges, start, stop):
             if valid[b, j]:
                 count += 1
         for row in range(n):
+            real_rows[b, row] = row < count
             if row < count - 1:
                 edge = order[row]
                 death_edges[b, row, 0] = tree_edges[edge, 0]

@@ -18,6 +18,7 @@ import itertools
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,14 +66,14 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor,
     from ._h0_numba import h0_from_points
 
     batch, n, dim = points.shape
-    valid = torch.ones(batch, n, dtype=torch.bool) if mask is None else mask.cpu()
-    distances = torch.empty(batch, n, n, dtype=points.dtype)
-    birth_edges = torch.empty(batch, n, 2, dtype=torch.long)
-    death_edges = torch.empty(batch, n, 2, dtype=torch.long)
-    arrays = (points.contiguous().numpy(), valid.numpy(), distances.numpy(), birth_edges.numpy(), death_edges.numpy())
+    cloud = points.contiguous().numpy()
+    valid = np.ones((batch, n), dtype=np.bool_) if mask is None else mask.cpu().numpy()
+    distances = np.empty((batch, n, n), dtype=cloud.dtype)
+    birth_edges, death_edges = np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, n, 2), dtype=np.int64)
+    real_rows = np.empty((batch, n), dtype=np.bool_)
+    arrays = (cloud, valid, distances, birth_edges, death_edges, real_rows)
     run_on_threads(lambda start, stop: h0_from_points(*arrays, start, stop), batch, work=batch * n * n * dim // 2)
-    counts = valid.sum(dim=1, keepdim=True)
-    return birth_edges, death_edges, torch.arange(n) < counts, distances
+    return tuple(torch.from_numpy(a) for a in (birth_edges, death_edges, real_rows, distances))
 
 
 class _EdgeLengths(torch.autograd.Function):
@@ -153,28 +154,29 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
     from ._gather_numba import gather_dimension
 
     batch, n, dim = points.shape
-    detached = points.detach().contiguous().numpy()
+    cloud = points.detach().contiguous().numpy()
     limit = math.inf if max_edge is None else float(max_edge)
     sizes = [births.shape[1] for births in pairing.birth_edges]
-    births_out = [torch.empty(batch, k, 2, dtype=torch.long) for k in sizes]
-    deaths_out = [torch.empty(batch, k, 2, dtype=torch.long) for k in sizes]
-    keep = [torch.empty(batch, k, dtype=torch.bool) for k in sizes]
+    births_out = [np.empty((batch, k, 2), dtype=np.int64) for k in sizes]
+    deaths_out = [np.empty((batch, k, 2), dtype=np.int64) for k in sizes]
+    keep = [np.empty((batch, k), dtype=np.bool_) for k in sizes]
     offsets = [0, *itertools.accumulate(batch * k * 2 for k in sizes)]
 
     def measure() -> tuple[Tensor, Tensor]:
-        values = torch.empty(offsets[-1], dtype=points.dtype)
-        ends = torch.empty(offsets[-1], 2, dtype=torch.long)
+        values = np.empty(offsets[-1], dtype=cloud.dtype)
+        ends = np.empty((offsets[-1], 2), dtype=np.int64)
         for d, k in enumerate(sizes):
             block = slice(offsets[d], offsets[d + 1])
             arrays = (
-                detached, pairing.birth_edges[d].numpy(), pairing.death_edges[d].numpy(), pairing.mask[d].numpy(),
-                d == 0, limit, keep_infinite, values[block].view(batch, k, 2).numpy(),
-                ends[block].view(batch, k, 2, 2).numpy(), births_out[d].numpy(), deaths_out[d].numpy(), keep[d].numpy(),
+                cloud, pairing.birth_edges[d].numpy(), pairing.death_edges[d].numpy(), pairing.mask[d].numpy(),
+                d == 0, limit, keep_infinite, values[block].reshape(batch, k, 2), ends[block].reshape(batch, k, 2, 2),
+                births_out[d], deaths_out[d], keep[d],
             )
             run_on_threads(lambda start, stop: gather_dimension(*arrays, start, stop), batch,
                            work=8 * batch * k * dim)
-        return values, ends
+        return torch.from_numpy(values), torch.from_numpy(ends)
 
     values = _measured(points, measure)
     pairs = tuple(values[offsets[d] : offsets[d + 1]].view(batch, k, 2) for d, k in enumerate(sizes))
-    return Diagrams(pairs, tuple(keep), tuple(births_out), tuple(deaths_out))
+    births, deaths, kept = ([torch.from_numpy(a) for a in arrays] for arrays in (births_out, deaths_out, keep))
+    return Diagrams(pairs, tuple(kept), tuple(births), tuple(deaths))

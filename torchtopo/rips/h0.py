@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -10,6 +11,7 @@ from torch import Tensor
 __all__ = ["h0_pairing", "finish_h0_pairing", "numba_available"]
 
 
+@lru_cache(maxsize=None)
 def numba_available() -> bool:
     """Whether the compiled CPU kernels can be used (numba is installed)."""
     return importlib.util.find_spec("numba") is not None
