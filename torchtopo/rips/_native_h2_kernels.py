@@ -38,7 +38,10 @@ from ._native_kernels import (
     _cancel_pairs,
     _filtration,
     _grow,
+    _grow_rows,
     _heapify,
+    _insert,
+    _lookup,
     _mark_columns,
     _pivot,
     _push,
@@ -238,38 +241,6 @@ def _h2_columns(rank, src, dst, columns, pivots):
         adj[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
         adj[b, a >> 6] |= np.uint64(1) << np.uint64(a & 63)
     return todo[: stats[2]], shortcut[: stats[2]], stats
-
-
-@nb.njit(cache=True, nogil=True)
-def _grow_rows(rows, needed):
-    """``rows`` ``(cap, w)`` with room for ``needed`` rows (the first ``cap`` kept)."""
-    if needed <= rows.shape[0]:
-        return rows
-    bigger = np.empty((max(needed, 2 * rows.shape[0]), rows.shape[1]), dtype=rows.dtype)
-    bigger[: rows.shape[0]] = rows
-    return bigger
-
-
-@nb.njit(cache=True, nogil=True)
-def _lookup(head, entries, top, rest):
-    """The entry of the pivot table whose pivot is ``top * n * n + rest``; -1 if none."""
-    entry = head[top]
-    while entry >= 0 and entries[entry, 0] != rest:
-        entry = entries[entry, 1]
-    return entry
-
-
-@nb.njit(cache=True, nogil=True)
-def _insert(head, entries, n_entries, top, rest, start, length):
-    """Add the column stored at ``stored[start : start + length]`` with pivot ``top * n * n +
-    rest`` to the pivot table; the (maybe grown) ``entries``."""
-    entries = _grow_rows(entries, n_entries + 1)
-    entries[n_entries, 0] = rest
-    entries[n_entries, 1] = head[top]
-    entries[n_entries, 2] = start
-    entries[n_entries, 3] = length
-    head[top] = n_entries
-    return entries
 
 
 @nb.njit(cache=True, nogil=True)
