@@ -35,17 +35,17 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ._native_kernels import (
     ABSENT,
     REDUCE,
-    _cancel_pairs,
+    _emit,
     _filtration,
     _grow,
     _grow_rows,
     _heapify,
-    _insert,
     _lookup,
     _mark_columns,
     _pivot,
     _push,
     _reduce,
+    _store_column,
 )
 
 
@@ -153,6 +153,76 @@ def _apparent_vertex(row_a, row_b, row_c, r, c):
 
 
 @nb.njit(cache=True, nogil=True)
+def _reduced_pivots(columns, pivots, n):
+    """The triangles that dimension 1's reduced columns end on, chained per longest edge:
+    ``(head, third, following)``, ``head`` ``(n_edges,)`` the first link per edge (-1: none),
+    ``third`` and ``following`` ``(n_edges,)`` int32 per link its triangle's third vertex and the
+    next link of the same edge. ``columns`` ``(n_edges,)``: dimension 1's column marks;
+    ``pivots`` ``(n_edges,)``: the pivot triangle keys of its reduced columns (-1: none)."""
+    n_edges = columns.shape[0]
+    head = np.full(n_edges, -1, dtype=np.int32)
+    third = np.empty(n_edges, dtype=np.int32)
+    following = np.empty(n_edges, dtype=np.int32)
+    n_links = 0
+    for e in range(n_edges):
+        if columns[e] == REDUCE and pivots[e] >= 0:
+            top = pivots[e] // n
+            third[n_links] = pivots[e] - top * n
+            following[n_links] = head[top]
+            head[top] = n_links
+            n_links += 1
+    return head, third, following
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _paired_in_dimension_1(columns, head, third, following, r, c):
+    """Whether dimension 1 pairs the triangle with longest edge ``r`` and third vertex ``c``: as
+    the apparent column of ``r`` (``columns[r] == c``), or as the pivot of a reduced column
+    (:func:`_reduced_pivots` gives ``head``, ``third``, ``following``)."""
+    if columns[r] == c:
+        return True
+    link = head[r]
+    while link >= 0 and third[link] != c:
+        link = following[link]
+    return link >= 0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _classify(adj, a, b, c):
+    """The kind of the dimension-2 column of the triangle ``{a, b, c}`` whose longest edge ``{a,
+    b}`` is the next to enter: -2 if apparent, else the vertex ``l`` of its emergent pair ``(r,
+    l, c)`` if it has one, else -1 (see :func:`_h2_columns`). ``adj`` ``(n, words)`` uint64: the
+    neighbours of each vertex by the earlier edges, a bitset."""
+    words = adj.shape[1]
+    # The fourth vertices whose tetrahedra have the diameter of the triangle: one below c makes
+    # the triangle apparent.
+    last = c >> 6
+    for v in range(last):
+        if adj[a, v] & adj[b, v] & adj[c, v] != 0:
+            return np.int32(-2)
+    word = adj[a, last] & adj[b, last] & adj[c, last]
+    low = (np.uint64(1) << np.uint64(c & 63)) - np.uint64(1)
+    if word & low != 0:
+        return np.int32(-2)
+    # Otherwise the smallest one above c (if any) gives the column's pivot, (r, l, c), unless an
+    # earlier column takes it: the apparent column of triangle (r, l) does when c is its own
+    # smallest such vertex; or one of the reduced columns.
+    word &= ~low
+    v = last
+    while word == 0 and v + 1 < words:
+        v += 1
+        word = adj[a, v] & adj[b, v] & adj[c, v]
+    if word == 0:
+        return np.int32(-1)
+    l = v * 64 + trailing_zeros(word)
+    for u in range(words):
+        other = adj[a, u] & adj[b, u] & adj[l, u]
+        if other != 0:
+            return np.int32(l) if u * 64 + trailing_zeros(other) != c else np.int32(-1)
+    return np.int32(-1)
+
+
+@nb.njit(cache=True, nogil=True)
 def _h2_columns(rank, src, dst, columns, pivots):
     """The dimension-2 columns of one cloud to reduce: ``(todo, shortcut, stats)``.
 
@@ -168,26 +238,13 @@ def _h2_columns(rank, src, dst, columns, pivots):
     with third vertex ``c`` is apparent when ``adj[a] & adj[b] & adj[c]`` has a bit below ``c``.
     """
     n = rank.shape[0]
-    n_edges = src.shape[0]
-    # The triangles that dimension 1's reduced columns end on, flagged per longest edge (the
-    # apparent ones are ``(r, columns[r])``).
-    cleared_head = np.full(n_edges, -1, dtype=np.int32)
-    cleared_k = np.empty(n_edges, dtype=np.int32)
-    cleared_next = np.empty(n_edges, dtype=np.int32)
-    n_cleared = 0
-    for e in range(n_edges):
-        if columns[e] == REDUCE and pivots[e] >= 0:
-            top = pivots[e] // n
-            cleared_k[n_cleared] = pivots[e] - top * n
-            cleared_next[n_cleared] = cleared_head[top]
-            cleared_head[top] = n_cleared
-            n_cleared += 1
+    head, third, following = _reduced_pivots(columns, pivots, n)
     words = (n + 63) >> 6
     adj = np.zeros((n, words), dtype=np.uint64)
     todo = np.empty(64, dtype=np.int64)
     shortcut = np.empty(64, dtype=np.int32)
     stats = np.zeros(3, dtype=np.int64)
-    for r in range(n_edges):
+    for r in range(src.shape[0]):
         a = src[r]
         b = dst[r]
         for w in range(words):
@@ -195,44 +252,13 @@ def _h2_columns(rank, src, dst, columns, pivots):
             while common != 0:
                 c = w * 64 + trailing_zeros(common)
                 common &= common - np.uint64(1)
-                if columns[r] == c:
-                    continue  # paired in dimension 1 as apparent
-                cleared = cleared_head[r]
-                while cleared >= 0 and cleared_k[cleared] != c:
-                    cleared = cleared_next[cleared]
-                if cleared >= 0:
+                if _paired_in_dimension_1(columns, head, third, following, r, c):
                     continue
                 stats[0] += 1
-                # The fourth vertices whose tetrahedra have the diameter of the triangle: one
-                # below c makes the triangle apparent.
-                last = c >> 6
-                below = np.uint64(0)
-                for v in range(last):
-                    below = adj[a, v] & adj[b, v] & adj[c, v]
-                    if below != 0:
-                        break
-                word = adj[a, last] & adj[b, last] & adj[c, last]
-                low = (np.uint64(1) << np.uint64(c & 63)) - np.uint64(1)
-                if below != 0 or word & low != 0:
+                emergent = _classify(adj, a, b, c)
+                if emergent == -2:
                     stats[1] += 1
                     continue
-                # Otherwise the smallest one above c (if any) gives the column's pivot, (r, l, c),
-                # unless an earlier column takes it: the apparent column of triangle (r, l) does
-                # when c is its own smallest such vertex; or one of the reduced columns.
-                emergent = np.int32(-1)
-                word &= ~low
-                v = last
-                while word == 0 and v + 1 < words:
-                    v += 1
-                    word = adj[a, v] & adj[b, v] & adj[c, v]
-                if word != 0:
-                    l = v * 64 + trailing_zeros(word)
-                    for u in range(words):
-                        other = adj[a, u] & adj[b, u] & adj[l, u]
-                        if other != 0:
-                            if u * 64 + trailing_zeros(other) != c:
-                                emergent = np.int32(l)
-                            break
                 todo = _grow(todo, stats[2] + 1)
                 shortcut = _grow(shortcut, stats[2] + 1)
                 todo[stats[2]] = np.int64(r) * n + c
@@ -244,23 +270,141 @@ def _h2_columns(rank, src, dst, columns, pivots):
 
 
 @nb.njit(cache=True, nogil=True)
+def _coboundary(rank, src, dst, triangle, n, out):
+    """Write the keys of the cofacets of ``triangle`` (key ``r * n + c``) to ``out`` (room for
+    ``n``); their count."""
+    r = triangle // n
+    c = triangle - r * n
+    a = src[r]
+    b = dst[r]
+    row_a = rank[a]
+    row_b = rank[b]
+    row_c = rank[c]
+    count = 0
+    for l in range(n):
+        key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
+        if key >= 0:
+            out[count] = key
+            count += 1
+    return count
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _column_of_pivot(rank, src, dst, head, entries, top, rest):
+    """The column to add to one whose pivot is the tetrahedron ``top * n * n + rest``: ``(start,
+    length)`` of its reduction in ``stored`` (see :func:`~torchtopo.rips._native_kernels._lookup`),
+    ``(-1, 1)`` for the apparent column of triangle ``(top, rest // n)`` (its reduction is that
+    triangle alone), ``(0, 0)`` for none (a new pivot). ``rank`` ``(n, n)``, ``src``, ``dst``
+    ``(n_edges,)``: as from :func:`~torchtopo.rips._native_kernels._filtration`."""
+    entry = _lookup(head, entries, top, rest)
+    if entry >= 0:
+        return entries[entry, 2], entries[entry, 3]
+    n = rank.shape[0]
+    y = rest // n
+    if _apparent_vertex(rank[src[top]], rank[dst[top]], rank[y], top, y) == rest - y * n:
+        return np.int64(-1), np.int64(1)
+    return np.int64(0), np.int64(0)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reduce_with_bitmap(rank, src, dst, head, entries, stored, triangle, scratch, size, bits, summary, touched, reduction):
+    """Reduce the column of ``triangle`` (its coboundary keys in ``scratch[:size]``) by the columns
+    of the pivot table, with a bitmap working column: ``(pivot, reduction, n_reduction,
+    touched)``, the final pivot key (-1 for a cocycle never hit) and the triangle keys whose
+    coboundaries sum to the column (``triangle`` first), ``reduction`` and ``touched`` maybe grown.
+
+    The column is the plain ``scratch`` until its first addition; then ``bits`` (all zero, one
+    bit per tetrahedron key) holds it, ``summary`` one bit per word of ``bits``: an addition
+    flips bits, the pivot is the next set bit (pivots only grow) and the summary skips empty
+    words. The words flipped are noted in ``touched`` and zeroed again at the end (summary too).
+    """
+    n = rank.shape[0]
+    n2 = np.int64(n) * n
+    pivot = scratch[:size].min() if size > 0 else np.int64(-1)
+    reduction[0] = triangle
+    n_reduction = 1
+    n_touched = 0  # also: no addition yet (the first one notes at least the pivot's word)
+    while pivot >= 0:
+        top = pivot // n2
+        rest = pivot - top * n2
+        start, length = _column_of_pivot(rank, src, dst, head, entries, top, rest)
+        if length == 0:
+            break  # a new pivot
+        if n_touched == 0:
+            touched = _grow(touched, size)
+            for t in range(size):
+                key = scratch[t]
+                bits[key >> 6] ^= np.int64(1) << (key & 63)
+                summary[key >> 12] |= np.int64(1) << ((key >> 6) & 63)
+                touched[t] = key >> 6
+            n_touched = size
+        reduction = _grow(reduction, n_reduction + length)
+        for t in range(length):
+            other = top * n + rest // n if start < 0 else stored[start + t]
+            touched = _grow(touched, n_touched + n)
+            n_touched = _toggle_coboundary(rank, src, dst, other, n, pivot, bits, summary, touched, n_touched)
+            reduction[n_reduction] = other
+            n_reduction += 1
+        pivot = _next_set(bits, summary, pivot)
+    for t in range(n_touched):
+        bits[touched[t]] = 0
+        summary[touched[t] >> 6] = 0
+    return pivot, reduction, n_reduction, touched
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reduce_with_heap(rank, src, dst, head, entries, stored, triangle, heap, size, reduction):
+    """:func:`_reduce_with_bitmap` with a heap working column, for clouds whose tetrahedron keys
+    do not fit the bitmap: ``(pivot, reduction, n_reduction, heap)``.
+
+    The column is the plain ``heap[:size]`` (the coboundary of ``triangle``) until its first
+    addition, then a binary min-heap of every added cofacet key whose equal keys cancel when
+    they reach the top; ``heap`` grows as needed.
+    """
+    n = rank.shape[0]
+    n2 = np.int64(n) * n
+    pivot = heap[:size].min() if size > 0 else np.int64(-1)
+    reduction[0] = triangle
+    n_reduction = 1
+    added = False
+    while pivot >= 0:
+        top = pivot // n2
+        rest = pivot - top * n2
+        start, length = _column_of_pivot(rank, src, dst, head, entries, top, rest)
+        if length == 0:
+            break  # a new pivot
+        if not added:
+            added = True
+            _heapify(heap, size)
+        reduction = _grow(reduction, n_reduction + length)
+        for t in range(length):
+            other = top * n + rest // n if start < 0 else stored[start + t]
+            heap = _grow(heap, size + n)
+            size = _push_coboundary(rank, src, dst, other, n, pivot, heap, size)
+            reduction[n_reduction] = other
+            n_reduction += 1
+        size = _pivot(heap, size)
+        pivot = heap[0] if size > 0 else np.int64(-1)
+    return pivot, reduction, n_reduction, heap
+
+
+@nb.njit(cache=True, nogil=True)
 def _reduce_h2(rank, src, dst, todo, shortcut, sorted_lengths, idx, bits, summary, rows, n_rows):
     """Reduce the dimension-2 columns ``todo`` of one cloud (see :func:`_h2_columns`); its pairs
     of positive persistence (and essential classes) appended to the growable ``rows`` ``(cap, 4)``
     int32 after ``n_rows`` (birth i, j, death i, j, as ``idx`` entries; death -1 for an
     essential class). Returns ``(rows, n_rows)``.
 
-    A column under reduction is a plain array until its first addition. After it, a bitmap over
+    Columns are reduced in reverse filtration order (cohomology). The pivot table of the reduced
+    columns is chained per longest edge of the pivot tetrahedron
+    (:func:`~torchtopo.rips._native_kernels._lookup`); a column is stored as its reduction
+    (triangle keys), its coboundary recomputed when used. The working column is a bitmap over
     all tetrahedron keys when ``bits`` (all zero, one bit per key, and ``summary`` one bit per
-    word of ``bits``) holds them: an addition flips bits, the pivot is the next set bit (pivots
-    only grow) and the summary skips empty words; else a heap of every added cofacet whose equal
-    keys cancel when they reach the top. The touched words are zeroed again after each column.
+    word of ``bits``) holds them (:func:`_reduce_with_bitmap`), else a heap
+    (:func:`_reduce_with_heap`).
     """
     n = rank.shape[0]
     n2 = np.int64(n) * n
-    # Pivot table of the reduced columns, chained per longest edge of the pivot tetrahedron:
-    # rows (rest of the pivot key, next entry, start and length in ``stored``). A column is
-    # stored as its reduction (triangle keys), its coboundary recomputed when used.
     head = np.full(src.shape[0], -1, dtype=np.int64)
     entries = np.empty((64, 4), dtype=np.int64)
     n_entries = 0
@@ -270,102 +414,37 @@ def _reduce_h2(rank, src, dst, todo, shortcut, sorted_lengths, idx, bits, summar
     heap = np.empty(4 * n, dtype=np.int64)
     use_bits = np.int64(src.shape[0]) * n2 <= 64 * bits.shape[0]
     touched = np.empty(4 * n, dtype=np.int64)
-    for column in range(todo.shape[0] - 1, -1, -1):  # cohomology: reverse filtration order
+    for column in range(todo.shape[0] - 1, -1, -1):
         triangle = todo[column]
         r = triangle // n
-        c = triangle - r * n
         if shortcut[column] >= 0:
             # An emergent pair (zero persistence) unless a column already ends on its pivot.
-            rest = _tetrahedron(r, c, shortcut[column], n) - r * n2
+            rest = _tetrahedron(r, triangle - r * n, shortcut[column], n) - r * n2
             if _lookup(head, entries, r, rest) < 0:
-                stored = _grow(stored, n_stored + 1)
-                stored[n_stored] = triangle
-                entries = _insert(head, entries, n_entries, r, rest, n_stored, 1)
+                reduction[0] = triangle
+                entries, stored, n_stored = _store_column(head, entries, n_entries, r, rest, stored, n_stored, reduction, 1)
                 n_entries += 1
-                n_stored += 1
                 continue
-        a = src[r]
-        b = dst[r]
-        row_a = rank[a]
-        row_b = rank[b]
-        row_c = rank[c]
-        size = 0
-        for l in range(n):
-            key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
-            if key >= 0:
-                heap[size] = key
-                size += 1
-        pivot = heap[:size].min() if size > 0 else np.int64(-1)
-        reduction[0] = triangle
-        n_reduction = 1
-        n_touched = 0
-        added = False
-        while pivot >= 0:
-            top = pivot // n2
-            rest = pivot - top * n2
-            y = rest // n
-            entry = _lookup(head, entries, top, rest)
-            if entry >= 0:
-                start = entries[entry, 2]
-                length = entries[entry, 3]
-            elif _apparent_vertex(rank[src[top]], rank[dst[top]], rank[y], top, y) == rest - y * n:
-                start = -1  # the apparent column of triangle (top, y): its coboundary
-                length = 1
-            else:
-                break  # a new pivot
-            if not added:
-                added = True
-                if use_bits:
-                    touched = _grow(touched, size)
-                    for t in range(size):
-                        key = heap[t]
-                        bits[key >> 6] ^= np.int64(1) << (key & 63)
-                        summary[key >> 12] |= np.int64(1) << ((key >> 6) & 63)
-                        touched[t] = key >> 6
-                    n_touched = size
-                else:
-                    _heapify(heap, size)
-            reduction = _grow(reduction, n_reduction + length)
-            for t in range(length):
-                other = top * n + y if start < 0 else stored[start + t]
-                if use_bits:
-                    touched = _grow(touched, n_touched + n)
-                    n_touched = _toggle_coboundary(
-                        rank, src, dst, other, n, pivot, bits, summary, touched, n_touched
-                    )
-                else:
-                    heap = _grow(heap, size + n)
-                    size = _push_coboundary(rank, src, dst, other, n, pivot, heap, size)
-                reduction[n_reduction] = other
-                n_reduction += 1
-            if use_bits:
-                pivot = _next_set(bits, summary, pivot)
-            else:
-                size = _pivot(heap, size)
-                pivot = heap[0] if size > 0 else np.int64(-1)
-        for t in range(n_touched):
-            bits[touched[t]] = 0
-            summary[touched[t] >> 6] = 0
+        size = _coboundary(rank, src, dst, triangle, n, heap)
+        if use_bits:
+            pivot, reduction, n_reduction, touched = _reduce_with_bitmap(
+                rank, src, dst, head, entries, stored, triangle, heap, size, bits, summary, touched, reduction
+            )
+        else:
+            pivot, reduction, n_reduction, heap = _reduce_with_heap(
+                rank, src, dst, head, entries, stored, triangle, heap, size, reduction
+            )
         rows = _grow_rows(rows, n_rows + 1)
         if pivot < 0:  # a cocycle never hit: an essential class (only below the cut)
-            rows[n_rows, 0] = idx[a]
-            rows[n_rows, 1] = idx[b]
-            rows[n_rows, 2] = -1
-            rows[n_rows, 3] = -1
-            n_rows += 1
+            n_rows = _emit(rows, n_rows, idx, src, dst, r, -1)
             continue
-        n_reduction = _cancel_pairs(reduction, n_reduction)
-        stored = _grow(stored, n_stored + n_reduction)
-        stored[n_stored : n_stored + n_reduction] = reduction[:n_reduction]
-        entries = _insert(head, entries, n_entries, top, rest, n_stored, n_reduction)
+        top = pivot // n2
+        entries, stored, n_stored = _store_column(
+            head, entries, n_entries, top, pivot - top * n2, stored, n_stored, reduction, n_reduction
+        )
         n_entries += 1
-        n_stored += n_reduction
         if sorted_lengths[top] > sorted_lengths[r]:
-            rows[n_rows, 0] = idx[a]
-            rows[n_rows, 1] = idx[b]
-            rows[n_rows, 2] = idx[src[top]]
-            rows[n_rows, 3] = idx[dst[top]]
-            n_rows += 1
+            n_rows = _emit(rows, n_rows, idx, src, dst, r, top)
     return rows, n_rows
 
 
