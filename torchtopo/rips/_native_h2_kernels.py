@@ -40,6 +40,7 @@ from ._native_kernels import (
     _grow,
     _grow_rows,
     _heapify,
+    _insert,
     _lookup,
     _mark_columns,
     _pivot,
@@ -153,76 +154,6 @@ def _apparent_vertex(row_a, row_b, row_c, r, c):
 
 
 @nb.njit(cache=True, nogil=True)
-def _reduced_pivots(columns, pivots, n):
-    """The triangles that dimension 1's reduced columns end on, chained per longest edge:
-    ``(head, third, following)``, ``head`` ``(n_edges,)`` the first link per edge (-1: none),
-    ``third`` and ``following`` ``(n_edges,)`` int32 per link its triangle's third vertex and the
-    next link of the same edge. ``columns`` ``(n_edges,)``: dimension 1's column marks;
-    ``pivots`` ``(n_edges,)``: the pivot triangle keys of its reduced columns (-1: none)."""
-    n_edges = columns.shape[0]
-    head = np.full(n_edges, -1, dtype=np.int32)
-    third = np.empty(n_edges, dtype=np.int32)
-    following = np.empty(n_edges, dtype=np.int32)
-    n_links = 0
-    for e in range(n_edges):
-        if columns[e] == REDUCE and pivots[e] >= 0:
-            top = pivots[e] // n
-            third[n_links] = pivots[e] - top * n
-            following[n_links] = head[top]
-            head[top] = n_links
-            n_links += 1
-    return head, third, following
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _paired_in_dimension_1(columns, head, third, following, r, c):
-    """Whether dimension 1 pairs the triangle with longest edge ``r`` and third vertex ``c``: as
-    the apparent column of ``r`` (``columns[r] == c``), or as the pivot of a reduced column
-    (:func:`_reduced_pivots` gives ``head``, ``third``, ``following``)."""
-    if columns[r] == c:
-        return True
-    link = head[r]
-    while link >= 0 and third[link] != c:
-        link = following[link]
-    return link >= 0
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _classify(adj, a, b, c):
-    """The kind of the dimension-2 column of the triangle ``{a, b, c}`` whose longest edge ``{a,
-    b}`` is the next to enter: -2 if apparent, else the vertex ``l`` of its emergent pair ``(r,
-    l, c)`` if it has one, else -1 (see :func:`_h2_columns`). ``adj`` ``(n, words)`` uint64: the
-    neighbours of each vertex by the earlier edges, a bitset."""
-    words = adj.shape[1]
-    # The fourth vertices whose tetrahedra have the diameter of the triangle: one below c makes
-    # the triangle apparent.
-    last = c >> 6
-    for v in range(last):
-        if adj[a, v] & adj[b, v] & adj[c, v] != 0:
-            return np.int32(-2)
-    word = adj[a, last] & adj[b, last] & adj[c, last]
-    low = (np.uint64(1) << np.uint64(c & 63)) - np.uint64(1)
-    if word & low != 0:
-        return np.int32(-2)
-    # Otherwise the smallest one above c (if any) gives the column's pivot, (r, l, c), unless an
-    # earlier column takes it: the apparent column of triangle (r, l) does when c is its own
-    # smallest such vertex; or one of the reduced columns.
-    word &= ~low
-    v = last
-    while word == 0 and v + 1 < words:
-        v += 1
-        word = adj[a, v] & adj[b, v] & adj[c, v]
-    if word == 0:
-        return np.int32(-1)
-    l = v * 64 + trailing_zeros(word)
-    for u in range(words):
-        other = adj[a, u] & adj[b, u] & adj[l, u]
-        if other != 0:
-            return np.int32(l) if u * 64 + trailing_zeros(other) != c else np.int32(-1)
-    return np.int32(-1)
-
-
-@nb.njit(cache=True, nogil=True)
 def _h2_columns(rank, src, dst, columns, pivots):
     """The dimension-2 columns of one cloud to reduce: ``(todo, shortcut, stats)``.
 
@@ -238,13 +169,26 @@ def _h2_columns(rank, src, dst, columns, pivots):
     with third vertex ``c`` is apparent when ``adj[a] & adj[b] & adj[c]`` has a bit below ``c``.
     """
     n = rank.shape[0]
-    head, third, following = _reduced_pivots(columns, pivots, n)
+    n_edges = src.shape[0]
+    # The triangles that dimension 1's reduced columns end on, flagged per longest edge (the
+    # apparent ones are ``(r, columns[r])``).
+    cleared_head = np.full(n_edges, -1, dtype=np.int32)
+    cleared_k = np.empty(n_edges, dtype=np.int32)
+    cleared_next = np.empty(n_edges, dtype=np.int32)
+    n_cleared = 0
+    for e in range(n_edges):
+        if columns[e] == REDUCE and pivots[e] >= 0:
+            top = pivots[e] // n
+            cleared_k[n_cleared] = pivots[e] - top * n
+            cleared_next[n_cleared] = cleared_head[top]
+            cleared_head[top] = n_cleared
+            n_cleared += 1
     words = (n + 63) >> 6
     adj = np.zeros((n, words), dtype=np.uint64)
     todo = np.empty(64, dtype=np.int64)
     shortcut = np.empty(64, dtype=np.int32)
     stats = np.zeros(3, dtype=np.int64)
-    for r in range(src.shape[0]):
+    for r in range(n_edges):
         a = src[r]
         b = dst[r]
         for w in range(words):
@@ -252,13 +196,44 @@ def _h2_columns(rank, src, dst, columns, pivots):
             while common != 0:
                 c = w * 64 + trailing_zeros(common)
                 common &= common - np.uint64(1)
-                if _paired_in_dimension_1(columns, head, third, following, r, c):
+                if columns[r] == c:
+                    continue  # paired in dimension 1 as apparent
+                cleared = cleared_head[r]
+                while cleared >= 0 and cleared_k[cleared] != c:
+                    cleared = cleared_next[cleared]
+                if cleared >= 0:
                     continue
                 stats[0] += 1
-                emergent = _classify(adj, a, b, c)
-                if emergent == -2:
+                # The fourth vertices whose tetrahedra have the diameter of the triangle: one
+                # below c makes the triangle apparent.
+                last = c >> 6
+                below = np.uint64(0)
+                for v in range(last):
+                    below = adj[a, v] & adj[b, v] & adj[c, v]
+                    if below != 0:
+                        break
+                word = adj[a, last] & adj[b, last] & adj[c, last]
+                low = (np.uint64(1) << np.uint64(c & 63)) - np.uint64(1)
+                if below != 0 or word & low != 0:
                     stats[1] += 1
                     continue
+                # Otherwise the smallest one above c (if any) gives the column's pivot, (r, l, c),
+                # unless an earlier column takes it: the apparent column of triangle (r, l) does
+                # when c is its own smallest such vertex; or one of the reduced columns.
+                emergent = np.int32(-1)
+                word &= ~low
+                v = last
+                while word == 0 and v + 1 < words:
+                    v += 1
+                    word = adj[a, v] & adj[b, v] & adj[c, v]
+                if word != 0:
+                    l = v * 64 + trailing_zeros(word)
+                    for u in range(words):
+                        other = adj[a, u] & adj[b, u] & adj[l, u]
+                        if other != 0:
+                            if u * 64 + trailing_zeros(other) != c:
+                                emergent = np.int32(l)
+                            break
                 todo = _grow(todo, stats[2] + 1)
                 shortcut = _grow(shortcut, stats[2] + 1)
                 todo[stats[2]] = np.int64(r) * n + c
@@ -421,9 +396,11 @@ def _reduce_h2(rank, src, dst, todo, shortcut, sorted_lengths, idx, bits, summar
             # An emergent pair (zero persistence) unless a column already ends on its pivot.
             rest = _tetrahedron(r, triangle - r * n, shortcut[column], n) - r * n2
             if _lookup(head, entries, r, rest) < 0:
-                reduction[0] = triangle
-                entries, stored, n_stored = _store_column(head, entries, n_entries, r, rest, stored, n_stored, reduction, 1)
+                stored = _grow(stored, n_stored + 1)
+                stored[n_stored] = triangle
+                entries = _insert(head, entries, n_entries, r, rest, n_stored, 1)
                 n_entries += 1
+                n_stored += 1
                 continue
         size = _coboundary(rank, src, dst, triangle, n, heap)
         if use_bits:
