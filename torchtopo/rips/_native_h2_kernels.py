@@ -167,6 +167,8 @@ def _h2_columns(rank, src, dst, columns, pivots):
     while the edges enter one by one, so the neighbours of every vertex by earlier edges are a
     bitset: the triangles on edge ``{a, b}`` are the bits of ``adj[a] & adj[b]``, and the one
     with third vertex ``c`` is apparent when ``adj[a] & adj[b] & adj[c]`` has a bit below ``c``.
+    One loop on purpose: the clearing test and the apparent/emergent classification as helpers
+    (inlined or not) measured 2.2 times slower, the work per triangle being a few word operations.
     """
     n = rank.shape[0]
     n_edges = src.shape[0]
@@ -282,7 +284,9 @@ def _column_of_pivot(rank, src, dst, head, entries, top, rest):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _reduce_with_bitmap(rank, src, dst, head, entries, stored, triangle, scratch, size, bits, summary, touched, reduction):
+def _reduce_with_bitmap(
+    rank, src, dst, head, entries, stored, triangle, scratch, size, bits, summary, touched, reduction
+):
     """Reduce the column of ``triangle`` (its coboundary keys in ``scratch[:size]``) by the columns
     of the pivot table, with a bitmap working column: ``(pivot, reduction, n_reduction,
     touched)``, the final pivot key (-1 for a cocycle never hit) and the triangle keys whose
