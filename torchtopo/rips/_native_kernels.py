@@ -507,7 +507,9 @@ def _reduce(rank, src, dst, columns, sorted_lengths, keep_all, idx, bitmap_bits,
     stored as its reduction (the edges whose coboundaries sum to it), recomputed when used, as
     ripser does: storing the keys instead costs a sort per column and measured slower. The
     working column is a bitmap over all triangle keys where it fits in ``bitmap_bits``
-    (:func:`_reduce_with_bitmap`), else a heap (:func:`_reduce_with_heap`).
+    (:func:`_reduce_with_bitmap`), else a heap (:func:`_reduce_with_heap`). Those and the pivot
+    table helpers are inlined (``inline="always"``): left as calls, the reduction of Gaussian
+    clouds (m = 64, 128) measured about 5 % slower.
     """
     n = rank.shape[0]
     n_edges = src.shape[0]
