@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 
@@ -360,11 +361,109 @@ def test_degenerate_clouds():
     assert dgm.pairs[2].shape == (3, 0, 2)
 
 
-def test_apparent_share_on_gaussian_clouds():
+def _simplices(rank: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The simplices of ``size`` vertices all of whose edges have a rank (``rank >= 0``): their
+    vertices ``(S, size)`` (increasing), the ranks of their edges ``(S, size (size - 1) / 2)`` and
+    the positions ``(size (size - 1) / 2, 2)`` of each edge's ends in a row of vertices."""
+    ends = np.array(list(itertools.combinations(range(size), 2)), dtype=np.int64).reshape(-1, 2)
+    vertices = np.array(list(itertools.combinations(range(rank.shape[0]), size)), dtype=np.int64)
+    vertices = vertices.reshape(-1, size)
+    ranks = rank[vertices[:, ends[:, 0]], vertices[:, ends[:, 1]]]
+    keep = (ranks >= 0).all(axis=1)
+    return vertices[keep], ranks[keep], ends
+
+
+def _h2_apparent_counts(d: np.ndarray, max_edge: float | None) -> tuple[int, int]:
+    """(columns, apparent columns) of one cloud's dimension-2 filtration, by the definitions alone.
+
+    ``d`` ``(n, n)`` float64 distances (only ``d[i, j]``, ``i < j``, is read, as the kernel does),
+    the filtration cut at ``min(max_edge, enclosing radius)``. Order (the one
+    :mod:`torchtopo.rips._native_h2_kernels` documents): edges by (length, ``C(j, 2) + i``);
+    triangles by (rank of their longest edge, then their third vertex); tetrahedra by (rank of
+    their longest edge, then the other two vertices ``x < y`` by ``y``, then ``x``). Columns are
+    the triangles not paired in dimension 1: those whose boundary (mod 2) is a sum of the
+    boundaries of earlier triangles (a triangle that is no such sum kills a cycle). A pair
+    ``(t, T)`` is apparent (Bauer, "Ripser", J. Appl. Comput. Topol. 2021) when ``T`` is the
+    oldest cofacet of ``t`` and ``t`` is the youngest facet of ``T``.
+    """
+    n = d.shape[0]
+    upper = np.triu(d, 1)
+    symmetric = upper + upper.T
+    eccentricity = symmetric.max(axis=1, initial=0.0)
+    cut = min(math.inf if max_edge is None else max_edge, eccentricity.min(initial=math.inf))
+    edges = sorted((d[i, j], j * (j - 1) // 2 + i, i, j) for j in range(n) for i in range(j) if d[i, j] <= cut)
+    rank = np.full((n, n), -1, dtype=np.int64)
+    for r, (_, _, i, j) in enumerate(edges):
+        rank[i, j] = rank[j, i] = r
+
+    def triangle_keys(vertices: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+        """(rank of the longest edge, vertex opposite it) of triangles, as ``rank * n + vertex``."""
+        longest = ranks.argmax(axis=1)  # edges (0, 1), (0, 2), (1, 2): the opposite vertex is 2 - position
+        return ranks.max(axis=1) * n + vertices[np.arange(len(vertices)), 2 - longest]
+
+    triangles, triangle_ranks, _ = _simplices(rank, 3)
+    keys = triangle_keys(triangles, triangle_ranks)
+    # Gaussian elimination mod 2 of the boundaries (sets of edge ranks, as integer bit masks) in
+    # filtration order, each reduced by the earlier ones with the same highest edge.
+    reduced, columns = {}, set()
+    for key, ranks in sorted(zip(keys.tolist(), triangle_ranks.tolist())):
+        boundary = sum(1 << r for r in ranks)
+        while boundary and boundary.bit_length() in reduced:
+            boundary ^= reduced[boundary.bit_length()]
+        if boundary:
+            reduced[boundary.bit_length()] = boundary
+        else:
+            columns.add(key)
+
+    tetrahedra, tetrahedron_ranks, ends = _simplices(rank, 4)
+    rows = np.arange(len(tetrahedra))
+    # The positions of the two vertices off the longest edge (increasing, as the vertices are).
+    complement = np.array([[v for v in range(4) if v not in pair] for pair in ends])
+    others = complement[tetrahedron_ranks.argmax(axis=1)]
+    x, y = tetrahedra[rows, others[:, 0]], tetrahedra[rows, others[:, 1]]
+    tetrahedron_keys = (tetrahedron_ranks.max(axis=1) * n + y) * n + x
+    facet_keys = []
+    for dropped in range(4):  # the facet without the vertex at position ``dropped``
+        kept = [v for v in range(4) if v != dropped]
+        pairs = [e for e, (p, q) in enumerate(ends) if p != dropped and q != dropped]
+        facet_keys.append(triangle_keys(tetrahedra[:, kept], tetrahedron_ranks[:, pairs]))
+    facet_keys = np.stack(facet_keys, axis=1)  # (T, 4)
+    youngest = facet_keys.max(axis=1, initial=-1)
+    oldest = {}  # triangle key -> (key, youngest facet) of its oldest cofacet
+    for tetrahedron, facets, facet in zip(tetrahedron_keys.tolist(), facet_keys.tolist(), youngest.tolist()):
+        for key in facets:
+            oldest[key] = min(oldest.get(key, (tetrahedron, facet)), (tetrahedron, facet))
+    apparent = [key for key in columns if key in oldest and oldest[key][1] == key]
+    return len(columns), len(apparent)
+
+
+def _expected_h2_share(distances: torch.Tensor, mask: np.ndarray, max_edge: float | None) -> float:
+    d = distances.to(torch.float64).numpy()
+    counts = [_h2_apparent_counts(d[b][np.ix_(mask[b], mask[b])], max_edge) for b in range(d.shape[0])]
+    columns, apparent = (sum(c) for c in zip(*counts))
+    return 1.0 if columns == 0 else apparent / columns
+
+
+@given(
+    batch=padded_batches(kinds=KINDS + H2_KINDS, dims=(2, 3, 8), max_points=12),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    cut=st.sampled_from([None, 0.2, 0.5]),
+)
+def test_apparent_share_matches_the_definition(batch, dtype, cut):
+    # Grid and duplicate clouds tie many lengths: the tie-break decides which pairs are apparent.
+    points, mask = batch
+    distances = _distances(points, dtype)
+    assert h2_apparent_share(distances, torch.from_numpy(mask), cut) == _expected_h2_share(distances, mask, cut)
+
+
+def test_apparent_share_matches_the_definition_on_gaussian_clouds():
+    # Most dimension-2 columns of a Gaussian cloud are apparent; the exact share is checked.
     generator = torch.Generator().manual_seed(0)
-    points = torch.randn(4, 40, 16, generator=generator, dtype=torch.float64)
-    share = h2_apparent_share(_distances(points))
-    assert 0.9 < share < 1.0, share
+    points = torch.randn(2, 28, 16, generator=generator, dtype=torch.float64)
+    distances = _distances(points.numpy())
+    mask = np.ones((2, 28), dtype=bool)
+    share = h2_apparent_share(distances)
+    assert share == _expected_h2_share(distances, mask, None) and share < 1.0
 
 
 def test_auto_backend_and_module_use_the_native_kernels(monkeypatch):

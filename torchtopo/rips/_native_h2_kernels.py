@@ -35,14 +35,18 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ._native_kernels import (
     ABSENT,
     REDUCE,
-    _cancel_pairs,
+    _emit,
     _filtration,
     _grow,
+    _grow_rows,
     _heapify,
+    _insert,
+    _lookup,
     _mark_columns,
     _pivot,
     _push,
     _reduce,
+    _store_column,
 )
 
 
@@ -163,6 +167,8 @@ def _h2_columns(rank, src, dst, columns, pivots):
     while the edges enter one by one, so the neighbours of every vertex by earlier edges are a
     bitset: the triangles on edge ``{a, b}`` are the bits of ``adj[a] & adj[b]``, and the one
     with third vertex ``c`` is apparent when ``adj[a] & adj[b] & adj[c]`` has a bit below ``c``.
+    One loop on purpose: the clearing test and the apparent/emergent classification as helpers
+    (inlined or not) measured 2.2 times slower, the work per triangle being a few word operations.
     """
     n = rank.shape[0]
     n_edges = src.shape[0]
@@ -241,35 +247,124 @@ def _h2_columns(rank, src, dst, columns, pivots):
 
 
 @nb.njit(cache=True, nogil=True)
-def _grow_rows(rows, needed):
-    """``rows`` ``(cap, w)`` with room for ``needed`` rows (the first ``cap`` kept)."""
-    if needed <= rows.shape[0]:
-        return rows
-    bigger = np.empty((max(needed, 2 * rows.shape[0]), rows.shape[1]), dtype=rows.dtype)
-    bigger[: rows.shape[0]] = rows
-    return bigger
+def _coboundary(rank, src, dst, triangle, n, out):
+    """Write the keys of the cofacets of ``triangle`` (key ``r * n + c``) to ``out`` (room for
+    ``n``); their count."""
+    r = triangle // n
+    c = triangle - r * n
+    a = src[r]
+    b = dst[r]
+    row_a = rank[a]
+    row_b = rank[b]
+    row_c = rank[c]
+    count = 0
+    for l in range(n):
+        key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
+        if key >= 0:
+            out[count] = key
+            count += 1
+    return count
 
 
-@nb.njit(cache=True, nogil=True)
-def _lookup(head, entries, top, rest):
-    """The entry of the pivot table whose pivot is ``top * n * n + rest``; -1 if none."""
-    entry = head[top]
-    while entry >= 0 and entries[entry, 0] != rest:
-        entry = entries[entry, 1]
-    return entry
+@nb.njit(cache=True, nogil=True, inline="always")
+def _column_of_pivot(rank, src, dst, head, entries, top, rest):
+    """The column to add to one whose pivot is the tetrahedron ``top * n * n + rest``: ``(start,
+    length)`` of its reduction in ``stored`` (see :func:`~torchtopo.rips._native_kernels._lookup`),
+    ``(-1, 1)`` for the apparent column of triangle ``(top, rest // n)`` (its reduction is that
+    triangle alone), ``(0, 0)`` for none (a new pivot). ``rank`` ``(n, n)``, ``src``, ``dst``
+    ``(n_edges,)``: as from :func:`~torchtopo.rips._native_kernels._filtration`."""
+    entry = _lookup(head, entries, top, rest)
+    if entry >= 0:
+        return entries[entry, 2], entries[entry, 3]
+    n = rank.shape[0]
+    y = rest // n
+    if _apparent_vertex(rank[src[top]], rank[dst[top]], rank[y], top, y) == rest - y * n:
+        return np.int64(-1), np.int64(1)
+    return np.int64(0), np.int64(0)
 
 
-@nb.njit(cache=True, nogil=True)
-def _insert(head, entries, n_entries, top, rest, start, length):
-    """Add the column stored at ``stored[start : start + length]`` with pivot ``top * n * n +
-    rest`` to the pivot table; the (maybe grown) ``entries``."""
-    entries = _grow_rows(entries, n_entries + 1)
-    entries[n_entries, 0] = rest
-    entries[n_entries, 1] = head[top]
-    entries[n_entries, 2] = start
-    entries[n_entries, 3] = length
-    head[top] = n_entries
-    return entries
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reduce_with_bitmap(
+    rank, src, dst, head, entries, stored, triangle, scratch, size, bits, summary, touched, reduction
+):
+    """Reduce the column of ``triangle`` (its coboundary keys in ``scratch[:size]``) by the columns
+    of the pivot table, with a bitmap working column: ``(pivot, reduction, n_reduction,
+    touched)``, the final pivot key (-1 for a cocycle never hit) and the triangle keys whose
+    coboundaries sum to the column (``triangle`` first), ``reduction`` and ``touched`` maybe grown.
+
+    The column is the plain ``scratch`` until its first addition; then ``bits`` (all zero, one
+    bit per tetrahedron key) holds it, ``summary`` one bit per word of ``bits``: an addition
+    flips bits, the pivot is the next set bit (pivots only grow) and the summary skips empty
+    words. The words flipped are noted in ``touched`` and zeroed again at the end (summary too).
+    """
+    n = rank.shape[0]
+    n2 = np.int64(n) * n
+    pivot = scratch[:size].min() if size > 0 else np.int64(-1)
+    reduction[0] = triangle
+    n_reduction = 1
+    n_touched = 0  # also: no addition yet (the first one notes at least the pivot's word)
+    while pivot >= 0:
+        top = pivot // n2
+        rest = pivot - top * n2
+        start, length = _column_of_pivot(rank, src, dst, head, entries, top, rest)
+        if length == 0:
+            break  # a new pivot
+        if n_touched == 0:
+            touched = _grow(touched, size)
+            for t in range(size):
+                key = scratch[t]
+                bits[key >> 6] ^= np.int64(1) << (key & 63)
+                summary[key >> 12] |= np.int64(1) << ((key >> 6) & 63)
+                touched[t] = key >> 6
+            n_touched = size
+        reduction = _grow(reduction, n_reduction + length)
+        for t in range(length):
+            other = top * n + rest // n if start < 0 else stored[start + t]
+            touched = _grow(touched, n_touched + n)
+            n_touched = _toggle_coboundary(rank, src, dst, other, n, pivot, bits, summary, touched, n_touched)
+            reduction[n_reduction] = other
+            n_reduction += 1
+        pivot = _next_set(bits, summary, pivot)
+    for t in range(n_touched):
+        bits[touched[t]] = 0
+        summary[touched[t] >> 6] = 0
+    return pivot, reduction, n_reduction, touched
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reduce_with_heap(rank, src, dst, head, entries, stored, triangle, heap, size, reduction):
+    """:func:`_reduce_with_bitmap` with a heap working column, for clouds whose tetrahedron keys
+    do not fit the bitmap: ``(pivot, reduction, n_reduction, heap)``.
+
+    The column is the plain ``heap[:size]`` (the coboundary of ``triangle``) until its first
+    addition, then a binary min-heap of every added cofacet key whose equal keys cancel when
+    they reach the top; ``heap`` grows as needed.
+    """
+    n = rank.shape[0]
+    n2 = np.int64(n) * n
+    pivot = heap[:size].min() if size > 0 else np.int64(-1)
+    reduction[0] = triangle
+    n_reduction = 1
+    added = False
+    while pivot >= 0:
+        top = pivot // n2
+        rest = pivot - top * n2
+        start, length = _column_of_pivot(rank, src, dst, head, entries, top, rest)
+        if length == 0:
+            break  # a new pivot
+        if not added:
+            added = True
+            _heapify(heap, size)
+        reduction = _grow(reduction, n_reduction + length)
+        for t in range(length):
+            other = top * n + rest // n if start < 0 else stored[start + t]
+            heap = _grow(heap, size + n)
+            size = _push_coboundary(rank, src, dst, other, n, pivot, heap, size)
+            reduction[n_reduction] = other
+            n_reduction += 1
+        size = _pivot(heap, size)
+        pivot = heap[0] if size > 0 else np.int64(-1)
+    return pivot, reduction, n_reduction, heap
 
 
 @nb.njit(cache=True, nogil=True)
@@ -279,17 +374,16 @@ def _reduce_h2(rank, src, dst, todo, shortcut, sorted_lengths, idx, bits, summar
     int32 after ``n_rows`` (birth i, j, death i, j, as ``idx`` entries; death -1 for an
     essential class). Returns ``(rows, n_rows)``.
 
-    A column under reduction is a plain array until its first addition. After it, a bitmap over
+    Columns are reduced in reverse filtration order (cohomology). The pivot table of the reduced
+    columns is chained per longest edge of the pivot tetrahedron
+    (:func:`~torchtopo.rips._native_kernels._lookup`); a column is stored as its reduction
+    (triangle keys), its coboundary recomputed when used. The working column is a bitmap over
     all tetrahedron keys when ``bits`` (all zero, one bit per key, and ``summary`` one bit per
-    word of ``bits``) holds them: an addition flips bits, the pivot is the next set bit (pivots
-    only grow) and the summary skips empty words; else a heap of every added cofacet whose equal
-    keys cancel when they reach the top. The touched words are zeroed again after each column.
+    word of ``bits``) holds them (:func:`_reduce_with_bitmap`), else a heap
+    (:func:`_reduce_with_heap`).
     """
     n = rank.shape[0]
     n2 = np.int64(n) * n
-    # Pivot table of the reduced columns, chained per longest edge of the pivot tetrahedron:
-    # rows (rest of the pivot key, next entry, start and length in ``stored``). A column is
-    # stored as its reduction (triangle keys), its coboundary recomputed when used.
     head = np.full(src.shape[0], -1, dtype=np.int64)
     entries = np.empty((64, 4), dtype=np.int64)
     n_entries = 0
@@ -299,13 +393,12 @@ def _reduce_h2(rank, src, dst, todo, shortcut, sorted_lengths, idx, bits, summar
     heap = np.empty(4 * n, dtype=np.int64)
     use_bits = np.int64(src.shape[0]) * n2 <= 64 * bits.shape[0]
     touched = np.empty(4 * n, dtype=np.int64)
-    for column in range(todo.shape[0] - 1, -1, -1):  # cohomology: reverse filtration order
+    for column in range(todo.shape[0] - 1, -1, -1):
         triangle = todo[column]
         r = triangle // n
-        c = triangle - r * n
         if shortcut[column] >= 0:
             # An emergent pair (zero persistence) unless a column already ends on its pivot.
-            rest = _tetrahedron(r, c, shortcut[column], n) - r * n2
+            rest = _tetrahedron(r, triangle - r * n, shortcut[column], n) - r * n2
             if _lookup(head, entries, r, rest) < 0:
                 stored = _grow(stored, n_stored + 1)
                 stored[n_stored] = triangle
@@ -313,88 +406,26 @@ def _reduce_h2(rank, src, dst, todo, shortcut, sorted_lengths, idx, bits, summar
                 n_entries += 1
                 n_stored += 1
                 continue
-        a = src[r]
-        b = dst[r]
-        row_a = rank[a]
-        row_b = rank[b]
-        row_c = rank[c]
-        size = 0
-        for l in range(n):
-            key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
-            if key >= 0:
-                heap[size] = key
-                size += 1
-        pivot = heap[:size].min() if size > 0 else np.int64(-1)
-        reduction[0] = triangle
-        n_reduction = 1
-        n_touched = 0
-        added = False
-        while pivot >= 0:
-            top = pivot // n2
-            rest = pivot - top * n2
-            y = rest // n
-            entry = _lookup(head, entries, top, rest)
-            if entry >= 0:
-                start = entries[entry, 2]
-                length = entries[entry, 3]
-            elif _apparent_vertex(rank[src[top]], rank[dst[top]], rank[y], top, y) == rest - y * n:
-                start = -1  # the apparent column of triangle (top, y): its coboundary
-                length = 1
-            else:
-                break  # a new pivot
-            if not added:
-                added = True
-                if use_bits:
-                    touched = _grow(touched, size)
-                    for t in range(size):
-                        key = heap[t]
-                        bits[key >> 6] ^= np.int64(1) << (key & 63)
-                        summary[key >> 12] |= np.int64(1) << ((key >> 6) & 63)
-                        touched[t] = key >> 6
-                    n_touched = size
-                else:
-                    _heapify(heap, size)
-            reduction = _grow(reduction, n_reduction + length)
-            for t in range(length):
-                other = top * n + y if start < 0 else stored[start + t]
-                if use_bits:
-                    touched = _grow(touched, n_touched + n)
-                    n_touched = _toggle_coboundary(
-                        rank, src, dst, other, n, pivot, bits, summary, touched, n_touched
-                    )
-                else:
-                    heap = _grow(heap, size + n)
-                    size = _push_coboundary(rank, src, dst, other, n, pivot, heap, size)
-                reduction[n_reduction] = other
-                n_reduction += 1
-            if use_bits:
-                pivot = _next_set(bits, summary, pivot)
-            else:
-                size = _pivot(heap, size)
-                pivot = heap[0] if size > 0 else np.int64(-1)
-        for t in range(n_touched):
-            bits[touched[t]] = 0
-            summary[touched[t] >> 6] = 0
+        size = _coboundary(rank, src, dst, triangle, n, heap)
+        if use_bits:
+            pivot, reduction, n_reduction, touched = _reduce_with_bitmap(
+                rank, src, dst, head, entries, stored, triangle, heap, size, bits, summary, touched, reduction
+            )
+        else:
+            pivot, reduction, n_reduction, heap = _reduce_with_heap(
+                rank, src, dst, head, entries, stored, triangle, heap, size, reduction
+            )
         rows = _grow_rows(rows, n_rows + 1)
         if pivot < 0:  # a cocycle never hit: an essential class (only below the cut)
-            rows[n_rows, 0] = idx[a]
-            rows[n_rows, 1] = idx[b]
-            rows[n_rows, 2] = -1
-            rows[n_rows, 3] = -1
-            n_rows += 1
+            n_rows = _emit(rows, n_rows, idx, src, dst, r, -1)
             continue
-        n_reduction = _cancel_pairs(reduction, n_reduction)
-        stored = _grow(stored, n_stored + n_reduction)
-        stored[n_stored : n_stored + n_reduction] = reduction[:n_reduction]
-        entries = _insert(head, entries, n_entries, top, rest, n_stored, n_reduction)
+        top = pivot // n2
+        entries, stored, n_stored = _store_column(
+            head, entries, n_entries, top, pivot - top * n2, stored, n_stored, reduction, n_reduction
+        )
         n_entries += 1
-        n_stored += n_reduction
         if sorted_lengths[top] > sorted_lengths[r]:
-            rows[n_rows, 0] = idx[a]
-            rows[n_rows, 1] = idx[b]
-            rows[n_rows, 2] = idx[src[top]]
-            rows[n_rows, 3] = idx[dst[top]]
-            n_rows += 1
+            n_rows = _emit(rows, n_rows, idx, src, dst, r, top)
     return rows, n_rows
 
 
