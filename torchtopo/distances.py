@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_all, check_choice, check_floating, check_int, check_positive
-from .diagrams import Diagrams
+from .diagrams import Diagrams, pad_list
 from .vectorize._base import wide
 
 __all__ = ["wasserstein_distance", "bottleneck_distance", "sliced_wasserstein_distance"]
@@ -34,6 +34,7 @@ _ESSENTIAL = ("keep", "drop")
 _CHUNK_ENTRIES = 1 << 22
 # Sinkhorn's epsilon-scaling: the regularisation shrinks by this factor per iteration.
 _ANNEALING = 1.1
+_NOT_A_POINT = "contains a point (+inf, d) or (b, -inf), which is not a diagram point"
 
 
 # --------------------------------------------------------------------------- input
@@ -60,15 +61,7 @@ def _one_side(x: DiagramInput, dim: int | None, name: str) -> tuple[Tensor, Tens
     if isinstance(x, (list, tuple)):
         if not x:
             raise ValueError(f"{name}: the list is empty")
-        # checked in bulk, then per entry only to name the first bad one (batches of small
-        # diagrams would otherwise spend more time here than in the distances)
-        if not all(isinstance(t, Tensor) and t.is_floating_point() and t.dim() == 2 and t.shape[1] == 2 for t in x):
-            for i, t in enumerate(x):
-                check_floating(t, f"{name}[{i}]")
-                if t.dim() != 2 or t.shape[-1] != 2:
-                    raise ValueError(f"{name}[{i}] must be a (k, 2) tensor, got shape {tuple(t.shape)}")
-        batch = Diagrams.from_list([list(x)])
-        return batch.pairs[0], batch.mask[0], True
+        return (*pad_list(x, name), True)
     raise TypeError(f"{name} must be a Diagrams, a (k, 2) tensor or a list of them, got {type(x).__name__}")
 
 
@@ -109,7 +102,7 @@ def _kinds(pairs: Tensor, mask: Tensor, name: str) -> dict[str, Tensor]:
     }
     on_diagonal = mask & torch.isinf(birth) & (birth == death)
     known = kinds["finite"] | kinds["no_birth"] | kinds["no_death"] | kinds["neither"] | on_diagonal | ~mask
-    check_all(known, f"{name} contains a point (+inf, d) or (b, -inf), which is not a diagram point")
+    check_all(known, f"{name} {_NOT_A_POINT}")
     return kinds
 
 
@@ -479,12 +472,17 @@ def bottleneck_distance(a: DiagramInput, b: DiagramInput, *, dim: int | None = N
         on the diagonal).
 
     Solver:
-        Exact, on the CPU in float64: a binary search over the candidate distances (pairwise and
-        to the diagonal, between a lower and an upper bound) whose feasibility test is two
+        Exact, on the CPU in float64, in one compiled (numba) call for the whole batch, pairs on
+        threads when the batch is large enough to pay for them: per pair, the kernel reads the
+        real rows of the padded batch, refuses NaN and points ``(+inf, d)`` or ``(b, -inf)``,
+        sorts the points by kind, matches the essential ones in sorted order and finds the
+        finite part's distance by a binary search over the candidate distances (pairwise and to
+        the diagonal, between a lower and an upper bound) whose feasibility test is two
         bipartite matchings (Kuhn's augmenting paths; the Mendelsohn-Dulmage theorem combines
-        them), compiled with numba, pairs on threads. The value is one distance of the optimal
-        matching, taken from the input tensors, so the gradient reaches the two points (or the
-        point and the diagonal) of its bottleneck edge.
+        them). It returns the two coordinates of the bottleneck edge (two points in the column
+        where they differ most, a point's birth and death, or two essential coordinates), and
+        the distance is their difference taken from the input tensors: the gradient reaches
+        exactly those coordinates (one edge where several attain the distance).
 
     Parameters
     ----------
@@ -516,25 +514,27 @@ def bottleneck_distance(a: DiagramInput, b: DiagramInput, *, dim: int | None = N
 
     check_choice(infinite, "infinite", _ESSENTIAL)
     x, mx, y, my, batched, out_dtype = _inputs(a, b, dim)
-    kx, ky = _kinds(x, mx, "a"), _kinds(y, my, "b")
-    xc, _, nx = _compact(x, kx["finite"])
-    yc, _, ny = _compact(y, ky["finite"])
-    batch = x.shape[0]
-    value = np.zeros(batch)
-    kind, i, j = (np.zeros(batch, dtype=np.int64) for _ in range(3))
-    x64, y64 = (t.detach().to("cpu", torch.float64).numpy() for t in (xc, yc))
-    counts_x, counts_y = nx.cpu().numpy(), ny.cpu().numpy()
-    run_on_threads(lambda first, last: bottleneck_batch(x64, counts_x, y64, counts_y, value, kind, i, j, first, last),
-                   batch)
-    kind, i, j = (torch.from_numpy(v).to(x.device) for v in (kind, i, j))
-    point_x = xc[torch.arange(batch, device=x.device), i.clamp_min(0)]
-    point_y = yc[torch.arange(batch, device=y.device), j.clamp_min(0)]
-    edge = torch.where(kind == 1, _ground(point_x, point_y, math.inf), 0.0)
-    edge = torch.where(kind == 2, _diagonal(point_x, math.inf), edge)
-    edge = torch.where(kind == 3, _diagonal(point_y, math.inf), edge)
-    if infinite == "keep":
-        essential, equal = _essential(x, kx, y, ky, None)
-        edge = torch.where(equal, torch.maximum(edge, essential), math.inf)
+    batch, kx, ky = x.shape[0], x.shape[1], y.shape[1]
+    x64, y64 = (t.detach().to("cpu", torch.float64).numpy() for t in (x, y))
+    real_x, real_y = mx.cpu().numpy(), my.cpu().numpy()
+    index = np.empty((2, batch), dtype=np.int64)
+    scale = np.empty((batch, 2))
+    error = np.empty(batch, dtype=np.int64)
+    run_on_threads(lambda first, last: bottleneck_batch(x64, real_x, y64, real_y, infinite == "keep", index, scale,
+                                                        error, first, last),
+                   batch, work=batch * kx * ky * (kx + ky))
+    if error.any():
+        bits = int(np.bitwise_or.reduce(error))
+        for bit, message in ((1, "a contains NaN"), (2, f"a {_NOT_A_POINT}"), (4, "b contains NaN"),
+                             (8, f"b {_NOT_A_POINT}")):
+            if bits & bit:
+                raise ValueError(message)
+    # the distance is one difference of two input coordinates (or of a point and its diagonal
+    # projection), evaluated here from the tensors so that the gradient follows it
+    coordinates = torch.cat([x.reshape(-1), y.reshape(-1), x.new_zeros(1)])
+    index, scale = torch.from_numpy(index).to(x.device), torch.from_numpy(scale).to(x.device, x.dtype)
+    gathered = coordinates[index]
+    edge = (gathered[0] - gathered[1]).abs() * scale[:, 0] + scale[:, 1]
     return (edge if batched else edge[0]).to(out_dtype)
 
 
