@@ -101,6 +101,11 @@ def _finite_pair(x, y):
     n, m = x.shape[0], y.shape[0]
     if n == 0 and m == 0:
         return 0.0, 0, -1, -1
+    if n == 1 and m == 1:  # (the two points matched, or both on the diagonal)
+        c, dx, dy = _cost(x[0, 0], x[0, 1], y[0, 0], y[0, 1]), _diagonal(x[0, 0], x[0, 1]), _diagonal(y[0, 0], y[0, 1])
+        if c < max(dx, dy):
+            return c, 1, 0, 0
+        return (dx, 2, 0, -1) if dx >= dy else (dy, 3, -1, 0)
     # bounds: everything to the diagonal is feasible; each point goes at least as far as its
     # nearest option
     upper = 0.0
@@ -197,8 +202,10 @@ def _sort_kinds(pairs, mask, b, finite, rows, no_birth, no_death, error_nan, err
             n_neither += 1
         elif u != v:  # ((+-inf, +-inf) lies on the diagonal)
             error |= error_point
-    no_birth[:n_birth] = no_birth[:n_birth][np.argsort(pairs[b, no_birth[:n_birth], 1])]
-    no_death[:n_death] = no_death[:n_death][np.argsort(pairs[b, no_death[:n_death], 0])]
+    if n_birth > 1:  # (sorting allocates: most diagrams have no essential point)
+        no_birth[:n_birth] = no_birth[:n_birth][np.argsort(pairs[b, no_birth[:n_birth], 1])]
+    if n_death > 1:
+        no_death[:n_death] = no_death[:n_death][np.argsort(pairs[b, no_death[:n_death], 0])]
     return n_finite, n_birth, n_death, n_neither, error
 
 
