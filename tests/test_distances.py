@@ -155,6 +155,27 @@ def test_bottleneck_gradient_follows_the_bottleneck_edge():
     assert a[3].grad.tolist() == [[0.0, 0.0], [0.0, 0.0]] and b[3].grad.tolist() == [[0.0, 0.0]]
 
 
+@pytest.mark.parametrize("call", [wasserstein_distance, bottleneck_distance, sliced_wasserstein_distance,
+                                  lambda a, b: wasserstein_distance(a, b, method="sinkhorn")])
+def test_an_empty_diagram_that_requires_grad_gives_a_result_that_does(call):
+    a = torch.zeros(0, 2, requires_grad=True)
+    distance = call(a, torch.tensor([[0.0, 1.0]]))
+    assert distance.requires_grad and distance.item() > 0
+    distance.backward()
+    assert a.grad.shape == (0, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@given(pairs=batches, essential=st.lists(essential_pair, max_size=2))
+def test_bottleneck_value_is_the_same_with_and_without_gradients(dtype, pairs, essential):
+    # (without a gradient to follow, the edge's difference is taken in NumPy instead of torch)
+    a, b = as_tensors([d + essential for d in pairs[0]], dtype), as_tensors(pairs[1], dtype)
+    plain = bottleneck_distance(a, b)
+    tracked = bottleneck_distance([t.requires_grad_(True) for t in a], b)
+    assert tracked.requires_grad and plain.dtype == tracked.dtype == dtype
+    assert torch.equal(plain, tracked.detach())
+
+
 @pytest.mark.parametrize("num_directions", [2, 10, 33])
 @given(pairs=batches)
 @example(pairs=([[]], [[]]))

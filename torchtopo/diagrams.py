@@ -54,9 +54,10 @@ def pad_list(diagrams: Sequence[Tensor], name: str) -> tuple[Tensor, Tensor]:
                 raise ValueError(f"{name}[{i}] is on {t.device} and {name}[0] on {diagrams[0].device}: "
                                  "the diagrams must be on one device")
         flat = torch.cat(diagrams)  # (what the checks above do not name raises here, in torch's words)
-    # (numel and dim are the attributes read fastest: .shape builds a torch.Size per tensor)
+    # (numel and dim are the attributes read fastest: .shape builds a torch.Size per tensor; the
+    # mask is built in NumPy, whose calls cost a fraction of torch's on arrays this small)
     counts = np.fromiter(map(Tensor.numel, diagrams), np.int64, len(diagrams)) // 2
-    mask = torch.arange(int(counts.max()), device=flat.device) < torch.from_numpy(counts).to(flat.device).unsqueeze(1)
+    mask = torch.from_numpy(np.arange(counts.max()) < counts[:, None]).to(flat.device)
     # one concatenation and one scatter for the whole list: a copy per diagram would cost more
     # than the copying itself for the small diagrams of a batch
     pairs = flat.new_zeros(*mask.shape, 2).masked_scatter(mask.unsqueeze(-1), flat)

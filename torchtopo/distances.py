@@ -82,10 +82,11 @@ def _inputs(a: DiagramInput, b: DiagramInput, dim: int | None
 
 
 def _at_least_one_row(pairs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """A masked row of padding where ``K = 0``, so that gathers always have a row to read."""
+    """A masked row of padding where ``K = 0``, so that gathers always have a row to read (joined
+    to ``pairs``, so that a result still requires grad when the empty input does)."""
     if pairs.shape[1]:
         return pairs, mask
-    return pairs.new_zeros(pairs.shape[0], 1, 2), mask.new_zeros(mask.shape[0], 1)
+    return torch.cat([pairs, pairs.new_zeros(pairs.shape[0], 1, 2)], 1), mask.new_zeros(mask.shape[0], 1)
 
 
 def _kinds(pairs: Tensor, mask: Tensor, name: str) -> dict[str, Tensor]:
@@ -173,8 +174,8 @@ def _root(total: Tensor, order: float) -> Tensor:
 
 
 def _match_pair(cost: np.ndarray, to_diag_x: np.ndarray, to_diag_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal partial matching of one pair: ``cost`` ``(n, m)`` between the points, ``to_diag_*``
-    the cost of sending each point to the diagonal. Returns matched ``(rows, cols)``; every other
+    """Optimal partial matching of one pair: ``cost`` ``(n, m)`` between the points (``n, m >=
+    1``), ``to_diag_*`` the cost of sending each point to the diagonal. Returns matched ``(rows, cols)``; every other
     point goes to the diagonal.
 
     The smaller side's points are the rows of a rectangular assignment problem whose columns are
@@ -186,8 +187,6 @@ def _match_pair(cost: np.ndarray, to_diag_x: np.ndarray, to_diag_y: np.ndarray) 
     from scipy.optimize import linear_sum_assignment
 
     n, m = cost.shape
-    if n == 0 or m == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     if n > m:
         cols, rows = _match_pair(cost.T, to_diag_y, to_diag_x)
         return rows, cols
@@ -215,14 +214,17 @@ def _exact_matching(x: Tensor, nx: Tensor, y: Tensor, ny: Tensor, order: float, 
         to_x = _diagonal(xs, internal_p).pow(order).numpy()
         to_y = _diagonal(ys, internal_p).pow(order).numpy()
 
+        # (a pair with an empty side sends every point to the diagonal: nothing to solve)
+        both = np.flatnonzero((counts_x[start:start + chunk] > 0) & (counts_y[start:start + chunk] > 0))
+
         def solve(first: int, last: int) -> None:
-            for i in range(first, last):
+            for i in both[first:last]:
                 b = start + i
                 n, m = counts_x[b], counts_y[b]
                 rows, cols = _match_pair(cost[i, :n, :m], to_x[i, :n], to_y[i, :m])
                 match[b, rows] = cols
 
-        run_on_threads(solve, xs.shape[0])
+        run_on_threads(solve, len(both), work=len(both) * xs.shape[1] * ys.shape[1] * (xs.shape[1] + ys.shape[1]))
     return torch.from_numpy(match).to(x.device)
 
 
@@ -531,12 +533,20 @@ def bottleneck_distance(a: DiagramInput, b: DiagramInput, *, dim: int | None = N
                              (8, f"b {_NOT_A_POINT}")):
             if bits & bit:
                 raise ValueError(message)
-    # the distance is one difference of two input coordinates (or of a point and its diagonal
-    # projection), evaluated here from the tensors so that the gradient follows it
-    coordinates = torch.cat([x.reshape(-1), y.reshape(-1), x.new_zeros(1)])
-    index, scale = torch.from_numpy(index).to(x.device), torch.from_numpy(scale).to(x.device, x.dtype)
-    gathered = coordinates[index]
-    edge = (gathered[0] - gathered[1]).abs() * scale[:, 0] + scale[:, 1]
+    # The distance is one difference of two input coordinates (halved for a point and its
+    # diagonal projection; inf for different counts of essential points), computed in the
+    # compute dtype: from the tensors where a gradient must follow it, else in NumPy (the same
+    # IEEE operations, without the cost of small torch calls).
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        coordinates = torch.cat([x.reshape(-1), y.reshape(-1), x.new_zeros(1)])
+        index, scale = torch.from_numpy(index).to(x.device), torch.from_numpy(scale).to(x.device, x.dtype)
+        gathered = coordinates[index]
+        edge = (gathered[0] - gathered[1]).abs() * scale[:, 0] + scale[:, 1]
+    else:
+        dtype = np.float32 if x.dtype == torch.float32 else np.float64
+        gathered = np.concatenate([x64.reshape(-1), y64.reshape(-1), [0.0]])[index].astype(dtype)
+        scale = scale.astype(dtype)
+        edge = torch.from_numpy(np.abs(gathered[0] - gathered[1]) * scale[:, 0] + scale[:, 1]).to(x.device)
     return (edge if batched else edge[0]).to(out_dtype)
 
 
