@@ -170,6 +170,22 @@ def test_an_empty_diagram_that_requires_grad_gives_a_result_that_does(call):
     assert a.grad.shape == (0, 2)
 
 
+def test_bottleneck_on_threads_equals_one_thread():
+    # enough work per call (B Kx Ky (Kx + Ky)) for the pool: ranges of pairs on two threads
+    rng = np.random.default_rng(3)
+    a = [torch.from_numpy(np.sort(rng.uniform(0, 2, (150, 2)), 1)) for _ in range(6)]
+    b = [torch.from_numpy(np.sort(rng.uniform(0, 2, (140, 2)), 1)) for _ in range(6)]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = bottleneck_distance(a, b)
+        torch.set_num_threads(2)
+        two = bottleneck_distance(a, b)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @given(pairs=batches, essential=st.lists(essential_pair, max_size=2))
 def test_bottleneck_value_is_the_same_with_and_without_gradients(dtype, pairs, essential):
