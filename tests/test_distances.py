@@ -154,7 +154,8 @@ def test_bottleneck_gradient_follows_the_bottleneck_edge():
     distance = bottleneck_distance(a, b)
     assert distance.tolist() == pytest.approx([2.0, 0.5, 0.3, INF])
     (distance[:3].sum() + distance[3] * 0).backward()  # (d inf / d x = 0: the last pair adds nothing)
-    assert a[0].grad.tolist() == [[0.0, 0.0], [-1.0, 0.0], [0.0, 0.0]] and b[0].grad.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    assert a[0].grad.tolist() == [[0.0, 0.0], [-1.0, 0.0], [0.0, 0.0]]
+    assert b[0].grad.tolist() == [[1.0, 0.0], [0.0, 0.0]]
     assert a[1].grad.tolist() == [[-0.5, 0.5]] and b[1].grad.tolist() == [[0.0, 0.0]]
     assert a[2].grad.tolist() == [[0.0, -1.0], [0.0, 0.0]] and b[2].grad.tolist() == [[0.0, 1.0]]
     assert a[3].grad.tolist() == [[0.0, 0.0], [0.0, 0.0]] and b[3].grad.tolist() == [[0.0, 0.0]]
@@ -408,7 +409,8 @@ def test_float32_agrees_with_float64():
         (lambda: bottleneck_distance(torch.tensor([[0.0, -INF]]), torch.zeros(1, 2)), ValueError, "not a diagram"),
         # every pair is checked before any is solved; a's NaN is named before b's
         (lambda: bottleneck_distance([torch.zeros(1, 2), torch.tensor([[INF, 1.0]])],
-                                     [torch.tensor([[0.0, math.nan]]), torch.zeros(1, 2)]), ValueError, "^a contains a"),
+                                     [torch.tensor([[0.0, math.nan]]), torch.zeros(1, 2)]),
+         ValueError, "^a contains a"),
         (lambda: bottleneck_distance([torch.zeros(1, 2), torch.tensor([[INF, 1.0]])],
                                      [torch.zeros(1, 2), torch.tensor([[0.0, math.nan]])], infinite="drop"),
          ValueError, "^a contains a"),

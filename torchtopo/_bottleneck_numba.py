@@ -174,11 +174,12 @@ def _finite_pair(x, y):
 
 @nb.njit(cache=True, nogil=True)
 def _sort_kinds(pairs, mask, b, finite, rows, no_birth, no_death, error_nan, error_point):
-    """Row ``b`` of ``pairs`` ``(B, K, 2)`` (real where ``mask``) by kind: the finite points
-    copied to ``finite`` ``(K, 2)`` and their rows to ``rows`` ``(K,)``, the rows of ``(-inf, d)`` and ``(b, +inf)`` to ``no_birth``
-    and ``no_death`` ``(K,)``, sorted by their finite coordinate. Returns ``(counts of the four
-    kinds (finite, no_birth, no_death, neither), error bits)``: ``error_nan`` for a NaN,
-    ``error_point`` for a point ``(+inf, d)`` or ``(b, -inf)``."""
+    """Row ``b`` of ``pairs`` ``(B, K, 2)`` (real where ``mask`` ``(B, K)``) by kind: the finite
+    points copied to ``finite`` ``(K, 2)`` and their rows to ``rows`` ``(K,)``; the rows of the
+    points ``(-inf, d)`` and ``(b, +inf)`` to ``no_birth`` and ``no_death`` ``(K,)``, sorted by
+    their finite coordinate. Returns the counts of the four kinds (finite, no birth, no death,
+    neither) and the error bits: ``error_nan`` for a NaN, ``error_point`` for a point ``(+inf,
+    d)`` or ``(b, -inf)``."""
     n_finite = n_birth = n_death = n_neither = 0
     error = 0
     for k in range(pairs.shape[1]):
@@ -223,6 +224,14 @@ def _essential(x, rows_x, y, rows_y, b, count, column):
 
 
 @nb.njit(cache=True, nogil=True)
+def _edge(out_index, out_scale, b, p, q, scale):
+    """Pair ``b``'s distance is ``scale * |c[p] - c[q]|`` (see :func:`bottleneck_batch`)."""
+    out_index[0, b] = p
+    out_index[1, b] = q
+    out_scale[b, 0] = scale
+
+
+@nb.njit(cache=True, nogil=True)
 def bottleneck_batch(x, mx, y, my, keep, out_index, out_scale, out_error, start, stop):
     """Pairs ``start .. stop - 1`` of ``x`` ``(B, Kx, 2)`` float64, real where ``mx`` ``(B, Kx)``
     (``y``, ``my`` likewise); ``keep``: gudhi's ``keep_essential_parts``.
@@ -237,14 +246,14 @@ def bottleneck_batch(x, mx, y, my, keep, out_index, out_scale, out_error, start,
     kx, ky = x.shape[1], y.shape[1]
     zero = x.size + y.size
     finite_x, finite_y = np.empty((kx, 2)), np.empty((ky, 2))
-    rows_x, birth_x, death_x = np.empty(kx, np.int64), np.empty(kx, np.int64), np.empty(kx, np.int64)
-    rows_y, birth_y, death_y = np.empty(ky, np.int64), np.empty(ky, np.int64), np.empty(ky, np.int64)
+    rows_x, no_birth_x, no_death_x = np.empty(kx, np.int64), np.empty(kx, np.int64), np.empty(kx, np.int64)
+    rows_y, no_birth_y, no_death_y = np.empty(ky, np.int64), np.empty(ky, np.int64), np.empty(ky, np.int64)
     for b in range(start, stop):
-        n, nb_x, nd_x, nn_x, error_x = _sort_kinds(x, mx, b, finite_x, rows_x, birth_x, death_x, 1, 2)
-        m, nb_y, nd_y, nn_y, error_y = _sort_kinds(y, my, b, finite_y, rows_y, birth_y, death_y, 4, 8)
+        n, nb_x, nd_x, nn_x, error_x = _sort_kinds(x, mx, b, finite_x, rows_x, no_birth_x, no_death_x, 1, 2)
+        m, nb_y, nd_y, nn_y, error_y = _sort_kinds(y, my, b, finite_y, rows_y, no_birth_y, no_death_y, 4, 8)
         out_error[b] = error_x | error_y
-        out_index[0, b] = out_index[1, b] = zero
-        out_scale[b, 0] = out_scale[b, 1] = 0.0
+        _edge(out_index, out_scale, b, zero, zero, 0.0)
+        out_scale[b, 1] = 0.0
         if out_error[b]:
             continue
         if keep and (nb_x != nb_y or nd_x != nd_y or nn_x != nn_y):
@@ -254,23 +263,18 @@ def bottleneck_batch(x, mx, y, my, keep, out_index, out_scale, out_error, start,
         if kind == 1:
             i, j = rows_x[i], rows_y[j]
             column = 0 if abs(x[b, i, 0] - y[b, j, 0]) >= abs(x[b, i, 1] - y[b, j, 1]) else 1
-            out_index[0, b], out_index[1, b] = (b * kx + i) * 2 + column, x.size + (b * ky + j) * 2 + column
-            out_scale[b, 0] = 1.0
+            _edge(out_index, out_scale, b, (b * kx + i) * 2 + column, x.size + (b * ky + j) * 2 + column, 1.0)
         elif kind == 2:
             i = rows_x[i]
-            out_index[0, b], out_index[1, b] = (b * kx + i) * 2 + 1, (b * kx + i) * 2
-            out_scale[b, 0] = 0.5
+            _edge(out_index, out_scale, b, (b * kx + i) * 2 + 1, (b * kx + i) * 2, 0.5)
         elif kind == 3:
             j = rows_y[j]
-            out_index[0, b], out_index[1, b] = x.size + (b * ky + j) * 2 + 1, x.size + (b * ky + j) * 2
-            out_scale[b, 0] = 0.5
-        if keep:  # ((-inf, d) by d in column 1, (b, +inf) by b in column 0)
-            for column in range(2):
-                if column == 1:
-                    gap, i, j = _essential(x, birth_x, y, birth_y, b, nb_x, 1)
-                else:
-                    gap, i, j = _essential(x, death_x, y, death_y, b, nd_x, 0)
-                if gap > t:
-                    t = gap
-                    out_index[0, b], out_index[1, b] = (b * kx + i) * 2 + column, x.size + (b * ky + j) * 2 + column
-                    out_scale[b, 0] = 1.0
+            _edge(out_index, out_scale, b, x.size + (b * ky + j) * 2 + 1, x.size + (b * ky + j) * 2, 0.5)
+        if keep:  # gudhi's essential parts: (-inf, d) matched by d (column 1), (b, +inf) by b (column 0)
+            gap, i, j = _essential(x, no_birth_x, y, no_birth_y, b, nb_x, 1)
+            if gap > t:
+                t = gap
+                _edge(out_index, out_scale, b, (b * kx + i) * 2 + 1, x.size + (b * ky + j) * 2 + 1, 1.0)
+            gap, i, j = _essential(x, no_death_x, y, no_death_y, b, nd_x, 0)
+            if gap > t:
+                _edge(out_index, out_scale, b, (b * kx + i) * 2, x.size + (b * ky + j) * 2, 1.0)
