@@ -107,11 +107,12 @@ def _kinds(pairs: Tensor, mask: Tensor, name: str) -> dict[str, Tensor]:
     return kinds
 
 
-def _essential(x: Tensor, kx: dict[str, Tensor], y: Tensor, ky: dict[str, Tensor], order: float | None
+def _essential(x: Tensor, kx: dict[str, Tensor], y: Tensor, ky: dict[str, Tensor], order: float
                ) -> tuple[Tensor, Tensor]:
-    """gudhi's essential parts: per kind, the finite coordinates of the two diagrams matched in
-    sorted order. Returns the cost ``(B,)`` (sum of ``|u - v| ** order``, or the largest ``|u - v|``
-    when ``order`` is None) and whether every kind has equal counts on both sides ``(B,)``."""
+    """gudhi's essential parts: per kind, the finite coordinates of the two diagrams ``(B, K, 2)``
+    matched in sorted order. Returns the cost ``(B,)`` (sum of ``|u - v| ** order``; the bottleneck
+    distance has its own, in its kernel) and whether every kind has equal counts on both sides
+    ``(B,)``."""
     batch = x.shape[0]
     cost = x.new_zeros(batch)
     equal = torch.ones(batch, dtype=torch.bool, device=x.device)
@@ -132,10 +133,7 @@ def _essential(x: Tensor, kx: dict[str, Tensor], y: Tensor, ky: dict[str, Tensor
         valid = torch.arange(k, device=x.device) < torch.minimum(nx, ny).unsqueeze(1)
         gap = (torch.where(valid, sorted_values(x, kx[kind]), 0.0)
                - torch.where(valid, sorted_values(y, ky[kind]), 0.0)).abs()
-        if order is None:
-            cost = torch.maximum(cost, gap.amax(1))
-        else:
-            cost = cost + gap.pow(order).sum(1)
+        cost = cost + gap.pow(order).sum(1)
     return cost, equal
 
 
