@@ -71,6 +71,34 @@ def test_from_list_rejects_ragged_dimensions():
         Diagrams.from_list([[torch.zeros(0, 2)], [torch.zeros(0, 2), torch.zeros(0, 2)]])
 
 
+def test_from_list_gradients_reach_every_entry_and_dtypes_promote():
+    h1 = [torch.tensor([[0.0, 1.0], [0.5, 2.0]], requires_grad=True), torch.zeros(0, 2, dtype=torch.float64),
+          torch.tensor([[1.0, 3.0]], requires_grad=True)]
+    dgm = Diagrams.from_list([h1])
+    assert dgm.dtype == torch.float64 and dgm.pairs[0].shape == (3, 2, 2)
+    (dgm.pairs[0] * torch.arange(12.0, dtype=torch.float64).reshape(3, 2, 2)).sum().backward()
+    assert h1[0].grad.tolist() == [[0.0, 1.0], [2.0, 3.0]] and h1[2].grad.tolist() == [[8.0, 9.0]]
+    assert Diagrams.from_list([h1], dtype=torch.float32).dtype == torch.float32
+    empty = Diagrams.from_list([[], []])
+    assert empty.batch_size == 0 and empty.pairs[1].shape == (0, 0, 2) and empty.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "entry, error, match",
+    [
+        (torch.zeros(1, 2, dtype=torch.long), TypeError, r"diagrams\[1\]\[1\] must be a floating-point"),
+        ([[0.0, 1.0]], TypeError, r"diagrams\[1\]\[1\] must be a torch.Tensor"),
+        (torch.zeros(0), ValueError, r"diagrams\[1\]\[1\] must be a \(k, 2\) tensor, got shape \(0,\)"),
+        (torch.zeros(2, 3), ValueError, r"diagrams\[1\]\[1\] must be a \(k, 2\) tensor, got shape \(2, 3\)"),
+        (torch.zeros(1, 2, device="meta"), ValueError, r"diagrams\[1\]\[1\] is on the 'meta' device"),
+    ],
+)
+def test_from_list_names_the_first_bad_entry(entry, error, match):
+    good = [torch.zeros(1, 2), torch.zeros(0, 2), torch.zeros(2, 2)]
+    with pytest.raises(error, match=match):
+        Diagrams.from_list([good, [good[0], entry, torch.zeros(3)]])
+
+
 def test_cat_equals_diagrams_of_the_joined_batch():
     # Rips diagrams of two batches, joined, equal the diagrams of the whole batch computed at
     # once (as multisets per cloud: the padding widths differ).

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from ._checks import check_floating
 
 __all__ = ["Diagrams"]
 
@@ -21,6 +25,43 @@ def _pad_rows(t: Tensor, k: int, value) -> Tensor:
     if t.shape[1] == k:
         return t
     return torch.cat([t, t.new_full((t.shape[0], k - t.shape[1], *t.shape[2:]), value)], 1)
+
+
+def pad_list(diagrams: Sequence[Tensor], name: str) -> tuple[Tensor, Tensor]:
+    """A list of ``B`` diagrams, each a ``(k_b, 2)`` floating-point tensor on one device, as
+    ``(pairs (B, K, 2), mask (B, K))`` with ``K = max k_b`` (padding rows hold zeros); the
+    dtype is the tensors' promoted one (float32 on the CPU for an empty list). Differentiable
+    with respect to every tensor. The entries are checked in bulk (a few passes in C); only when
+    that fails does a loop over them name the first bad one (``name[i]``): small diagrams would
+    otherwise spend more time in the checks than in what they are packed for.
+    """
+    diagrams = list(diagrams)
+    if not diagrams:
+        return torch.zeros(0, 0, 2), torch.zeros(0, 0, dtype=torch.bool)
+    try:
+        flat = torch.cat(diagrams)  # (an error for non-tensors, mixed devices, ranks or widths)
+        ranks = sum(map(Tensor.dim, diagrams))  # (torch.cat skips 1-D empty tensors)
+        floating = all(dtype.is_floating_point for dtype in set(map(attrgetter("dtype"), diagrams)))
+    except (TypeError, RuntimeError):
+        floating = False
+    if not (floating and ranks == 2 * len(diagrams) and flat.dim() == 2 and flat.shape[1] == 2
+            and flat.device.type != "meta"):
+        for i, t in enumerate(diagrams):
+            check_floating(t, f"{name}[{i}]")
+            if t.dim() != 2 or t.shape[1] != 2:
+                raise ValueError(f"{name}[{i}] must be a (k, 2) tensor, got shape {tuple(t.shape)}")
+            if t.device != diagrams[0].device:
+                raise ValueError(f"{name}[{i}] is on {t.device} and {name}[0] on {diagrams[0].device}: "
+                                 "the diagrams must be on one device")
+        flat = torch.cat(diagrams)  # (what the checks above do not name raises here, in torch's words)
+    # (numel and dim are the attributes read fastest: .shape builds a torch.Size per tensor; the
+    # mask is built in NumPy, whose calls cost a fraction of torch's on arrays this small)
+    counts = np.fromiter(map(Tensor.numel, diagrams), np.int64, len(diagrams)) // 2
+    mask = torch.from_numpy(np.arange(counts.max()) < counts[:, None]).to(flat.device)
+    # one concatenation and one scatter for the whole list: a copy per diagram would cost more
+    # than the copying itself for the small diagrams of a batch
+    pairs = flat.new_zeros(*mask.shape, 2).masked_scatter(mask.unsqueeze(-1), flat)
+    return pairs, mask
 
 
 @dataclass(frozen=True)
@@ -177,32 +218,29 @@ class Diagrams:
             Every dimension must list the same number of clouds. Generators are unknown and
             stored as ``-1``.
         dtype, device
-            Of the result; by default those of the first tensor (float32 on the CPU if none).
+            Of the result; by default those of the first dimension that lists clouds (the
+            promoted dtype of its tensors), float32 on the CPU if none.
+
+        Raises
+        ------
+        TypeError
+            When an entry is not a floating-point tensor (``diagrams[d][b]`` named).
+        ValueError
+            When an entry is not ``(k, 2)``, the entries of one dimension are on different
+            devices, or the dimensions list different numbers of clouds.
         """
         if len(diagrams) == 0:
             raise ValueError("diagrams must list at least one homology dimension")
         sizes = {len(per_dim) for per_dim in diagrams}
         if len(sizes) != 1:
             raise ValueError(f"diagrams: every dimension must list the same number of clouds, got {sorted(sizes)}")
-        first = next((t for per_dim in diagrams for t in per_dim), None)
-        dtype = dtype or (first.dtype if first is not None and first.is_floating_point() else torch.float32)
-        device = device or (first.device if first is not None else "cpu")
-        pairs, masks, edges = [], [], []
-        for d, per_dim in enumerate(diagrams):
-            tensors = [torch.as_tensor(t, dtype=dtype, device=device) for t in per_dim]
-            tensors = [t if t.dim() == 2 and t.shape[1] == 2 else t.reshape(-1, 2) for t in tensors]
-            lengths = torch.tensor([t.shape[0] for t in tensors], dtype=torch.long, device=device)
-            k = int(lengths.max()) if tensors else 0
-            # one concatenation and one scatter for the whole list: a copy per diagram would cost
-            # more than the copying itself for the small diagrams of a batch
-            mask = torch.arange(k, device=device) < lengths.unsqueeze(1)
-            padded = torch.zeros(len(tensors), k, 2, dtype=dtype, device=device)
-            if tensors:
-                padded[mask] = torch.cat(tensors)
-            pairs.append(padded)
-            masks.append(mask)
-            edges.append(torch.full((len(tensors), k, 2), -1, dtype=torch.long, device=device))
-        return cls(tuple(pairs), tuple(masks), tuple(edges), tuple(e.clone() for e in edges))
+        packed = [pad_list(per_dim, f"diagrams[{d}]") for d, per_dim in enumerate(diagrams)]
+        first = next((pairs for pairs, _ in packed if pairs.shape[0]), packed[0][0])
+        dtype, device = dtype or first.dtype, device or first.device
+        pairs = tuple(p.to(dtype=dtype, device=device) for p, _ in packed)
+        masks = tuple(m.to(device) for _, m in packed)
+        edges = tuple(torch.full(p.shape, -1, dtype=torch.long, device=device) for p in pairs)
+        return cls(pairs, masks, edges, tuple(e.clone() for e in edges))
 
     @classmethod
     def cat(cls, diagrams: Sequence["Diagrams"]) -> "Diagrams":

@@ -20,7 +20,7 @@ from .._checks import (
     check_range,
     check_shape,
 )
-from ..diagrams import Diagrams
+from ..diagrams import Diagrams, pad_list
 from .weights import WeightLike, get_weight
 
 INFINITE = ("drop", "raise")
@@ -223,10 +223,7 @@ class Vectorizer(nn.Module):
                 raise ValueError("mask must be None for a list of diagrams")
             if not diagrams:
                 raise ValueError("diagrams: the list is empty")
-            for i, t in enumerate(diagrams):
-                check_floating(t, f"diagrams[{i}]")
-            batch = Diagrams.from_list([list(diagrams)])
-            return [(batch.pairs[0], batch.mask[0])]
+            return [pad_list(diagrams, "diagrams")]
         raise TypeError(f"diagrams must be a Diagrams, a tensor or a list of tensors, got {type(diagrams).__name__}")
 
     def _finite_points(self, pairs: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
