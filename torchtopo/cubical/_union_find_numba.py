@@ -17,6 +17,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from ..rips._native_kernels import _argsort_lengths
 
 _SIGN = np.uint64(1 << 63)
+_BYTE = np.uint64(255)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -37,6 +38,57 @@ def stable_order(values):
         else:
             keys[i] = bits[i] | _SIGN
     return _argsort_lengths(keys.view(np.float64))
+
+
+@nb.njit(cache=True, nogil=True)
+def _sorted_cells(values, bits, sign, inner, keys, spare_keys, order, spare_order, cells):
+    """Sort one image: ``order`` (int32) the stable argsort of ``values`` and ``cells`` the padded
+    index of each pixel in that order; returns the array (``order`` or ``spare_order``) that holds it.
+
+    ``bits`` are the values' bits as unsigned integers of their width (uint32 for float32,
+    uint64 for float64) and ``sign`` their sign bit; each becomes a key of that width that orders
+    like the value (the sign bit flipped for values >= 0, every bit for negative ones, ``-0.0``
+    as ``0.0`` so that it ties as comparisons do), and an LSD radix sort on bytes orders the
+    keys, skipping the bytes that are the same in every key. ``keys``, ``spare_*``: work arrays.
+    """
+    n = values.shape[0]
+    width = keys.itemsize
+    histogram = np.zeros((width, 256), dtype=np.int32)
+    for t in range(n):
+        b = bits[t]
+        if values[t] == 0.0:
+            key = sign
+        elif b & sign:
+            key = ~b
+        else:
+            key = b | sign
+        keys[t] = key
+        for byte in range(width):
+            histogram[byte, (np.uint64(key) >> np.uint64(8 * byte)) & _BYTE] += 1
+    for t in range(n):
+        order[t] = t
+    for byte in range(width):
+        counts = histogram[byte]
+        if counts.max() == n:  # the same byte everywhere: this pass would not move anything
+            continue
+        total = 0
+        for digit in range(256):
+            here = counts[digit]
+            counts[digit] = total
+            total += here
+        shift = np.uint64(8 * byte)
+        for t in range(n):
+            key = keys[t]
+            digit = (np.uint64(key) >> shift) & _BYTE
+            slot = counts[digit]
+            counts[digit] = slot + 1
+            spare_order[slot] = order[t]
+            spare_keys[slot] = key
+        order, spare_order = spare_order, order
+        keys, spare_keys = spare_keys, keys
+    for t in range(n):
+        cells[t] = inner[order[t]]
+    return order
 
 
 # The forest is one int32 array: a pixel's parent (>= 0), or, at a root, ``-2 - elder`` (the
@@ -60,7 +112,7 @@ def _find(forest, x):
 
 
 @nb.njit(cache=True, nogil=True)
-def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, forest, roots):
+def _sweep(values, order, cells, ring, runs, deltas, border, dual, births, deaths, forest, roots):
     """One image: write its pairs to ``births``/``deaths`` and return how many.
 
     The forest lives on the image padded by one cell on each side with a boundary
@@ -71,10 +123,14 @@ def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, for
     present from the start as one outside component older than every pixel; the pair of a dying
     component is read as (merging pixel, the component's highest pixel).
 
-    ``ring``: the neighbours go around the pixel, consecutive ones sharing an edge (the 8
-    neighbours of 2-D images). Two present consecutive neighbours are then already joined, so
-    one root per run of present neighbours is looked up (and the first neighbour's, to keep the
-    order in which components are first met).
+    ``ring`` (2-D images; empty for volumes): the offsets of the 8 cells around a pixel, in turn,
+    so that consecutive ones share an edge. Two present consecutive ones are then in one
+    component (in both sweeps: a pixel is joined to its present neighbours when it enters, and
+    every padding cell is the outside), so a run of present ring cells is one component:
+    ``runs[m]``, for the bit mask ``m`` of the present ring cells, has a bit per neighbour of
+    ``deltas`` whose root is looked up, the first neighbour (in table order) of each run that
+    holds one; this keeps the order in which components are first met. Without a ring every
+    present neighbour is looked up.
     """
     n = values.shape[0]
     outside = forest.shape[0] - 1
@@ -88,29 +144,34 @@ def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, for
         births[0] = order[0]
         deaths[0] = -1
         count = 1
+    around = ring.shape[0] > 0
     for step in range(n):
         position = n - 1 - step if dual else step
-        p = order[position]
         cell = cells[position]
-        # A bit per present neighbour, without a branch per neighbour (their presence is random).
-        present = np.uint64(0)
-        for j in range(deltas.shape[0]):
-            present |= np.uint64(forest[cell + deltas[j]] != ABSENT) << np.uint64(j)
-        # One present neighbour, or (around the pixel) one run of them, is one component: the
-        # pixel joins it through any of them, with no root to find and nothing dying.
-        single = present & (present - np.uint64(1))
-        if ring:
-            single = present & ~(((present << np.uint64(1)) | (present >> np.uint64(7))) & np.uint64(255))
-            single &= single - np.uint64(1)
-        if present and not single:
-            forest[cell] = cell + deltas[trailing_zeros(present)]
+        # A bit per present cell, without a branch per cell (their presence is random).
+        look = np.uint64(0)
+        if around:
+            present = 0
+            for j in range(ring.shape[0]):
+                present |= (forest[cell + ring[j]] != ABSENT) << j
+            look = np.uint64(runs[present])
+        else:
+            for j in range(deltas.shape[0]):
+                look |= np.uint64(forest[cell + deltas[j]] != ABSENT) << np.uint64(j)
+        if look == 0:
+            forest[cell] = -2 - step
             continue
-        if ring:
-            present &= ~(present << np.uint64(1))  # one neighbour per run (and the first)
-        k = 0  # the distinct roots of the present neighbours, in the order first met
-        while present:
-            j = trailing_zeros(present)
-            present &= present - np.uint64(1)
+        if not (look & (look - np.uint64(1))):
+            # One component around: the pixel joins it, with no root to find and nothing dying
+            # (under the neighbour's parent, which keeps the trees shallow).
+            neighbour = cell + deltas[trailing_zeros(look)]
+            up = forest[neighbour]
+            forest[cell] = up if up >= 0 else neighbour
+            continue
+        k = 0  # the distinct roots of the components around, in the order first met
+        while look:
+            j = trailing_zeros(look)
+            look &= look - np.uint64(1)
             r = _find(forest, cell + deltas[j])
             seen = False
             for i in range(k):
@@ -120,13 +181,11 @@ def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, for
             if not seen:
                 roots[k] = r
                 k += 1
-        if k == 0:
-            forest[cell] = -2 - step
-            continue
         survivor = roots[0]
         for j in range(1, k):
             if forest[roots[j]] > forest[survivor]:  # -2 - elder: the larger, the older
                 survivor = roots[j]
+        p = order[position]
         value = values[p]
         for j in range(k):
             r = roots[j]
@@ -144,20 +203,28 @@ def _sweep(values, order, cells, deltas, ring, border, dual, births, deaths, for
 
 
 @nb.njit(cache=True, nogil=True)
-def sweep_batch(values, inner, border, deltas, dual_deltas, ring, births, deaths, counts, dual_births, dual_deaths,
-                dual_counts, start, stop):
-    """Images ``start .. stop - 1`` of ``values`` ``(B, P)``, without the GIL: the sublevel sweep
-    into ``births``/``deaths`` ``(B, P)`` and ``counts`` ``(B,)``, then, when ``dual_deltas``
-    has entries, the dual sweep into the ``dual_*`` arrays. One sort per image serves both;
-    ``inner`` and ``border`` describe the padded layout and ``ring`` the sublevel neighbours
-    (see :func:`_sweep`)."""
+def sweep_batch(values, bits, sign, inner, border, ring, runs, deltas, dual_runs, dual_deltas, births, deaths, counts,
+                dual_births, dual_deaths, dual_counts, start, stop):
+    """Images ``start .. stop - 1`` of ``values`` ``(B, P)`` (``bits``: the same memory as
+    unsigned integers of the values' width, ``sign`` their sign bit), without the GIL: the
+    sublevel sweep into ``births``/``deaths`` ``(B, P)`` and ``counts`` ``(B,)``, then, when
+    ``dual_deltas`` has entries, the dual sweep into the ``dual_*`` arrays. One sort per image
+    serves both; ``inner`` and ``border`` describe the padded layout, ``ring``, ``runs`` and
+    ``dual_runs`` the runs of present cells around a pixel (see :func:`_sweep`)."""
+    n = values.shape[1]
     padded = inner.shape[0] + border.shape[0]
     forest = np.empty(padded + 1, dtype=np.int32)
-    roots = np.empty(deltas.shape[0] + dual_deltas.shape[0], dtype=np.int64)
+    roots = np.empty(max(deltas.shape[0], dual_deltas.shape[0]), dtype=np.int32)
+    keys = np.empty(n, dtype=bits.dtype)
+    spare_keys = np.empty(n, dtype=bits.dtype)
+    order = np.empty(n, dtype=np.int32)
+    spare_order = np.empty(n, dtype=np.int32)
+    cells = np.empty(n, dtype=np.int32)
     for b in range(start, stop):
-        order = stable_order(values[b])
-        cells = inner[order]  # gathered at once: the sweeps then read it in order
-        counts[b] = _sweep(values[b], order, cells, deltas, ring, border, False, births[b], deaths[b], forest, roots)
+        image = values[b]
+        sorted_ = _sorted_cells(image, bits[b], sign, inner, keys, spare_keys, order, spare_order, cells)
+        counts[b] = _sweep(image, sorted_, cells, ring, runs, deltas, border, False, births[b], deaths[b], forest,
+                           roots)
         if dual_deltas.shape[0] > 0:
-            dual_counts[b] = _sweep(values[b], order, cells, dual_deltas, False, border, True, dual_births[b],
+            dual_counts[b] = _sweep(image, sorted_, cells, ring, dual_runs, dual_deltas, border, True, dual_births[b],
                                     dual_deaths[b], forest, roots)

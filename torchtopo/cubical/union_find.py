@@ -132,12 +132,12 @@ def finish_rows(births: Tensor, deaths: Tensor, counts: Tensor) -> tuple[Tensor,
 @lru_cache(maxsize=64)
 def _padded_layout(shape: tuple[int, int, int], boundary_z: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels on a grid padded by one cell on each side that has a boundary (not the plane axis of
-    2-D images): ``inner`` ``(P,)`` the padded index of each pixel, ``border`` the padding
+    2-D images): ``inner`` ``(P,)`` int32 the padded index of each pixel, ``border`` the padding
     cells, and the row-major ``strides`` of the padded grid (read-only: cached per shape)."""
     depth, height, width = shape
     pad_z = 1 if boundary_z else 0
     padded = (depth + 2 * pad_z, height + 2, width + 2)
-    index = np.arange(int(np.prod(padded)), dtype=np.int64).reshape(padded)
+    index = np.arange(int(np.prod(padded)), dtype=np.int32).reshape(padded)
     inner = index[pad_z : pad_z + depth, 1 : height + 1, 1 : width + 1].ravel()
     is_border = np.ones(index.size, dtype=bool)
     is_border[inner] = False
@@ -148,22 +148,61 @@ def _padded_layout(shape: tuple[int, int, int], boundary_z: bool) -> tuple[np.nd
     return layout
 
 
+@lru_cache(maxsize=None)
+def _runs_table(ring: tuple[tuple[int, ...], ...], table: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """``(256,)`` uint8: for each bit mask of the present cells of ``ring`` (the 8 cells around a
+    pixel, in turn), a bit per neighbour of ``table`` to look up: the first, in table order, of
+    each run of consecutive present ring cells that holds a neighbour of the table (read-only)."""
+    where = {offset: i for i, offset in enumerate(ring)}
+    runs = np.zeros(256, dtype=np.uint8)
+    for mask in range(1, 256):
+        present = [bool(mask >> i & 1) for i in range(8)]
+        # Label the runs: a run starts at a present cell whose predecessor (cyclically) is absent.
+        label, run = [-1] * 8, -1
+        start = next((i for i in range(8) if present[i] and not present[i - 1]), 0)
+        for i in range(start, start + 8):
+            if not present[i % 8]:
+                continue
+            if not present[(i - 1) % 8] or run < 0:
+                run += 1
+            label[i % 8] = run
+        first: dict[int, int] = {}
+        for j, offset in enumerate(table):
+            if present[where[offset]]:
+                first.setdefault(label[where[offset]], j)
+        for j in first.values():
+            runs[mask] |= 1 << j
+    runs.flags.writeable = False
+    return runs
+
+
 def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.ndarray, boundary_z: bool):
     from . import _union_find_numba as kernels
     from ..rips._numba_threads import run_on_threads
 
     batch, n = values.shape
-    array = values.detach().to("cpu", torch.float64).contiguous().numpy()
+    # Sorted (and swept) in their own type: float32 keys are half as long to sort as float64 ones.
+    dtype = torch.float32 if values.dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float64
+    array = values.detach().to("cpu", dtype).contiguous().numpy()
+    bits, sign = (array.view(np.uint32), np.uint32(1 << 31)) if dtype == torch.float32 else \
+        (array.view(np.uint64), np.uint64(1 << 63))
     inner, border, strides = _padded_layout(tuple(shape), boundary_z)
-    ring = not boundary_z  # 2-D images: the 8 neighbours in turn
+    if boundary_z:  # volumes: every present neighbour is looked up
+        ring, runs, dual_runs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.uint8)
+    else:  # 2-D images: the sublevel neighbours are the ring
+        ring = offsets @ strides
+        key = tuple(map(tuple, offsets.tolist()))
+        runs = _runs_table(key, key)
+        dual_runs = _runs_table(key, tuple(map(tuple, dual_offsets.tolist()))) if dual_offsets.shape[0] else runs
     sweeps = 2 if dual_offsets.shape[0] else 1
     # np.empty maps pages lazily: only the rows written are touched.
-    rows = [np.empty((batch, n) if i < 2 * sweeps else (0, 0), dtype=np.int64) for i in range(4)]
+    rows = [np.empty((batch, n) if i < 2 * sweeps else (0, 0), dtype=np.int32) for i in range(4)]
     counts = [np.zeros(batch, dtype=np.int64) for _ in range(2)]
 
     def kernel(start: int, stop: int) -> None:
-        kernels.sweep_batch(array, inner, border, offsets @ strides, dual_offsets @ strides, ring, rows[0],
-                            rows[1], counts[0], rows[2], rows[3], counts[1], start, stop)
+        kernels.sweep_batch(array, bits, sign, inner, border, ring, runs, offsets @ strides, dual_runs,
+                            dual_offsets @ strides, rows[0], rows[1], counts[0], rows[2], rows[3], counts[1], start,
+                            stop)
 
     if array.size < PARALLEL_PIXELS:
         kernel(0, batch)
