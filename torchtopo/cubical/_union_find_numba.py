@@ -228,3 +228,18 @@ def sweep_batch(values, bits, sign, inner, border, ring, runs, deltas, dual_runs
         if dual_deltas.shape[0] > 0:
             dual_counts[b] = _sweep(image, sorted_, cells, ring, dual_runs, dual_deltas, border, True, dual_births[b],
                                     dual_deaths[b], forest, roots)
+
+
+@nb.njit(cache=True, nogil=True)
+def padded_rows(births, deaths, counts):
+    """The first ``counts[b]`` entries of each row of ``births``/``deaths`` ``(B, capacity)`` as
+    ``(B, K)`` int64 rows, ``K`` the largest count, ``-1`` past each row's count."""
+    batch = counts.shape[0]
+    k = counts.max() if batch else 0
+    births_out = np.full((batch, k), -1, dtype=np.int64)
+    deaths_out = np.full((batch, k), -1, dtype=np.int64)
+    for b in range(batch):
+        for i in range(counts[b]):
+            births_out[b, i] = births[b, i]
+            deaths_out[b, i] = deaths[b, i]
+    return births_out, deaths_out

@@ -57,20 +57,22 @@ def gather_diagrams(values: Tensor, pairing: PixelPairing, *, keep_infinite: boo
         and death pixel ``-1`` when True, and are masked out otherwise.
 
     Zero-persistence pairs are masked out. Masked rows keep their slot (no compaction), so shapes
-    depend on the pairing only.
+    depend on the pairing only. Every dimension goes through one sequence of tensor operations
+    (their rows side by side), then is split off as contiguous tensors.
     """
-    pairs, masks, births_out, deaths_out = [], [], [], []
-    for births, deaths, mask in zip(pairing.birth_pixels, pairing.death_pixels, pairing.mask):
-        k = births.shape[1]
-        both = values.gather(1, torch.cat([births, deaths], 1).clamp_min(0))
-        birth, death = both[:, :k], both[:, k:]
-        infinite = mask & ((deaths < 0) | torch.isinf(death))
-        finite_keep = mask & ~infinite & (death > birth)
-        keep = finite_keep | infinite if keep_infinite else finite_keep
-        zero = torch.zeros_like(birth)
-        death = torch.where(infinite, torch.full_like(death, float("inf")), death)
-        pairs.append(torch.stack([torch.where(keep, birth, zero), torch.where(keep, death, zero)], dim=-1))
-        masks.append(keep)
-        births_out.append(births.masked_fill(~keep, -1))
-        deaths_out.append(deaths.masked_fill(~finite_keep, -1))
-    return Diagrams(tuple(pairs), tuple(masks), birth_pixels=tuple(births_out), death_pixels=tuple(deaths_out))
+    sizes = [births.shape[1] for births in pairing.birth_pixels]
+    total = sum(sizes)
+    pixels = torch.cat([*pairing.birth_pixels, *pairing.death_pixels], 1)
+    valid = torch.cat(pairing.mask, 1)
+    both = values.gather(1, pixels.clamp_min(0))
+    birth, death = both[:, :total], both[:, total:]
+    births, deaths = pixels[:, :total], pixels[:, total:]
+    infinite = valid & ((deaths < 0) | torch.isinf(death))
+    finite_keep = (death > birth) & valid & ~infinite
+    keep = finite_keep | infinite if keep_infinite else finite_keep
+    dropped = ~keep
+    pairs = torch.stack([birth, death.masked_fill(infinite, float("inf"))], dim=-1).masked_fill(dropped.unsqueeze(-1), 0)
+    births = births.masked_fill(dropped, -1)
+    deaths = deaths.masked_fill(~finite_keep, -1)
+    split = lambda t: tuple(part.contiguous() for part in t.split(sizes, dim=1))  # noqa: E731
+    return Diagrams(split(pairs), split(keep), birth_pixels=split(births), death_pixels=split(deaths))

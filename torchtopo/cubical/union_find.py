@@ -107,15 +107,16 @@ def union_find_pairing(
     dual_offsets = neighbour_offsets(spatial_dims, True) if dual else np.zeros((0, 3), dtype=np.int64)
     boundary_z = spatial_dims == 3
     if kind == "numba":
-        found = _pairing_numba(values, shape, offsets, dual_offsets, boundary_z)
-    else:
-        order = torch.sort(values, dim=1, stable=True).indices
-        sweep = _sweep_torch
-        if kind == "triton":
-            from .triton_union_find import sweep_triton as sweep
-        found = [sweep(values, order, shape, offsets, False, boundary_z)]
-        if dual:
-            found.append(sweep(values, order, shape, dual_offsets, True, boundary_z))
+        results = [tuple(t.to(values.device) for t in rows)
+                   for rows in _pairing_numba(values, shape, offsets, dual_offsets, boundary_z)]
+        return results[0], (results[1] if dual else None)
+    order = torch.sort(values, dim=1, stable=True).indices
+    sweep = _sweep_torch
+    if kind == "triton":
+        from .triton_union_find import sweep_triton as sweep
+    found = [sweep(values, order, shape, offsets, False, boundary_z)]
+    if dual:
+        found.append(sweep(values, order, shape, dual_offsets, True, boundary_z))
     results = [tuple(t.to(values.device) for t in finish_rows(*rows)) for rows in found]
     return results[0], (results[1] if dual else None)
 
@@ -177,6 +178,8 @@ def _runs_table(ring: tuple[tuple[int, ...], ...], table: tuple[tuple[int, ...],
 
 
 def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.ndarray, boundary_z: bool):
+    """The sweeps of :mod:`torchtopo.cubical._union_find_numba`, images split across threads: per
+    sweep, ``(birth_pixels, death_pixels, valid)`` ``(B, K)`` CPU tensors as :func:`union_find_pairing`."""
     from . import _union_find_numba as kernels
     from ..rips._numba_threads import run_on_threads
 
@@ -208,7 +211,11 @@ def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.
         kernel(0, batch)
     else:
         run_on_threads(kernel, batch)
-    return [tuple(torch.from_numpy(a) for a in (rows[2 * i], rows[2 * i + 1], counts[i])) for i in range(sweeps)]
+    results = []
+    for i in range(sweeps):
+        births, deaths = (torch.from_numpy(a) for a in kernels.padded_rows(rows[2 * i], rows[2 * i + 1], counts[i]))
+        results.append((births, deaths, births >= 0))
+    return results
 
 
 def _sweep_torch(values: Tensor, order: Tensor, shape, offsets: np.ndarray, dual: bool, boundary_z: bool):
