@@ -41,35 +41,57 @@ def stable_order(values):
 
 
 @nb.njit(cache=True, nogil=True)
-def _sorted_cells(values, bits, sign, inner, keys, spare_keys, order, spare_order, cells):
-    """Sort one image: ``order`` (int32) the stable argsort of ``values`` and ``cells`` the padded
-    index of each pixel in that order; returns the array (``order`` or ``spare_order``) that holds it.
-
-    ``bits`` are the values' bits as unsigned integers of their width (uint32 for float32,
-    uint64 for float64) and ``sign`` their sign bit; each becomes a key of that width that orders
-    like the value (the sign bit flipped for values >= 0, every bit for negative ones, ``-0.0``
-    as ``0.0`` so that it ties as comparisons do), and an LSD radix sort on bytes orders the
-    keys, skipping the bytes that are the same in every key. ``keys``, ``spare_*``: work arrays.
-    """
-    n = values.shape[0]
-    width = keys.itemsize
-    histogram = np.zeros((width, 256), dtype=np.int32)
+def _radix32(keys, spare_keys, order, spare_order):
+    """Stable LSD radix sort of uint32 ``keys`` in three passes of 11 bits (passes whose digit is
+    the same in every key are skipped): returns the array, ``order`` or ``spare_order``, that
+    holds the permutation; the ``spare_*`` arrays are work space."""
+    n = keys.shape[0]
+    low = np.zeros(2048, dtype=np.int32)
+    middle = np.zeros(2048, dtype=np.int32)
+    high = np.zeros(2048, dtype=np.int32)
     for t in range(n):
-        b = bits[t]
-        if values[t] == 0.0:
-            key = sign
-        elif b & sign:
-            key = ~b
-        else:
-            key = b | sign
-        keys[t] = key
-        for byte in range(width):
-            histogram[byte, (np.uint64(key) >> np.uint64(8 * byte)) & _BYTE] += 1
+        key = keys[t]
+        low[key & 2047] += 1
+        middle[(key >> 11) & 2047] += 1
+        high[key >> 22] += 1
     for t in range(n):
         order[t] = t
-    for byte in range(width):
+    for p in range(3):
+        counts = low if p == 0 else (middle if p == 1 else high)
+        if counts.max() == n:
+            continue
+        total = 0
+        for digit in range(2048):
+            here = counts[digit]
+            counts[digit] = total
+            total += here
+        shift = 11 * p
+        for t in range(n):
+            key = keys[t]
+            digit = (key >> shift) & 2047
+            slot = counts[digit]
+            counts[digit] = slot + 1
+            spare_order[slot] = order[t]
+            spare_keys[slot] = key
+        order, spare_order = spare_order, order
+        keys, spare_keys = spare_keys, keys
+    return order
+
+
+@nb.njit(cache=True, nogil=True)
+def _radix64(keys, spare_keys, order, spare_order):
+    """:func:`_radix32` for uint64 ``keys``, in eight passes of one byte."""
+    n = keys.shape[0]
+    histogram = np.zeros((8, 256), dtype=np.int32)
+    for t in range(n):
+        key = keys[t]
+        for byte in range(8):
+            histogram[byte, (key >> np.uint64(8 * byte)) & _BYTE] += 1
+    for t in range(n):
+        order[t] = t
+    for byte in range(8):
         counts = histogram[byte]
-        if counts.max() == n:  # the same byte everywhere: this pass would not move anything
+        if counts.max() == n:
             continue
         total = 0
         for digit in range(256):
@@ -79,13 +101,40 @@ def _sorted_cells(values, bits, sign, inner, keys, spare_keys, order, spare_orde
         shift = np.uint64(8 * byte)
         for t in range(n):
             key = keys[t]
-            digit = (np.uint64(key) >> shift) & _BYTE
+            digit = (key >> shift) & _BYTE
             slot = counts[digit]
             counts[digit] = slot + 1
             spare_order[slot] = order[t]
             spare_keys[slot] = key
         order, spare_order = spare_order, order
         keys, spare_keys = spare_keys, keys
+    return order
+
+
+@nb.njit(cache=True, nogil=True)
+def _sorted_cells(values, bits, sign, inner, keys, spare_keys, order, spare_order, cells):
+    """Sort one image: returns the stable argsort of ``values`` (int32; in ``order`` or
+    ``spare_order``) and writes ``cells``, the padded index of each pixel in that order.
+
+    ``bits`` are the values' bits as unsigned integers of their width (uint32 for float32,
+    uint64 for float64) and ``sign`` their sign bit; each becomes a key of that width that orders
+    like the value (the sign bit flipped for values >= 0, every bit for negative ones, ``-0.0``
+    as ``0.0`` so that it ties as comparisons do), sorted by an LSD radix sort. ``keys``,
+    ``spare_*``: work arrays.
+    """
+    n = values.shape[0]
+    for t in range(n):
+        b = bits[t]
+        if values[t] == 0.0:
+            keys[t] = sign
+        elif b & sign:
+            keys[t] = ~b
+        else:
+            keys[t] = b | sign
+    if keys.itemsize == 4:
+        order = _radix32(keys, spare_keys, order, spare_order)
+    else:
+        order = _radix64(keys, spare_keys, order, spare_order)
     for t in range(n):
         cells[t] = inner[order[t]]
     return order
