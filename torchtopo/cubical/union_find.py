@@ -37,9 +37,6 @@ from ..rips.h0 import numba_available
 __all__ = ["neighbour_offsets", "union_find_pairing", "finish_rows", "IMPLEMENTATIONS"]
 
 IMPLEMENTATIONS = ("auto", "numba", "torch", "triton")
-# Batches of fewer pixels (about 1 ms of sweeping) run in the calling thread: waking the pool
-# would cost more than it saves.
-PARALLEL_PIXELS = 1 << 16
 
 
 def neighbour_offsets(spatial_dims: int, dual: bool) -> np.ndarray:
@@ -207,10 +204,9 @@ def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.
                             dual_offsets @ strides, rows[0], rows[1], counts[0], rows[2], rows[3], counts[1], start,
                             stop)
 
-    if array.size < PARALLEL_PIXELS:
-        kernel(0, batch)
-    else:
-        run_on_threads(kernel, batch)
+    # The work estimate, for run_on_threads to keep small batches in the calling thread: about 50
+    # operations per pixel sorted and 15 per neighbour looked at in each sweep.
+    run_on_threads(kernel, batch, work=array.size * (50 + 15 * (offsets.shape[0] + dual_offsets.shape[0])))
     results = []
     for i in range(sweeps):
         births, deaths = (torch.from_numpy(a) for a in kernels.padded_rows(rows[2 * i], rows[2 * i + 1], counts[i]))
