@@ -184,25 +184,25 @@ def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.
     # Sorted (and swept) in their own type: float32 keys are half as long to sort as float64 ones.
     dtype = torch.float32 if values.dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float64
     array = values.detach().to("cpu", dtype).contiguous().numpy()
-    bits, sign = (array.view(np.uint32), np.uint32(1 << 31)) if dtype == torch.float32 else \
-        (array.view(np.uint64), np.uint64(1 << 63))
+    unsigned = np.uint32 if dtype == torch.float32 else np.uint64
+    bits, sign = array.view(unsigned), unsigned(1 << (8 * unsigned().itemsize - 1))
     inner, border, strides = _padded_layout(tuple(shape), boundary_z)
+    deltas, dual_deltas = offsets @ strides, dual_offsets @ strides
     if boundary_z:  # volumes: every present neighbour is looked up
         ring, runs, dual_runs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.uint8)
     else:  # 2-D images: the sublevel neighbours are the ring
-        ring = offsets @ strides
-        key = tuple(map(tuple, offsets.tolist()))
-        runs = _runs_table(key, key)
-        dual_runs = _runs_table(key, tuple(map(tuple, dual_offsets.tolist()))) if dual_offsets.shape[0] else runs
+        ring = deltas
+        table = tuple(map(tuple, offsets.tolist()))
+        runs = _runs_table(table, table)
+        dual_runs = _runs_table(table, tuple(map(tuple, dual_offsets.tolist())))
     sweeps = 2 if dual_offsets.shape[0] else 1
     # np.empty maps pages lazily: only the rows written are touched.
     rows = [np.empty((batch, n) if i < 2 * sweeps else (0, 0), dtype=np.int32) for i in range(4)]
     counts = [np.zeros(batch, dtype=np.int64) for _ in range(2)]
 
     def kernel(start: int, stop: int) -> None:
-        kernels.sweep_batch(array, bits, sign, inner, border, ring, runs, offsets @ strides, dual_runs,
-                            dual_offsets @ strides, rows[0], rows[1], counts[0], rows[2], rows[3], counts[1], start,
-                            stop)
+        kernels.sweep_batch(array, bits, sign, inner, border, ring, runs, deltas, dual_runs, dual_deltas, rows[0],
+                            rows[1], counts[0], rows[2], rows[3], counts[1], start, stop)
 
     # The work estimate, for run_on_threads to keep small batches in the calling thread: about 50
     # operations per pixel sorted and 15 per neighbour looked at in each sweep.
