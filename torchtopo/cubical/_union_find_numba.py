@@ -292,3 +292,40 @@ def padded_rows(births, deaths, counts):
             births_out[b, i] = births[b, i]
             deaths_out[b, i] = deaths[b, i]
     return births_out, deaths_out
+
+
+@nb.njit(cache=True, nogil=True)
+def select_pairs(values, births, deaths, valid, keep_infinite):
+    """The index work of :func:`torchtopo.cubical.pairing.gather_diagrams` in one pass.
+
+    ``values`` ``(B, P)``; ``births``, ``deaths`` ``(B, K)`` int64 pixels (``-1``: none) and
+    ``valid`` ``(B, K)`` bool. Returns ``index`` ``(B, K, 2)``, the pixels to read (``0`` for
+    none); ``filled`` ``(B, K, 2)`` bool, the entries of the pairs not read but set to ``fill``
+    ``(B, K, 2)`` (in the type of ``values``: 0 in the rows not kept, ``inf`` for the death of a
+    kept infinite bar); ``keep`` ``(B, K)``; and the birth and death pixels of the diagram
+    (``-1`` in the rows not kept and for infinite deaths).
+    """
+    batch, size = births.shape
+    index = np.empty((batch, size, 2), dtype=np.int64)
+    filled = np.empty((batch, size, 2), dtype=np.bool_)
+    fill = np.zeros((batch, size, 2), dtype=values.dtype)
+    keep = np.empty((batch, size), dtype=np.bool_)
+    births_out = np.empty((batch, size), dtype=np.int64)
+    deaths_out = np.empty((batch, size), dtype=np.int64)
+    for b in range(batch):
+        for i in range(size):
+            born, dead = births[b, i], deaths[b, i]
+            index[b, i, 0] = max(born, 0)
+            index[b, i, 1] = max(dead, 0)
+            death = values[b, max(dead, 0)]
+            unbounded = valid[b, i] and (dead < 0 or np.isinf(death))
+            finite = valid[b, i] and not unbounded and death > values[b, max(born, 0)]
+            kept = finite or (unbounded and keep_infinite)
+            keep[b, i] = kept
+            filled[b, i, 0] = not kept
+            filled[b, i, 1] = not finite
+            if kept and unbounded:
+                fill[b, i, 1] = np.inf
+            births_out[b, i] = born if kept else -1
+            deaths_out[b, i] = dead if finite else -1
+    return index, filled, fill, keep, births_out, deaths_out
