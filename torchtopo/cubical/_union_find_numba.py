@@ -144,6 +144,7 @@ def _sorted_cells(values, bits, sign, inner, keys, spare_keys, order, spare_orde
 # step at which its component's oldest pixel entered; the outside node's elder is -1), or ABSENT
 # for a pixel not yet swept. One array keeps the random accesses of large images in cache.
 ABSENT = np.int32(2**31 - 1)
+YOUNGEST = np.int32(-(2**31))  # below every root's -2 - elder
 
 
 @nb.njit(cache=True, nogil=True)
@@ -218,6 +219,8 @@ def _sweep(values, order, cells, ring, runs, deltas, border, dual, births, death
             forest[cell] = up if up >= 0 else neighbour
             continue
         k = 0  # the distinct roots of the components around, in the order first met
+        survivor = -1  # the oldest of them: forest[root] is -2 - elder, the larger the older
+        oldest = YOUNGEST
         while look:
             j = trailing_zeros(look)
             look &= look - np.uint64(1)
@@ -230,10 +233,11 @@ def _sweep(values, order, cells, ring, runs, deltas, border, dual, births, death
             if not seen:
                 roots[k] = r
                 k += 1
-        survivor = roots[0]
-        for j in range(1, k):
-            if forest[roots[j]] > forest[survivor]:  # -2 - elder: the larger, the older
-                survivor = roots[j]
+                if forest[r] > oldest:
+                    survivor, oldest = r, forest[r]
+        if k == 1:  # the runs around were one component already
+            forest[cell] = survivor
+            continue
         p = order[position]
         value = values[p]
         for j in range(k):
