@@ -262,6 +262,31 @@ def test_any_mask_matches_gudhi_with_infinite_values(spatial_dims, data):
         assert_same_pairs(dgm.to_list(d)[0], reference[d])
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@settings(max_examples=25)
+@given(batch=images(2, max_side=8, batch=2), keep_infinite=st.booleans(), data=st.data())
+def test_compiled_and_tensor_selection_of_pairs_agree(dtype, batch, keep_infinite, data):
+    """gather_diagrams' two paths (numba on the CPU, tensor operations elsewhere) give the same
+    diagrams and gradients, masked pixels (``+inf``, infinite bars) and zero persistence included."""
+    from torchtopo.cubical.pairing import _select_numba, _select_torch
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31 - 1)))
+    values = torch.tensor(batch).flatten(1).to(dtype)
+    values[torch.from_numpy(rng.random(values.shape) < 0.2)] = float("inf")
+    h0, h1 = union_find_pairing(values, (1, *batch.shape[1:]), 2, True)
+    births, deaths, valid = (torch.cat([a, b], 1) for a, b in zip(h0, h1))
+    results = []
+    for select in (_select_numba, _select_torch):
+        x = values.clone().requires_grad_(True)
+        pairs, keep, birth_pixels, death_pixels = select(x, births, deaths, valid, keep_infinite)
+        weight = torch.arange(pairs.numel(), dtype=dtype).reshape(pairs.shape)
+        (grad,) = torch.autograd.grad(torch.where(torch.isinf(pairs), 0, pairs * weight).sum(), x)
+        results.append((pairs, keep, birth_pixels, death_pixels, grad))
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
 def test_a_ring_shaped_mask_has_an_infinite_loop():
     image = torch.arange(25, dtype=torch.float64).reshape(5, 5)
     mask = torch.ones(5, 5, dtype=torch.bool)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..diagrams import Diagrams
+from ..rips.h0 import numba_available
 
 __all__ = ["PixelPairing", "gather_diagrams", "pad_pixel_lists"]
 
@@ -57,20 +58,43 @@ def gather_diagrams(values: Tensor, pairing: PixelPairing, *, keep_infinite: boo
         and death pixel ``-1`` when True, and are masked out otherwise.
 
     Zero-persistence pairs are masked out. Masked rows keep their slot (no compaction), so shapes
-    depend on the pairing only.
+    depend on the pairing only. Every dimension goes through one sequence of operations (their
+    rows side by side), then is split off as contiguous tensors; on the CPU with numba, the index
+    work is one compiled pass and the values are read by one gather.
     """
-    pairs, masks, births_out, deaths_out = [], [], [], []
-    for births, deaths, mask in zip(pairing.birth_pixels, pairing.death_pixels, pairing.mask):
-        k = births.shape[1]
-        both = values.gather(1, torch.cat([births, deaths], 1).clamp_min(0))
-        birth, death = both[:, :k], both[:, k:]
-        infinite = mask & ((deaths < 0) | torch.isinf(death))
-        finite_keep = mask & ~infinite & (death > birth)
-        keep = finite_keep | infinite if keep_infinite else finite_keep
-        zero = torch.zeros_like(birth)
-        death = torch.where(infinite, torch.full_like(death, float("inf")), death)
-        pairs.append(torch.stack([torch.where(keep, birth, zero), torch.where(keep, death, zero)], dim=-1))
-        masks.append(keep)
-        births_out.append(births.masked_fill(~keep, -1))
-        deaths_out.append(deaths.masked_fill(~finite_keep, -1))
-    return Diagrams(tuple(pairs), tuple(masks), birth_pixels=tuple(births_out), death_pixels=tuple(deaths_out))
+    sizes = [births.shape[1] for births in pairing.birth_pixels]
+    births, deaths = torch.cat(pairing.birth_pixels, 1), torch.cat(pairing.death_pixels, 1)
+    valid = torch.cat(pairing.mask, 1)
+    if values.device.type == "cpu" and numba_available():
+        pairs, keep, births, deaths = _select_numba(values, births, deaths, valid, keep_infinite)
+    else:
+        pairs, keep, births, deaths = _select_torch(values, births, deaths, valid, keep_infinite)
+    split = lambda t: tuple(part.contiguous() for part in t.split(sizes, dim=1))  # noqa: E731
+    return Diagrams(split(pairs), split(keep), birth_pixels=split(births), death_pixels=split(deaths))
+
+
+def _select_torch(values: Tensor, births: Tensor, deaths: Tensor, valid: Tensor, keep_infinite: bool):
+    """``(pairs (B, K, 2), keep (B, K), birth pixels, death pixels)`` by tensor operations."""
+    total = births.shape[1]
+    both = values.gather(1, torch.cat([births, deaths], 1).clamp_min(0))
+    birth, death = both[:, :total], both[:, total:]
+    infinite = valid & ((deaths < 0) | torch.isinf(death))
+    finite_keep = (death > birth) & valid & ~infinite
+    keep = finite_keep | infinite if keep_infinite else finite_keep
+    dropped = ~keep
+    pairs = torch.stack([birth, death.masked_fill(infinite, float("inf"))], dim=-1).masked_fill(dropped.unsqueeze(-1), 0)
+    return pairs, keep, births.masked_fill(dropped, -1), deaths.masked_fill(~finite_keep, -1)
+
+
+def _select_numba(values: Tensor, births: Tensor, deaths: Tensor, valid: Tensor, keep_infinite: bool):
+    """:func:`_select_torch` with the index work in one compiled pass (CPU tensors)."""
+    from ._union_find_numba import select_pairs
+
+    array = values.detach()
+    if array.dtype in (torch.float16, torch.bfloat16):  # NumPy has no bfloat16; float32 orders them alike
+        array = array.float()
+    index, filled, fill, keep, births, deaths = (torch.from_numpy(a) for a in select_pairs(
+        array.contiguous().numpy(), births.contiguous().numpy(), deaths.contiguous().numpy(),
+        valid.contiguous().numpy(), keep_infinite))
+    pairs = torch.where(filled, fill.to(values.dtype), values.gather(1, index.flatten(1)).view(index.shape))
+    return pairs, keep, births, deaths

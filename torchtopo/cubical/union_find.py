@@ -37,9 +37,6 @@ from ..rips.h0 import numba_available
 __all__ = ["neighbour_offsets", "union_find_pairing", "finish_rows", "IMPLEMENTATIONS"]
 
 IMPLEMENTATIONS = ("auto", "numba", "torch", "triton")
-# Batches of fewer pixels (about 1 ms of sweeping) run in the calling thread: waking the pool
-# would cost more than it saves.
-PARALLEL_PIXELS = 1 << 16
 
 
 def neighbour_offsets(spatial_dims: int, dual: bool) -> np.ndarray:
@@ -107,15 +104,16 @@ def union_find_pairing(
     dual_offsets = neighbour_offsets(spatial_dims, True) if dual else np.zeros((0, 3), dtype=np.int64)
     boundary_z = spatial_dims == 3
     if kind == "numba":
-        found = _pairing_numba(values, shape, offsets, dual_offsets, boundary_z)
-    else:
-        order = torch.sort(values, dim=1, stable=True).indices
-        sweep = _sweep_torch
-        if kind == "triton":
-            from .triton_union_find import sweep_triton as sweep
-        found = [sweep(values, order, shape, offsets, False, boundary_z)]
-        if dual:
-            found.append(sweep(values, order, shape, dual_offsets, True, boundary_z))
+        results = [tuple(t.to(values.device) for t in rows)
+                   for rows in _pairing_numba(values, shape, offsets, dual_offsets, boundary_z)]
+        return results[0], (results[1] if dual else None)
+    order = torch.sort(values, dim=1, stable=True).indices
+    sweep = _sweep_torch
+    if kind == "triton":
+        from .triton_union_find import sweep_triton as sweep
+    found = [sweep(values, order, shape, offsets, False, boundary_z)]
+    if dual:
+        found.append(sweep(values, order, shape, dual_offsets, True, boundary_z))
     results = [tuple(t.to(values.device) for t in finish_rows(*rows)) for rows in found]
     return results[0], (results[1] if dual else None)
 
@@ -132,12 +130,12 @@ def finish_rows(births: Tensor, deaths: Tensor, counts: Tensor) -> tuple[Tensor,
 @lru_cache(maxsize=64)
 def _padded_layout(shape: tuple[int, int, int], boundary_z: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixels on a grid padded by one cell on each side that has a boundary (not the plane axis of
-    2-D images): ``inner`` ``(P,)`` the padded index of each pixel, ``border`` the padding
+    2-D images): ``inner`` ``(P,)`` int32 the padded index of each pixel, ``border`` the padding
     cells, and the row-major ``strides`` of the padded grid (read-only: cached per shape)."""
     depth, height, width = shape
     pad_z = 1 if boundary_z else 0
     padded = (depth + 2 * pad_z, height + 2, width + 2)
-    index = np.arange(int(np.prod(padded)), dtype=np.int64).reshape(padded)
+    index = np.arange(int(np.prod(padded)), dtype=np.int32).reshape(padded)
     inner = index[pad_z : pad_z + depth, 1 : height + 1, 1 : width + 1].ravel()
     is_border = np.ones(index.size, dtype=bool)
     is_border[inner] = False
@@ -148,28 +146,72 @@ def _padded_layout(shape: tuple[int, int, int], boundary_z: bool) -> tuple[np.nd
     return layout
 
 
+@lru_cache(maxsize=None)
+def _runs_table(ring: tuple[tuple[int, ...], ...], table: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """``(256,)`` uint8: for each bit mask of the present cells of ``ring`` (the 8 cells around a
+    pixel, in turn), a bit per neighbour of ``table`` to look up: the first, in table order, of
+    each run of consecutive present ring cells that holds a neighbour of the table (read-only)."""
+    where = {offset: i for i, offset in enumerate(ring)}
+    runs = np.zeros(256, dtype=np.uint8)
+    for mask in range(1, 256):
+        present = [bool(mask >> i & 1) for i in range(8)]
+        # Label the runs: a run starts at a present cell whose predecessor (cyclically) is absent.
+        label, run = [-1] * 8, -1
+        start = next((i for i in range(8) if present[i] and not present[i - 1]), 0)
+        for i in range(start, start + 8):
+            if not present[i % 8]:
+                continue
+            if not present[(i - 1) % 8] or run < 0:
+                run += 1
+            label[i % 8] = run
+        first: dict[int, int] = {}
+        for j, offset in enumerate(table):
+            if present[where[offset]]:
+                first.setdefault(label[where[offset]], j)
+        for j in first.values():
+            runs[mask] |= 1 << j
+    runs.flags.writeable = False
+    return runs
+
+
 def _pairing_numba(values: Tensor, shape, offsets: np.ndarray, dual_offsets: np.ndarray, boundary_z: bool):
+    """The sweeps of :mod:`torchtopo.cubical._union_find_numba`, images split across threads: per
+    sweep, ``(birth_pixels, death_pixels, valid)`` ``(B, K)`` CPU tensors as :func:`union_find_pairing`."""
     from . import _union_find_numba as kernels
     from ..rips._numba_threads import run_on_threads
 
     batch, n = values.shape
-    array = values.detach().to("cpu", torch.float64).contiguous().numpy()
+    # Sorted (and swept) in their own type: float32 keys are half as long to sort as float64 ones.
+    dtype = torch.float32 if values.dtype in (torch.float16, torch.bfloat16, torch.float32) else torch.float64
+    array = values.detach().to("cpu", dtype).contiguous().numpy()
+    unsigned = np.uint32 if dtype == torch.float32 else np.uint64
+    bits, sign = array.view(unsigned), unsigned(1 << (8 * unsigned().itemsize - 1))
     inner, border, strides = _padded_layout(tuple(shape), boundary_z)
-    ring = not boundary_z  # 2-D images: the 8 neighbours in turn
+    deltas, dual_deltas = offsets @ strides, dual_offsets @ strides
+    if boundary_z:  # volumes: every present neighbour is looked up
+        ring, runs, dual_runs = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.uint8)
+    else:  # 2-D images: the sublevel neighbours are the ring
+        ring = deltas
+        table = tuple(map(tuple, offsets.tolist()))
+        runs = _runs_table(table, table)
+        dual_runs = _runs_table(table, tuple(map(tuple, dual_offsets.tolist())))
     sweeps = 2 if dual_offsets.shape[0] else 1
     # np.empty maps pages lazily: only the rows written are touched.
-    rows = [np.empty((batch, n) if i < 2 * sweeps else (0, 0), dtype=np.int64) for i in range(4)]
+    rows = [np.empty((batch, n) if i < 2 * sweeps else (0, 0), dtype=np.int32) for i in range(4)]
     counts = [np.zeros(batch, dtype=np.int64) for _ in range(2)]
 
     def kernel(start: int, stop: int) -> None:
-        kernels.sweep_batch(array, inner, border, offsets @ strides, dual_offsets @ strides, ring, rows[0],
+        kernels.sweep_batch(array, bits, sign, inner, border, ring, runs, deltas, dual_runs, dual_deltas, rows[0],
                             rows[1], counts[0], rows[2], rows[3], counts[1], start, stop)
 
-    if array.size < PARALLEL_PIXELS:
-        kernel(0, batch)
-    else:
-        run_on_threads(kernel, batch)
-    return [tuple(torch.from_numpy(a) for a in (rows[2 * i], rows[2 * i + 1], counts[i])) for i in range(sweeps)]
+    # The work estimate, for run_on_threads to keep small batches in the calling thread: about 50
+    # operations per pixel sorted and 15 per neighbour looked at in each sweep.
+    run_on_threads(kernel, batch, work=array.size * (50 + 15 * (offsets.shape[0] + dual_offsets.shape[0])))
+    results = []
+    for i in range(sweeps):
+        births, deaths = (torch.from_numpy(a) for a in kernels.padded_rows(rows[2 * i], rows[2 * i + 1], counts[i]))
+        results.append((births, deaths, births >= 0))
+    return results
 
 
 def _sweep_torch(values: Tensor, order: Tensor, shape, offsets: np.ndarray, dual: bool, boundary_z: bool):
