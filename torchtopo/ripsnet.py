@@ -113,8 +113,9 @@ class RipsNet(nn.Module):
         training clouds; saved with the model). Default False.
     output_bias : bool
         Give the last layer a bias even when ``rho_bias`` is False; :func:`fit_ripsnet` starts it
-        at the mean training target (through the inverse of the output activation), so the fit
-        starts at the constant predictor instead of having to find it. Default False.
+        at the mean training target (through the inverse of a sigmoid or tanh output; the mean
+        itself for the other activations), so the fit starts near the constant predictor instead
+        of having to find it. Default False.
 
     Shape:
         - padded: ``points (B, N, D)`` with an optional ``mask (B, N)`` (True = real point), or a
@@ -483,7 +484,8 @@ def fit_ripsnet(
     A model built with ``input_norm`` first gets the mean and standard deviation of each
     coordinate over the real points of the training clouds (a coordinate that never varies keeps
     scale 1); one built with ``output_bias`` starts its output at the mean training target
-    (bias = inverse output activation of that mean, clamped inside the activation's range).
+    (bias = the inverse sigmoid or tanh of that mean, clamped inside the activation's range;
+    the mean itself for the other activations).
     Both start the fit past the plateau where a RipsNet first learns the constant (mean image)
     predictor and stays for many epochs.
 
