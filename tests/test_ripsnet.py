@@ -312,3 +312,46 @@ def test_values_that_overflow_inside_are_refused():
 
 def test_repr():
     assert "in_dim=3, out_dim=5, pooling='max'" in repr(RipsNet(3, 5, pooling="max"))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", None])
+def test_fit_starts_at_the_data_with_input_norm_and_output_bias(activation):
+    # points with very different coordinate scales (one constant coordinate), targets far from
+    # the activation's midpoint: the fit standardises the inputs and starts the output at the
+    # mean training target
+    g = torch.Generator().manual_seed(0)
+    clouds = torch.randn(30, 6, 3, generator=g, dtype=torch.float64) * torch.tensor([100.0, 0.01, 0.0]) + \
+        torch.tensor([5.0, -2.0, 7.0], dtype=torch.float64)
+    targets = 0.8 + 0.1 * torch.rand(30, 4, generator=g, dtype=torch.float64)
+    torch.manual_seed(0)
+    net = RipsNet(3, 4, phi=(8,), rho=(6,), output_activation=activation, rho_bias=False,
+                  input_norm=True, output_bias=True).double()
+    assert net.rho[-2].bias is not None and net.rho[0].bias is None
+    train, _ = split_indices(30, 0.2, "random", 0)
+    fit_ripsnet(net, clouds, targets, epochs=1, lr=1e-12, progress=False)  # no learning: the initial values
+    points = clouds[train].reshape(-1, 3)
+    torch.testing.assert_close(net.input_shift, points.mean(0))
+    torch.testing.assert_close(net.input_scale, torch.cat([points[:, :2].std(0), torch.ones(1, dtype=points.dtype)]))
+    out = net.rho[-1](net.rho[-2].bias)  # the output for a zero hidden layer
+    torch.testing.assert_close(out, targets[train].mean(0))
+    # the inputs reach phi standardised (the constant coordinate at 0)
+    seen = []
+    net.phi.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    net(clouds[train])
+    assert seen[0][..., :2].reshape(-1, 2).std(0).sub(1).abs().max() < 1e-9 and (seen[0][..., 2] == 0).all()
+
+
+def test_input_norm_and_output_bias_are_saved_and_off_by_default(tmp_path):
+    assert not RipsNet.for_features(64, 20).input_norm and "input_shift" not in RipsNet(3, 5).state_dict()
+    net = RipsNet.for_features(40, 20, input_norm=True, output_bias=True)
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in RipsNet.for_features(40, 20).parameters()) + 20
+    fit_ripsnet(net, torch.rand(12, 5, 40) * 3, torch.rand(12, 20), epochs=2, progress=False)
+    net.save(tmp_path / "net.pt")
+    loaded, _ = RipsNet.load(tmp_path / "net.pt")
+    assert loaded.to_config() == net.to_config() and "input_norm=True, output_bias=True" in repr(loaded)
+    x = torch.randn(2, 5, 40)
+    torch.testing.assert_close(loaded(x), net(x), rtol=0, atol=0)
+    # padding may still hold anything
+    mask = torch.tensor([[True] * 3 + [False] * 2] * 2)
+    torch.testing.assert_close(net(torch.where(mask.unsqueeze(-1), x, torch.nan), mask=mask), net(x, mask=mask))

@@ -107,6 +107,15 @@ class RipsNet(nn.Module):
         produce are :data:`OUTPUT_RANGES`; :func:`fit_ripsnet` refuses targets outside them.
     phi_bias, rho_bias : bool
         Biases in ``phi`` / ``rho`` (TopKD's ``rho`` has none).
+    input_norm : bool
+        Standardise each point coordinate, ``(x - input_shift) / input_scale``, before ``phi``
+        (buffers of shape ``(in_dim,)``, identity until :func:`fit_ripsnet` sets them from the
+        training clouds; saved with the model). Default False.
+    output_bias : bool
+        Give the last layer a bias even when ``rho_bias`` is False; :func:`fit_ripsnet` starts it
+        at the mean training target (through the inverse of a sigmoid or tanh output; the mean
+        itself for the other activations), so the fit starts near the constant predictor instead
+        of having to find it. Default False.
 
     Shape:
         - padded: ``points (B, N, D)`` with an optional ``mask (B, N)`` (True = real point), or a
@@ -138,6 +147,8 @@ class RipsNet(nn.Module):
         *,
         phi_bias: bool = True,
         rho_bias: bool = True,
+        input_norm: bool = False,
+        output_bias: bool = False,
     ) -> None:
         super().__init__()
         self.in_dim, self.out_dim = check_int(in_dim, "in_dim", 1), check_int(out_dim, "out_dim", 1)
@@ -152,16 +163,24 @@ class RipsNet(nn.Module):
         self.phi_bias, self.rho_bias = bool(phi_bias), bool(rho_bias)
         self.phi = _mlp([self.in_dim, *self.phi_widths], phi_bias, activation, activation)
         self.rho = _mlp([self.phi_widths[-1], *self.rho_widths, self.out_dim], rho_bias, activation, output_activation)
+        self.input_norm, self.output_bias = bool(input_norm), bool(output_bias)
+        if self.output_bias and not self.rho_bias:
+            self.rho[-2].bias = nn.Parameter(torch.zeros(self.out_dim))
+        if self.input_norm:
+            self.register_buffer("input_shift", torch.zeros(self.in_dim))
+            self.register_buffer("input_scale", torch.ones(self.in_dim))
 
     @classmethod
-    def for_features(cls, in_dim: int, out_dim: int, pooling: str = "mean") -> "RipsNet":
+    def for_features(cls, in_dim: int, out_dim: int, pooling: str = "mean", *, input_norm: bool = False,
+                     output_bias: bool = False) -> "RipsNet":
         """TopKD's RipsNet for ``in_dim``-dimensional features.
 
         ``phi``: ``(d, d/2, d/2)`` for ``32 <= d <= 512`` (TopKD's rule; below 32 the widths stay
         at ``(32, 16, 16)`` so that small ``d`` keeps a usable bottleneck), ``(512, 256, 256)`` up
         to 1024, ``(1024, 512, 256)`` above, with biases; ``rho``: ``(50, 100, 200)`` then
         ``out_dim`` without biases, ReLU between, sigmoid last. ``d = 64`` and ``d = 128`` give the
-        official 113,896 and 137,128 parameters (with ``out_dim = 400``).
+        official 113,896 and 137,128 parameters (with ``out_dim = 400``). ``input_norm`` and
+        ``output_bias`` (not TopKD's; see :class:`RipsNet`) are off by default.
 
         >>> RipsNet.for_features(2, 20).phi_widths
         (32, 16, 16)
@@ -171,7 +190,8 @@ class RipsNet(nn.Module):
             phi = (max(d, 32), max(d // 2, 16), max(d // 2, 16))
         else:
             phi = (512, 256, 256) if d <= 1024 else (1024, 512, 256)
-        return cls(d, out_dim, phi, (50, 100, 200), pooling, "relu", "sigmoid", rho_bias=False)
+        return cls(d, out_dim, phi, (50, 100, 200), pooling, "relu", "sigmoid", rho_bias=False,
+                   input_norm=input_norm, output_bias=output_bias)
 
     def forward(
         self, points: Tensor, *, mask: Tensor | None = None, batch: Tensor | None = None, batch_size: int | None = None
@@ -215,6 +235,7 @@ class RipsNet(nn.Module):
             size = int(batch.max()) + 1 if batch_size is None else check_int(batch_size, "batch_size", 1)
             check_all((batch >= 0) & (batch < size), f"batch: indices must lie in [0, {size})")
             check_finite(points, "points")
+            points = self._normalized(points)
             return self._checked(self.rho(self._checked(segment_pool(self.phi(points), batch, size, self.pooling))))
         check_shape(points, "points", f"(B, N, {self.in_dim}) or (N, {self.in_dim})",
                     points.dim() in (2, 3) and points.shape[-1] == self.in_dim)
@@ -225,11 +246,15 @@ class RipsNet(nn.Module):
         if not batched:
             points, mask = points.unsqueeze(0), None if mask is None else mask.unsqueeze(0)
         check_finite(points, "points", mask)
+        points = self._normalized(points)
         if mask is not None:
             points = torch.where(mask.unsqueeze(-1), points, 0.0)  # padding may hold anything, even NaN
         pooled = self._checked(masked_pool(self.phi(points), mask=mask, pooling=self.pooling))
         out = self._checked(self.rho(pooled))
         return out if batched else out.squeeze(0)
+
+    def _normalized(self, points: Tensor) -> Tensor:
+        return (points - self.input_shift) / self.input_scale if self.input_norm else points
 
     @staticmethod
     def _checked(x: Tensor) -> Tensor:
@@ -245,7 +270,8 @@ class RipsNet(nn.Module):
         """The constructor's arguments, JSON-able."""
         return dict(in_dim=self.in_dim, out_dim=self.out_dim, phi=list(self.phi_widths), rho=list(self.rho_widths),
                     pooling=self.pooling, activation=self.activation, output_activation=self.output_activation,
-                    phi_bias=self.phi_bias, rho_bias=self.rho_bias)
+                    phi_bias=self.phi_bias, rho_bias=self.rho_bias, input_norm=self.input_norm,
+                    output_bias=self.output_bias)
 
     def save(self, path: str | os.PathLike, vectorizer: PersistenceImage | None = None) -> None:
         """Save weights, architecture and the vectoriser that made the targets in one file.
@@ -293,7 +319,8 @@ class RipsNet(nn.Module):
             None if vectorizer is None else PersistenceImage.from_config(vectorizer))
 
     def extra_repr(self) -> str:
-        return f"in_dim={self.in_dim}, out_dim={self.out_dim}, pooling={self.pooling!r}"
+        extra = "".join(f", {k}=True" for k in ("input_norm", "output_bias") if getattr(self, k))
+        return f"in_dim={self.in_dim}, out_dim={self.out_dim}, pooling={self.pooling!r}{extra}"
 
 
 # ----------------------------------------------------------------------------------- fitting
@@ -413,6 +440,27 @@ def _mean_squared_error(model: RipsNet, batches) -> float:
     return float(total) / count
 
 
+_INVERSE_ACTIVATIONS = {"sigmoid": torch.logit, "tanh": torch.atanh}
+
+
+@torch.no_grad()
+def _init_from_data(model: RipsNet, clouds: Tensor, mask: Tensor, targets: Tensor) -> None:
+    """Set ``input_norm``'s statistics and ``output_bias`` from the training clouds and targets."""
+    if getattr(model, "input_norm", False):
+        points = clouds[mask].double()
+        scale = points.std(0) if points.shape[0] > 1 else torch.zeros(points.shape[1], dtype=points.dtype)
+        model.input_shift.copy_(points.mean(0))
+        model.input_scale.copy_(torch.where(scale > 0, scale, torch.ones_like(scale)))
+    if getattr(model, "output_bias", False):
+        mean = targets.double().mean(0)
+        inverse = _INVERSE_ACTIVATIONS.get(model.output_activation)
+        if inverse is not None:
+            low, high = OUTPUT_RANGES[model.output_activation]
+            eps = 1e-4 * (high - low)
+            mean = inverse(mean.clamp(low + eps, high - eps))
+        model.rho[-2].bias.copy_(mean)
+
+
 def fit_ripsnet(
     model: RipsNet,
     clouds: Tensor | Sequence[Tensor],
@@ -432,6 +480,14 @@ def fit_ripsnet(
     log_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` to map ``clouds`` to ``targets`` (MSE, Adamax), keeping the best weights.
+
+    A model built with ``input_norm`` first gets the mean and standard deviation of each
+    coordinate over the real points of the training clouds (a coordinate that never varies keeps
+    scale 1); one built with ``output_bias`` starts its output at the mean training target
+    (bias = the inverse sigmoid or tanh of that mean, clamped inside the activation's range;
+    the mean itself for the other activations).
+    Both start the fit past the plateau where a RipsNet first learns the constant (mean image)
+    predictor and stays for many epochs.
 
     A ``val_fraction`` of the clouds is held out (see :func:`split_indices`); training stops
     when the validation MSE has not improved by more than ``min_delta`` for ``patience`` epochs,
@@ -489,6 +545,7 @@ def fit_ripsnet(
     train, val = split_indices(clouds.shape[0], val_fraction, split, seed)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed + 1)
+    _init_from_data(model, clouds[train], mask[train], targets[train])
     optimizer = torch.optim.Adamax(model.parameters(), lr=lr)
     constant = nn.functional.mse_loss(targets[train].mean(0).expand(val.numel(), -1), targets[val]).item()
     stopper = _EarlyStopping(model, patience, float(min_delta))

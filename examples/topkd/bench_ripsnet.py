@@ -77,7 +77,9 @@ def main(argv=None) -> int:
         fit = torch.arange(k * per_pass)
         torch.manual_seed(cfg["teacher"]["seed"])
         model = torchtopo.RipsNet.for_features(clouds.shape[-1], targets.shape[-1],
-                                               pooling=ripsnet_pooling(cfg))
+                                               pooling=ripsnet_pooling(cfg),
+                                               input_norm=rn["data_init"],
+                                               output_bias=rn["data_init"])
         start = time.perf_counter()
         history = torchtopo.fit_ripsnet(
             model, clouds[fit], targets[fit], epochs=rn["epochs"], lr=rn["lr"],

@@ -261,6 +261,32 @@ def test_grid_checks(pipeline, tmp_path):
     assert len(grid["points"]) == 3
 
 
+def test_faithful_ripsnet_axis(pipeline, tmp_path):
+    _, base = pipeline
+    with pytest.raises(ValueError, match="ripsnet must be"):
+        sweep.load_grid(_grid(tmp_path, base, grid={"ripsnet": ["official"]}))
+    with pytest.raises(ValueError, match="image must be 'official'"):
+        sweep.load_grid(_grid(tmp_path, base, grid={"ripsnet": ["faithful"], "image": ["curve"]}))
+    grid = sweep.load_grid(_grid(tmp_path, base, grid=[{"delta": [0, 1]},
+                                                       {"delta": [1], "ripsnet": ["faithful"]}]))
+    assert [(p["delta"], p["ripsnet"], p["image"]) for p in grid["points"]] == [
+        (0.0, "default", "curve"), (1.0, "default", "curve"), (1.0, "faithful", "official")]
+    with sweep.ablation_registry():
+        default, faithful = (sweep.point_config(grid, p) for p in grid["points"][1:])
+    # the official RipsNet fit (TopKD's RipsNet_modules.py / train log Namespace), the base's
+    # passes, teacher and student recipe
+    assert {k: faithful["topology"]["ripsnet"][k] for k in (
+        "split", "val_fraction", "batch_size", "val_batch_size", "lr", "patience", "min_delta",
+        "epochs")} == {"split": "ordered", "val_fraction": 0.25, "batch_size": 64,
+                       "val_batch_size": 32, "lr": 5e-4, "patience": 50, "min_delta": 1e-10,
+                       "epochs": 25_000}
+    assert faithful["topology"]["faithful"] and not default["topology"]["faithful"]
+    assert faithful["topology"]["passes"] == default["topology"]["passes"] == 2
+    assert faithful["train"] == default["train"] and faithful["dataset"] == default["dataset"]
+    assert faithful["teacher"]["checkpoint"] == default["teacher"]["checkpoint"]
+    assert faithful["out_dir"] != default["out_dir"]
+
+
 def test_sweep_table_one_row_per_point_with_mean_and_std(pipeline, tmp_path):
     import run_analysis
 
@@ -292,6 +318,6 @@ def test_sweep_table_one_row_per_point_with_mean_and_std(pipeline, tmp_path):
     os.path.join(CONFIG_DIR, "ablations")) if f.endswith(".yaml")))
 def test_shipped_grids_load(name):
     grid = sweep.load_grid(os.path.join(CONFIG_DIR, "ablations", f"{name}.yaml"))
-    sizes = {"smoke_delta": 4, "smoke_ablations": 13, "res56_res20": 7}
+    sizes = {"smoke_delta": 4, "smoke_ablations": 13, "res56_res20": 7, "smoke_topology_weight": 10}
     assert len(grid["points"]) == sizes[name] and grid["seeds"] == [0, 1, 2]
     assert all(set(p) == set(sweep.AXES) for p in grid["points"])

@@ -36,10 +36,13 @@ RUN_DEFAULTS: Dict[str, Any] = {"name": None, "table": None, "out_dir": "runs/{n
                                 "seeds": [0], "device": "auto", "progress": True}
 
 #: The RipsNet fit of :func:`topkd.topology.stage_ripsnet`, which both suites run
-#: (``torchtopo.fit_ripsnet``'s arguments; ``val_batch_size: null`` = ``batch_size``).
+#: (``torchtopo.fit_ripsnet``'s arguments; ``val_batch_size: null`` = ``batch_size``;
+#: ``data_init``: the RipsNet's ``input_norm`` and ``output_bias``, standardised inputs and an
+#: output started at the mean training image, set from the training data by the fit).
 RIPSNET_DEFAULTS: Dict[str, Any] = {"epochs": 500, "batch_size": 32, "val_batch_size": None,
                                     "lr": 5e-4, "patience": 50, "min_delta": 0.0,
-                                    "val_fraction": 0.1, "split": "random", "pooling": None}
+                                    "val_fraction": 0.1, "split": "random", "pooling": None,
+                                    "data_init": False}
 
 #: The CIFAR-100 suite (``run_cifar.py``): RepDistiller's recipe. Distiller weights are the
 #: distillers' own defaults (their constructors); ``distillers`` only adds entries or changes
@@ -74,7 +77,7 @@ FAITHFUL: Dict[str, Any] = {
     "teacher": {"weights": "best"},  # <model>_best.pth: the best test epoch
     "topology": {"passes": 256, "ripsnet": {
         "epochs": 25_000, "batch_size": 64, "val_batch_size": 32, "lr": 5e-4, "patience": 50,
-        "min_delta": 1e-10, "val_fraction": 0.25, "split": "ordered"}},
+        "min_delta": 1e-10, "val_fraction": 0.25, "split": "ordered", "data_init": False}},
 }
 
 #: Distiller arguments ``topology.faithful: true`` sets wherever the distiller is used (also as
@@ -209,7 +212,7 @@ _TOPOLOGY = {"gather": _flag(optional=True), "passes": _int(1), "shard_size": _i
              "ripsnet.min_delta": _number(),
              "ripsnet.val_fraction": _number(strict=True, high=0.9),
              "ripsnet.split": _choice("random", "ordered"),
-             "ripsnet.pooling": _choice(None, "mean", "sum")}
+             "ripsnet.pooling": _choice(None, "mean", "sum"), "ripsnet.data_init": _flag()}
 _RUN = {"name": _text(optional=True), "table": lambda v: None if v is None or _is_int(v) or
         (isinstance(v, str) and v) else "an int, a name or null", "out_dir": _text(),
         "seeds": _int_list(0, unique=True, empty=False), "device": _choice("auto", "cpu", "cuda"),

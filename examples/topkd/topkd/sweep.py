@@ -24,13 +24,21 @@ Axes (:data:`AXES`; an axis not listed keeps its default):
                 image; the clouds stay those of the eval-mode teacher, so only the image
                 changes);
 ``loss``        ``ripsnet`` (default, TopKD) or ``exact`` (the same MSE between exact images,
-                persistent homology at every step: ``torchtopo.TopologyLoss(mode="exact")``).
+                persistent homology at every step: ``torchtopo.TopologyLoss(mode="exact")``);
+``ripsnet``     ``default`` (the base config's RipsNet recipe) or ``faithful``: the official
+                code's RipsNet (:data:`topkd.config.FAITHFUL`'s ``topology.ripsnet`` fit:
+                ordered 75/25 split, batch 64, validation batch 32, patience 50, min_delta
+                1e-10, at most 25,000 epochs; clouds of the teacher with BatchNorm in train
+                mode; TopKD's 20×20 image, so ``image`` defaults to ``official`` and cannot be
+                ``curve``). The base config's clouds per pass and passes are kept (256 passes
+                are the official data volume: set them in the base config), as are its teacher
+                and student recipe, so that only the RipsNet differs between the two.
 
 Caching: the teacher is the base config's (trained once by its ``teacher`` stage, or its
 checkpoint); clouds are shared by every grid point with the same ``(feature, cloud_size)``
 (the base run's own clouds for the default layer and size); diagrams, images and the RipsNet by
 every point with the same ``(feature, cloud_size, max_dim, image)``; each student run is skipped
-once its ``summary.json`` exists. Each grid point is measured over the seeds: best and last
+once its ``summary.json`` exists (a ``faithful`` RipsNet has its own clouds and folder). Each grid point is measured over the seeds: best and last
 top-1 and, from :func:`topkd.analysis.approximation_errors`, ``||p_S - p_T||`` (exact images),
 ``||p̂_S - p_S||`` and ``||p̂_S - p̂_T||``, as mean and std.
 """
@@ -47,7 +55,8 @@ from typing import Any, Dict, List, Optional
 import torch.nn.functional as F
 
 from . import analysis, pipeline
-from .config import ConfigError, deep_merge, distiller_spec, load_config, preset_path, read_yaml
+from .config import (FAITHFUL, ConfigError, deep_merge, distiller_spec, load_config, preset_path,
+                     read_yaml)
 from .distillers import DISTILLERS, feature_shapes, register
 from .distillers.topkd import TopKD
 from .layout import layout
@@ -59,7 +68,7 @@ from .topology import ripsnet_pooling
 
 #: Grid axes and their defaults (``None``: taken from the base config).
 AXES = {"delta": None, "feature": "pooled", "cloud_size": None, "max_dim": None,
-        "image": "curve", "loss": "ripsnet"}
+        "image": "curve", "loss": "ripsnet", "ripsnet": "default"}
 #: Per-run measures of a grid point (summarised as mean and std over the seeds).
 METRICS = ("best_acc", "last_acc", "exact_dist", "student_err", "approx_dist")
 _LAYER = re.compile(r"^(pooled|logits|stage(\d+)(?:x(\d+))?)$")
@@ -288,7 +297,10 @@ def resolve_point(base: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]
     topkd = {**DISTILLERS["topkd"].arguments(), **distiller_spec(base, "topkd")}
     out = {"delta": topkd["delta"], "feature": "pooled",
            "cloud_size": topo["cloud_size"], "max_dim": topo["max_dim"],
-           "image": "official" if topo["faithful"] else "curve", "loss": "ripsnet"}
+           "image": "official" if topo["faithful"] else "curve", "loss": "ripsnet",
+           "ripsnet": "faithful" if topo["faithful"] else "default"}
+    if point.get("ripsnet") == "faithful" and "image" not in point:
+        out["image"] = "official"
     out.update(point)
     if not isinstance(out["delta"], (int, float)) or out["delta"] < 0:
         raise ConfigError(f"delta must be a non-negative number, got {out['delta']!r}")
@@ -304,15 +316,26 @@ def resolve_point(base: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]
         raise ConfigError(f"image must be 'curve' or 'official', got {out['image']!r}")
     if out["loss"] not in ("ripsnet", "exact"):
         raise ConfigError(f"loss must be 'ripsnet' or 'exact', got {out['loss']!r}")
+    if out["ripsnet"] not in ("default", "faithful"):
+        raise ConfigError(f"ripsnet must be 'default' or 'faithful', got {out['ripsnet']!r}")
+    if out["ripsnet"] == "faithful" and out["image"] != "official":
+        raise ConfigError("ripsnet 'faithful' fits TopKD's official 20x20 image: image must be "
+                          f"'official', got {out['image']!r}")
     return out
 
 
+def _faithful(point) -> bool:
+    return point["ripsnet"] == "faithful"
+
+
 def _clouds_key(point) -> str:
-    return f"{point['feature']}_m{point['cloud_size']}"
+    # the faithful RipsNet's clouds come from the teacher with BatchNorm in train mode
+    return f"{point['feature']}_m{point['cloud_size']}" + ("_bntrain" if _faithful(point) else "")
 
 
 def _topology_key(point) -> str:
-    return f"{_clouds_key(point)}_h{point['max_dim']}_{point['image']}"
+    return f"{point['feature']}_m{point['cloud_size']}_h{point['max_dim']}_{point['image']}" + (
+        "_faithful" if _faithful(point) else "")
 
 
 def entry_name(point: Dict[str, Any]) -> str:
@@ -335,6 +358,8 @@ def point_config(grid: Dict[str, Any], point: Dict[str, Any]) -> Dict[str, Any]:
         cfg[role]["arch"] = register_layer_view(base[role]["arch"], point["feature"])
     cfg["topology"].update(cloud_size=point["cloud_size"], max_dim=point["max_dim"],
                            faithful=point["image"] == "official")
+    if _faithful(point):
+        cfg["topology"]["ripsnet"].update(FAITHFUL["topology"]["ripsnet"])
     # the base teacher's RipsNet pooling (the view's registry name hides the architecture)
     cfg["topology"]["ripsnet"]["pooling"] = ripsnet_pooling(base)
     entry = entry_name(point)
@@ -351,6 +376,7 @@ def _shared_clouds(grid, point, cfg) -> str:
     """Link the point's clouds folder to the folder shared by its ``(feature, m)``."""
     base = grid["base"]
     same_as_base = (point["feature"] == "pooled" and not base["topology"]["faithful"]
+                    and not _faithful(point)
                     and point["cloud_size"] == base["topology"]["cloud_size"])
     target = layout(base).topology("clouds") if same_as_base else \
         os.path.join(grid["out_dir"], "clouds", _clouds_key(point))
@@ -375,9 +401,10 @@ def run_point(grid: Dict[str, Any], point: Dict[str, Any]) -> List[Dict[str, Any
     """
     cfg = point_config(grid, point)
     _shared_clouds(grid, point, cfg)
-    # the clouds of the eval-mode teacher whatever the image (see the 'image' axis)
+    # the clouds of the eval-mode teacher whatever the image (see the 'image' axis), those of
+    # the train-mode one for the faithful RipsNet
     pipeline.validate(cfg)
-    pipeline.stage_clouds(deep_merge(cfg, {"topology": {"faithful": False}}))
+    pipeline.stage_clouds(deep_merge(cfg, {"topology": {"faithful": _faithful(point)}}))
     pipeline.stage_diagrams(cfg)
     pipeline.stage_ripsnet(cfg)
     entry = cfg["compare"][0]

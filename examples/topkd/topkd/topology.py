@@ -236,7 +236,9 @@ def stage_ripsnet(cfg: Dict[str, Any]) -> Dict[str, Any]:
     rn_cfg = cfg["topology"]["ripsnet"]
     seed_everything(cfg["teacher"]["seed"])
     model = torchtopo.RipsNet.for_features(clouds.shape[-1], targets.shape[-1],
-                                           pooling=ripsnet_pooling(cfg))
+                                           pooling=ripsnet_pooling(cfg),
+                                           input_norm=rn_cfg["data_init"],
+                                           output_bias=rn_cfg["data_init"])
     initial_mse, _ = prediction_errors(model, clouds, targets)
     tic = time.perf_counter()
     history = torchtopo.fit_ripsnet(
