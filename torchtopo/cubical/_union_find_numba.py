@@ -40,39 +40,42 @@ def stable_order(values):
     return _argsort_lengths(keys.view(np.float64))
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _scatter_pass(keys, spare_keys, order, spare_order, counts, shift, mask):
+    """One stable LSD pass on the digit ``(key >> shift) & mask``, whose histogram ``counts`` is
+    turned into start slots in place; ``keys``/``order`` are copied, permuted, to the spares."""
+    total = 0
+    for digit in range(counts.shape[0]):
+        here = counts[digit]
+        counts[digit] = total
+        total += here
+    for t in range(keys.shape[0]):
+        key = keys[t]
+        digit = (key >> shift) & mask
+        slot = counts[digit]
+        counts[digit] = slot + 1
+        spare_order[slot] = order[t]
+        spare_keys[slot] = key
+
+
 @nb.njit(cache=True, nogil=True)
 def _radix32(keys, spare_keys, order, spare_order):
     """Stable LSD radix sort of uint32 ``keys`` in three passes of 11 bits (passes whose digit is
     the same in every key are skipped): returns the array, ``order`` or ``spare_order``, that
     holds the permutation; the ``spare_*`` arrays are work space."""
     n = keys.shape[0]
-    low = np.zeros(2048, dtype=np.int32)
-    middle = np.zeros(2048, dtype=np.int32)
-    high = np.zeros(2048, dtype=np.int32)
+    histogram = np.zeros((3, 2048), dtype=np.int32)
     for t in range(n):
         key = keys[t]
-        low[key & 2047] += 1
-        middle[(key >> 11) & 2047] += 1
-        high[key >> 22] += 1
+        histogram[0, key & 2047] += 1
+        histogram[1, (key >> 11) & 2047] += 1
+        histogram[2, key >> 22] += 1
     for t in range(n):
         order[t] = t
     for p in range(3):
-        counts = low if p == 0 else (middle if p == 1 else high)
-        if counts.max() == n:
+        if histogram[p].max() == n:
             continue
-        total = 0
-        for digit in range(2048):
-            here = counts[digit]
-            counts[digit] = total
-            total += here
-        shift = 11 * p
-        for t in range(n):
-            key = keys[t]
-            digit = (key >> shift) & 2047
-            slot = counts[digit]
-            counts[digit] = slot + 1
-            spare_order[slot] = order[t]
-            spare_keys[slot] = key
+        _scatter_pass(keys, spare_keys, order, spare_order, histogram[p], 11 * p, 2047)
         order, spare_order = spare_order, order
         keys, spare_keys = spare_keys, keys
     return order
@@ -90,22 +93,9 @@ def _radix64(keys, spare_keys, order, spare_order):
     for t in range(n):
         order[t] = t
     for byte in range(8):
-        counts = histogram[byte]
-        if counts.max() == n:
+        if histogram[byte].max() == n:
             continue
-        total = 0
-        for digit in range(256):
-            here = counts[digit]
-            counts[digit] = total
-            total += here
-        shift = np.uint64(8 * byte)
-        for t in range(n):
-            key = keys[t]
-            digit = (key >> shift) & _BYTE
-            slot = counts[digit]
-            counts[digit] = slot + 1
-            spare_order[slot] = order[t]
-            spare_keys[slot] = key
+        _scatter_pass(keys, spare_keys, order, spare_order, histogram[byte], np.uint64(8 * byte), _BYTE)
         order, spare_order = spare_order, order
         keys, spare_keys = spare_keys, keys
     return order
