@@ -2,7 +2,9 @@
 straight from points, the exact edge lengths and the gather agree with the tensor paths,
 gradients included; small calls run in the calling thread."""
 
+import math
 import threading
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -58,8 +60,15 @@ def test_h0_from_points_matches_prim_on_the_product_form(dtype):
     mask[1, 7:] = False
     mask[2, 1:] = False  # a single real point: only the infinite bar
     mask[3, ::2] = False  # the root is not point 0
-    births, deaths, valid, distances = h0_pairing_from_points(points, mask)
+    points[1, 8] = float("nan")  # masked points are never read
+    points[3, 2] = float("inf")
+    births, deaths, valid, lengths, distances, magnitude = h0_pairing_from_points(points, mask)
+    points = torch.where(mask.unsqueeze(-1), points, 0)
     expected = h0_pairing(pairwise_distances(points, mask), mask)
+    assert magnitude == points.abs().max()
+    assert lengths.dtype == torch.float64
+    torch.testing.assert_close(lengths, torch.where(deaths[..., 0] >= 0, compiled_edge_lengths(points.double(), deaths), 0),
+                               rtol=0, atol=0)
     assert torch.equal(valid, expected[2])
     # Values (exact lengths of the tree edges) agree; which edge wins a tie may not.
     torch.testing.assert_close(compiled_edge_lengths(points, deaths), compiled_edge_lengths(points, expected[1]))
@@ -75,10 +84,22 @@ def test_h0_from_points_matches_prim_on_the_product_form(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_h0_from_points_magnitude_flags_a_non_finite_real_coordinate(dtype, bad):
+    points = torch.randn(3, 5, 4, dtype=dtype)
+    points[1, 3, 2] = bad
+    magnitude = h0_pairing_from_points(points, None).magnitude
+    assert not math.isfinite(magnitude)
+    points[1, 3, 2] = -7.5  # the largest absolute value, negative
+    assert h0_pairing_from_points(points, None).magnitude == 7.5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("max_dim", [1, 2])
 @pytest.mark.parametrize("keep_infinite", [False, True])
 @pytest.mark.parametrize("max_edge", [None, 1.9])
-def test_gather_matches_the_tensor_gather(dtype, max_dim, keep_infinite, max_edge):
+@pytest.mark.parametrize("measured", [True, False], ids=["h0-lengths-measured", "h0-lengths-gathered"])
+def test_gather_matches_the_tensor_gather(dtype, max_dim, keep_infinite, max_edge, measured):
     generator = torch.Generator().manual_seed(3)
     points = torch.randn(3, 12, 3, generator=generator, dtype=dtype)
     points[0, 5] = points[0, 2]  # a duplicate point: zero-length edges, zero-persistence pairs
@@ -87,6 +108,9 @@ def test_gather_matches_the_tensor_gather(dtype, max_dim, keep_infinite, max_edg
     mask[1, 8:] = False
     mask[2, 1:] = False
     pairing = _native_pairing(points.detach(), True, mask, max_dim, max_edge)
+    assert pairing.death_lengths is not None  # the H0 pass measured its death edges
+    if not measured:
+        pairing = replace(pairing, death_lengths=None)
     got = compiled_gather(points, pairing, keep_infinite=keep_infinite, max_edge=max_edge)
     # the tensor gather over the compiled lengths (each summed in float64, rounded once)
     expected = gather_diagrams(partial(compiled_edge_lengths, points), pairing, keep_infinite=keep_infinite,

@@ -15,12 +15,14 @@ from ._h0_numba import edge_length
 
 
 @nb.njit(cache=True, nogil=True)
-def gather_dimension(points, births, deaths, real, dimension_zero, max_edge, keep_infinite,
+def gather_dimension(points, births, deaths, real, death_lengths, dimension_zero, max_edge, keep_infinite,
                      values, ends, births_out, deaths_out, keep, start, stop):
     """Clouds ``start .. stop - 1`` of one homology dimension.
 
     Inputs: ``points`` ``(B, N, D)``; the pairing's ``births``, ``deaths`` ``(B, K, 2)`` int64
     (``-1``: padding, and the death of an infinite bar) and ``real`` ``(B, K)`` bool;
+    ``death_lengths``: ``(B, K)`` float64, the exact lengths of the death edges when the pairing
+    measured them already (they are read instead of measured), or ``(0, 0)``;
     ``dimension_zero``: births are 0 and ``max_edge`` (float64, ``inf`` for no cut) cuts the
     deaths, compared after rounding to the dtype of ``points``.
 
@@ -32,13 +34,19 @@ def gather_dimension(points, births, deaths, real, dimension_zero, max_edge, kee
     for an infinite bar); ``keep`` ``(B, K)`` bool.
     """
     n = points.shape[1]
+    measured = death_lengths.shape[0] > 0
     for b in range(start, stop):
         cloud = points[b]
         first = b * n
         for k in range(births.shape[1]):
             finite = deaths[b, k, 0] >= 0
             values[b, k, 0] = 0.0 if dimension_zero else edge_length(cloud, births[b, k, 0], births[b, k, 1])
-            values[b, k, 1] = edge_length(cloud, deaths[b, k, 0], deaths[b, k, 1]) if finite else 0.0
+            if not finite:
+                values[b, k, 1] = 0.0
+            elif measured:
+                values[b, k, 1] = death_lengths[b, k]
+            else:
+                values[b, k, 1] = edge_length(cloud, deaths[b, k, 0], deaths[b, k, 1])
             if dimension_zero and finite and not np.float64(values[b, k, 1]) <= max_edge:
                 finite = False  # a spanning-tree edge past the cut: the class never dies
             finite_keep = finite and real[b, k] and values[b, k, 1] > values[b, k, 0]

@@ -111,17 +111,43 @@ def cloud_distances(points, valid, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def h0_from_points(points, valid, dist, birth_edges, death_edges, real_rows, start, stop):
-    """Distances (:func:`cloud_distances`, into ``dist`` ``(B, N, N)``) and the H0 pairing of
-    :func:`torchtopo.rips.h0.h0_pairing` (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64,
-    ``real_rows`` ``(B, N)`` bool) of clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, in
-    one pass per cloud, without the GIL. The rows are those of
-    :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges sorted by length (stable), then the
-    infinite bar ``-1`` born at the root, then ``-1`` (rows past the real points' count)."""
+def _largest_magnitude(bits, valid, magnitude_mask):
+    """The largest ``bits & magnitude_mask`` over the real rows of one cloud: ``bits`` ``(N, D)``
+    is the cloud's float array viewed as integers of its width and ``magnitude_mask`` clears the
+    sign bit, so the result orders like the largest absolute coordinate, and it is at least the
+    bits of ``inf`` exactly when a real coordinate is NaN or infinite. One integer max: it
+    vectorises (a float min and max that propagate NaN do not)."""
+    largest = bits[0, 0] & 0
+    for i in range(valid.shape[0]):
+        if valid[i]:
+            row = bits[i]
+            for t in range(row.shape[0]):
+                largest = max(largest, row[t] & magnitude_mask)
+    return largest
+
+
+@nb.njit(cache=True, nogil=True)
+def h0_from_points(points, bits, magnitude_mask, valid, dist, birth_edges, death_edges, real_rows, death_lengths,
+                   largest, start, stop):
+    """The H0 pass over clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, each read once
+    while it is in cache, without the GIL: the largest magnitude of its real coordinates
+    (:func:`_largest_magnitude` of ``bits``, the points viewed as integers, into ``largest``
+    ``(B,)``: the finiteness and scale check), the distances (:func:`cloud_distances`, into
+    ``dist`` ``(B, N, N)``), the H0 pairing of :func:`torchtopo.rips.h0.h0_pairing`
+    (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows`` ``(B, N)`` bool) and the
+    exact lengths of its death edges (:func:`edge_length`, into ``death_lengths`` ``(B, N)``
+    float64; 0 in rows without one).
+
+    The rows are those of :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges sorted by
+    length (stable), then the infinite bar ``-1`` born at the root, then ``-1`` (rows past the
+    real points' count). A cloud with a non-finite real coordinate gets a meaningless pairing:
+    the caller raises on ``largest`` first.
+    """
     n = valid.shape[1]
     tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
     tree_lengths = np.empty(max(n - 1, 0), dtype=dist.dtype)
     for b in range(start, stop):
+        largest[b] = _largest_magnitude(bits[b], valid[b], magnitude_mask)
         cloud_distances(points[b], valid[b], dist[b])
         root = _prim_cloud(dist[b], valid[b], tree_edges, tree_lengths)
         order = np.argsort(tree_lengths, kind="mergesort")
@@ -131,12 +157,14 @@ def h0_from_points(points, valid, dist, birth_edges, death_edges, real_rows, sta
                 count += 1
         for row in range(n):
             real_rows[b, row] = row < count
+            death_lengths[b, row] = 0.0
             if row < count - 1:
                 edge = order[row]
                 death_edges[b, row, 0] = tree_edges[edge, 0]
                 death_edges[b, row, 1] = tree_edges[edge, 1]
                 birth_edges[b, row, 0] = tree_edges[edge, 1]
                 birth_edges[b, row, 1] = tree_edges[edge, 1]
+                death_lengths[b, row] = edge_length(points[b], tree_edges[edge, 0], tree_edges[edge, 1])
             elif row == count - 1:
                 death_edges[b, row, 0] = -1
                 death_edges[b, row, 1] = -1

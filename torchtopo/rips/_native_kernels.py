@@ -119,6 +119,27 @@ def _cofacet(row_i, row_j, r, i, j, k, n):
     return np.int64(b) * n + i
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _smallest_cofacet(rank, r, i, j):
+    """The smallest key of a cofacet of edge ``{i, j}`` (rank ``r``), as :func:`_cofacet` keys
+    them; -1 if it has none. Branch-free over every third vertex ``k`` (it vectorises): the
+    pivot of a column that needs no addition, without enumerating its coboundary."""
+    row_i = rank[i]
+    row_j = rank[j]
+    n = row_i.shape[0]
+    r32 = np.int32(r)
+    none = np.int64(2**63 - 1)
+    smallest = none
+    for k in range(n):
+        a = row_i[k]
+        b = row_j[k]
+        longest = max(a, b)
+        opposite = np.int64(k) if longest < r32 else (np.int64(j) if a > b else np.int64(i))
+        key = np.int64(max(longest, r32)) * n + opposite
+        smallest = min(smallest, key if longest != ABSENT else none)
+    return smallest if smallest != none else np.int64(-1)
+
+
 @nb.njit(cache=True, nogil=True)
 def _coboundary(rank, r, i, j, n, out):
     """Write the keys of the cofacets of edge ``{i, j}`` (rank ``r``) to ``out``; their count."""
@@ -309,15 +330,25 @@ def _mark_columns(rank, src, dst):
             merges += 1
     # Apparent pairs: the first k (smallest index) closing a triangle whose longest edge is r.
     for r in range(n_edges):
-        if columns[r] == CLEARED:
-            continue
-        row_i = rank[src[r]]
-        row_j = rank[dst[r]]
-        for k in range(n):
-            if row_i[k] < r and row_j[k] < r:
+        if columns[r] != CLEARED:
+            k = _first_closing_vertex(rank[src[r]], rank[dst[r]], r)
+            if k < n:
                 columns[r] = k
-                break
     return columns
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _first_closing_vertex(row_i, row_j, r):
+    """The smallest ``k`` whose edges to both ends of edge ``r`` (rows ``row_i``, ``row_j`` of
+    ``rank``) are earlier than ``r``; ``n`` if none. A branch-free minimum over every ``k`` in
+    int32: it vectorises, and measured twice as fast as a scan that stops at the first hit."""
+    n = np.int32(row_i.shape[0])
+    r32 = np.int32(r)
+    first = n
+    for k in range(row_i.shape[0]):
+        k32 = np.int32(k)
+        first = min(first, k32 if max(row_i[k], row_j[k]) < r32 else n)
+    return first
 
 
 @nb.njit(cache=True, nogil=True)
@@ -401,20 +432,20 @@ def _column_of_pivot(columns, head, entries, top, k):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _reduce_with_bitmap(rank, src, dst, columns, head, entries, stored, r, scratch, size, bits, touched, reduction):
-    """Reduce the column of edge ``r`` (rank; its coboundary keys in ``scratch[:size]``) by the
-    columns of the pivot table, with a bitmap working column: ``(pivot, reduction, n_reduction,
-    touched)``, the final pivot key (-1 for a cocycle never hit) and the edges whose coboundaries
-    sum to the column (``r`` first), ``reduction`` and ``touched`` maybe grown.
+def _reduce_with_bitmap(rank, src, dst, columns, head, entries, stored, r, bits, touched, reduction):
+    """Reduce the column of edge ``r`` (rank) by the columns of the pivot table, with a bitmap
+    working column: ``(pivot, reduction, n_reduction, touched)``, the final pivot key (-1 for a
+    cocycle never hit) and the edges whose coboundaries sum to the column (``r`` first),
+    ``reduction`` and ``touched`` maybe grown.
 
-    The column is the plain ``scratch`` until its first addition; then ``bits`` (all zero, one
-    bit per triangle key ``rank * n + k``) holds it: an addition flips bits, the pivot is the
-    next set bit (pivots only grow). The words flipped are noted in ``touched`` and zeroed again
+    Until its first addition only the column's pivot is known (:func:`_smallest_cofacet`); then
+    ``bits`` (all zero, one bit per triangle key ``rank * n + k``) holds it: its coboundary and
+    each addition flip bits, the pivot is the next set bit (pivots only grow). The words flipped are noted in ``touched`` and zeroed again
     at the end. ``rank`` ``(n, n)``, ``src``, ``dst``, ``columns`` ``(n_edges,)``: as from
     :func:`_filtration` and :func:`_mark_columns`; ``head``, ``entries``, ``stored``: the table.
     """
     n = rank.shape[0]
-    pivot = scratch[:size].min() if size > 0 else np.int64(-1)
+    pivot = _smallest_cofacet(rank, r, src[r], dst[r])
     reduction[0] = r
     n_reduction = 1
     n_touched = 0  # also: no addition yet (the first one notes at least the pivot's word)
@@ -424,9 +455,8 @@ def _reduce_with_bitmap(rank, src, dst, columns, head, entries, stored, r, scrat
         if length == 0:
             break  # a new pivot
         if n_touched == 0:
-            touched = _grow(touched, size)
-            for t in range(size):
-                n_touched = _toggle(bits, scratch[t], touched, n_touched)
+            touched = _grow(touched, n)
+            n_touched = _toggle_coboundary(rank, r, src[r], dst[r], n, 0, bits, touched, 0)
         reduction = _grow(reduction, n_reduction + length)
         for t in range(length):
             edge = top if start < 0 else stored[start + t]
@@ -528,12 +558,12 @@ def _reduce(rank, src, dst, columns, sorted_lengths, keep_all, idx, bitmap_bits,
     for r in range(n_edges - 1, -1, -1):
         if columns[r] != REDUCE:
             continue
-        size = _coboundary(rank, r, src[r], dst[r], n, heap)
         if use_bits:
             pivot, reduction, n_reduction, touched = _reduce_with_bitmap(
-                rank, src, dst, columns, head, entries, stored, r, heap, size, bits, touched, reduction
+                rank, src, dst, columns, head, entries, stored, r, bits, touched, reduction
             )
         else:
+            size = _coboundary(rank, r, src[r], dst[r], n, heap)
             pivot, reduction, n_reduction, heap = _reduce_with_heap(
                 rank, src, dst, columns, head, entries, stored, r, heap, size, reduction
             )

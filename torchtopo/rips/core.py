@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
-from .compiled import compiled_gather, h0_pairing_from_points, takes_points
+from .compiled import H0Pass, compiled_gather, h0_pairing_from_points, takes_points
 from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
@@ -49,7 +49,7 @@ def _working_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def _scale_exponent(low: float, high: float, dim: int, dtype: torch.dtype) -> int:
+def _scale_exponent(magnitude: float, dim: int, dtype: torch.dtype) -> int:
     """``e`` such that the clouds times ``2**-e`` have coordinates of magnitude about 1, or 0 when
     their squared distances neither overflow nor lose precision to subnormals in ``dtype``.
 
@@ -57,7 +57,6 @@ def _scale_exponent(low: float, high: float, dim: int, dtype: torch.dtype) -> in
     terms stay below ``16 D M**2``, which must not overflow; and ``M**2 * sqrt(eps)`` must stay
     above the smallest normal number, so that lengths down to ``sqrt(eps) M`` keep their precision.
     """
-    magnitude = max(-low, high)
     finfo = torch.finfo(dtype)
     if magnitude == 0 or math.sqrt(finfo.tiny / finfo.eps) <= magnitude <= math.sqrt(finfo.max / (32 * dim)):
         return 0
@@ -90,18 +89,19 @@ def _extremes(values: Tensor) -> tuple[float, float]:
     return low, high
 
 
-def _check_points(points: Tensor, mask: Tensor | None) -> tuple[Tensor, float, float]:
-    """The real points ``(B, N, D)`` in the working dtype (padding zeroed: it is never read, NaN
-    allowed), and their smallest and largest coordinate."""
+def _real_points(points: Tensor, mask: Tensor | None) -> Tensor:
+    """The points ``(B, N, D)`` in the working dtype, padding zeroed (it is never read, NaN allowed)."""
     if mask is not None:
         points = torch.where(mask.unsqueeze(-1), points, 0)
-    points = points.to(_working_dtype(points.dtype))
+    return points.to(_working_dtype(points.dtype))
+
+
+def _magnitude(points: Tensor) -> float:
+    """The largest absolute coordinate of ``points`` (NaN or ``inf`` if one is not finite)."""
     if points.numel() == 0:
-        return points, 0.0, 0.0
-    low, high = _extremes(points.detach())  # the finiteness check, and the scale
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError("points must be finite, got NaN or inf")
-    return points, low, high
+        return 0.0
+    low, high = _extremes(points.detach())
+    return max(-low, high) if math.isfinite(low) and math.isfinite(high) else math.nan
 
 
 def _diagonal_tolerance(dtype: torch.dtype) -> float:
@@ -163,14 +163,16 @@ def _use_triton(source: Tensor | None) -> bool:
 
 
 def _native_pairing(
-    source: Tensor, from_points: bool, mask: Tensor | None, max_dim: int, max_edge: float | None
+    source: Tensor, from_points: bool, mask: Tensor | None, max_dim: int, max_edge: float | None,
+    h0: H0Pass | None = None,
 ) -> Pairing:
     """Native pairing of dimensions 0 (to 2) of the detached ``source`` (points ``(B, N, D)`` or
     distances ``(B, N, N)``).
 
     H0: for CPU points, the ordering distances and Prim's tree in one compiled pass per cloud
-    (:func:`~torchtopo.rips.compiled.h0_pairing_from_points`); for CUDA points, the Triton
-    kernel; otherwise batched Prim over :func:`_ordering_distances`. H1 by the compiled
+    (``h0``, the result of :func:`~torchtopo.rips.compiled.h0_pairing_from_points` when the caller
+    ran it already); for CUDA points, the Triton kernel; otherwise batched Prim over
+    :func:`_ordering_distances`. H1 by the compiled
     cohomology reduction on the CPU over the same ordering distances, its order, spanning forest
     and apparent pairs computed by the Triton kernels first for CUDA input; H1 and H2 together by
     the compiled kernels of :mod:`torchtopo.rips.native_h2` on the CPU. ``max_edge`` cuts
@@ -181,8 +183,9 @@ def _native_pairing(
 
         per_dim = [h0_pairing_triton(source, mask)]
     elif from_points and takes_points(source):
-        *h0, order = h0_pairing_from_points(source, mask)
-        per_dim = [tuple(h0)]
+        h0 = h0_pairing_from_points(source, mask) if h0 is None else h0
+        per_dim = [(h0.birth_edges, h0.death_edges, h0.valid)]
+        order = h0.distances
         if max_dim >= 1 and max_edge is not None:
             order = measure_near_threshold(order, source, mask, max_edge)
     else:
@@ -201,7 +204,7 @@ def _native_pairing(
 
         per_dim.extend(h1_h2_pairing(order, mask, max_edge))
     births, deaths, valid = zip(*per_dim)
-    return Pairing(births, deaths, valid)
+    return Pairing(births, deaths, valid, None if h0 is None else h0.death_lengths)
 
 
 def _ordering_distances(
@@ -354,25 +357,31 @@ def rips_persistence(
         raise ValueError("mask must keep at least one point of every cloud, got an all-False row")
 
     dtype = source.dtype
+    from_points = points is not None
+    native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
+    if native and max_dim > 2:
+        raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
     exponent = 0
     may_overflow = False
-    if points is not None:
-        work, low, high = _check_points(source, mask)
-        exponent = _scale_exponent(low, high, work.shape[-1], work.dtype)
+    h0 = None
+    if from_points:
+        work = _real_points(source, mask)
+        if native and takes_points(work):  # the H0 pass reads the clouds once, the check included
+            h0 = h0_pairing_from_points(work.detach(), mask)
+        magnitude = _magnitude(work) if h0 is None else h0.magnitude
+        if not math.isfinite(magnitude):
+            raise ValueError("points must be finite, got NaN or inf")
+        exponent = _scale_exponent(magnitude, work.shape[-1], work.dtype)
         if exponent:
-            work = _times_power_of_two(work, -exponent)
+            work, h0 = _times_power_of_two(work, -exponent), None
             cut = None if cut is None else math.ldexp(cut, -exponent)
-        # The longest edge is at most (high - low) sqrt(D): only then can a value overflow.
-        may_overflow = (high - low) * math.sqrt(work.shape[-1]) >= torch.finfo(dtype).max / 1.001
+        # The longest edge is at most 2 magnitude sqrt(D): only then can a value overflow.
+        may_overflow = 2 * magnitude * math.sqrt(work.shape[-1]) >= torch.finfo(dtype).max / 1.001
     else:
         work = _check_distances(source, mask)
     detached = work.detach()
-    from_points = points is not None
-    native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native:
-        if max_dim > 2:
-            raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
-        pairing = _native_pairing(detached, from_points, mask, max_dim, cut)
+        pairing = _native_pairing(detached, from_points, mask, max_dim, cut, h0)
     else:
         # gudhi gets float64 distances (it reads the real points of each cloud only).
         order = _ordering_distances(detached, from_points, mask, cut, dtype=torch.float64)

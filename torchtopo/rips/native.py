@@ -3,9 +3,10 @@
 Dimension 0 is :func:`torchtopo.rips.h0.h0_pairing`; the dispatch in :mod:`torchtopo.rips.core`
 puts both together. Dimension 1 runs ripser's method in numba, ranges of clouds on threads (GIL released): edges
 radix-sorted per cloud, the filtration cut at the enclosing radius, the spanning tree cleared,
-apparent pairs found by an early-exit scan over the third vertex (about m²·(short scan) work
-instead of the m³ of a dense tensor test, inside the same thread), and only the remaining
-columns reduced, in cohomology, with a pivot table; a column under reduction is a bitmap over
+apparent pairs found by a branch-free minimum over the third vertex (m³ int32 comparisons per
+cloud, vectorised, inside the same thread), and only the remaining columns reduced, in
+cohomology, with a pivot table; a column's pivot is found the same way, its coboundary
+enumerated only when an addition needs it; a column under reduction is a bitmap over
 triangle keys (or a heap for clouds above about 640 points) and stored columns are kept as
 their reductions, whose coboundaries are enumerated again when used. See
 :mod:`torchtopo.rips._native_kernels` for the order that breaks ties (it decides which edges

@@ -23,11 +23,15 @@ class Pairing:
 
     ``birth_edges[d]`` and ``death_edges[d]`` are ``(B, K_d, 2)`` long vertex indices (``-1`` for
     padding; ``death_edges`` also ``-1`` for an infinite bar), ``mask[d]`` is ``(B, K_d)`` bool.
+    ``death_lengths``, when the backend measured them while the points were at hand, are the
+    exact float64 lengths ``(B, K_0)`` of ``death_edges[0]`` (any value where there is none);
+    the compiled gather reads them instead of measuring those edges again.
     """
 
     birth_edges: tuple[Tensor, ...]
     death_edges: tuple[Tensor, ...]
     mask: tuple[Tensor, ...]
+    death_lengths: Tensor | None = None
 
 
 def pad_edge_lists(per_cloud: list[tuple[Tensor, Tensor]], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
