@@ -83,6 +83,17 @@ def test_h0_from_points_matches_prim_on_the_product_form(dtype):
     assert (distances.diagonal(dim1=1, dim2=2) == 0).all()
 
 
+def test_h0_from_points_without_distances_gives_the_same_pairing():
+    points = torch.randn(5, 13, 4, generator=torch.Generator().manual_seed(4))
+    mask = torch.rand(5, 13, generator=torch.Generator().manual_seed(5)) < 0.8
+    mask[:, 0] = True
+    full = h0_pairing_from_points(points, mask)
+    lean = h0_pairing_from_points(points, mask, keep_distances=False)
+    assert lean.distances is None and lean.magnitude == full.magnitude
+    for got, expected in zip(lean[:4], full[:4]):
+        assert torch.equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_h0_from_points_magnitude_flags_a_non_finite_real_coordinate(dtype, bad):

@@ -133,7 +133,7 @@ def h0_from_points(points, bits, magnitude_mask, valid, dist, birth_edges, death
     while it is in cache, without the GIL: the largest magnitude of its real coordinates
     (:func:`_largest_magnitude` of ``bits``, the points viewed as integers, into ``largest``
     ``(B,)``: the finiteness and scale check), the distances (:func:`cloud_distances`, into
-    ``dist`` ``(B, N, N)``), the H0 pairing of :func:`torchtopo.rips.h0.h0_pairing`
+    ``dist`` ``(B, N, N)``, or into a scratch matrix when ``dist`` is ``(0, N, N)``), the H0 pairing of :func:`torchtopo.rips.h0.h0_pairing`
     (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows`` ``(B, N)`` bool) and the
     exact lengths of its death edges (:func:`edge_length`, into ``death_lengths`` ``(B, N)``
     float64; 0 in rows without one).
@@ -146,10 +146,12 @@ def h0_from_points(points, bits, magnitude_mask, valid, dist, birth_edges, death
     n = valid.shape[1]
     tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
     tree_lengths = np.empty(max(n - 1, 0), dtype=dist.dtype)
+    scratch = np.empty((n, n), dtype=dist.dtype)
     for b in range(start, stop):
         largest[b] = _largest_magnitude(bits[b], valid[b], magnitude_mask)
-        cloud_distances(points[b], valid[b], dist[b])
-        root = _prim_cloud(dist[b], valid[b], tree_edges, tree_lengths)
+        cloud = dist[b] if dist.shape[0] > 0 else scratch
+        cloud_distances(points[b], valid[b], cloud)
+        root = _prim_cloud(cloud, valid[b], tree_edges, tree_lengths)
         order = np.argsort(tree_lengths, kind="mergesort")
         count = 0
         for j in range(n):

@@ -56,8 +56,8 @@ class H0Pass(NamedTuple):
     death_lengths: Tensor
     #: ``(B, N, N)`` in the dtype of the points: the direct-form distances the edges were ordered
     #: by (``inf`` in the rows and columns of masked points, 0 on the diagonal), to order the edges
-    #: of H1 and H2 too.
-    distances: Tensor
+    #: of H1 and H2 too; None unless asked for.
+    distances: Tensor | None
     #: The largest absolute value of a real coordinate (``inf`` or NaN if one is not finite).
     magnitude: float
 
@@ -68,7 +68,7 @@ _MAGNITUDE_BITS = {torch.float32: (torch.int32, np.int32(0x7FFFFFFF)),
 
 
 @torch.no_grad()
-def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> H0Pass:
+def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distances: bool = True) -> H0Pass:
     r"""The H0 pairing of :func:`torchtopo.rips.h0.h0_pairing`, the ordering distances, the exact
     lengths of the death edges and the largest coordinate, from CPU points, each cloud read once.
 
@@ -78,6 +78,9 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> H0Pass:
         ``(B, N, D)`` float32 or float64 on the CPU (no gradient is taken).
     mask : Tensor, optional
         ``(B, N)`` bool, True for real points (the others are never read).
+    keep_distances : bool
+        Return the distances (H1 and H2 order their edges by them); without, each cloud's stay
+        in a small scratch matrix that fits in cache.
 
     Returns
     -------
@@ -91,7 +94,7 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> H0Pass:
     integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
     cloud, bits = points.numpy(), points.view(integers).numpy()
     valid = np.ones((batch, n), dtype=np.bool_) if mask is None else mask.cpu().numpy()
-    distances = np.empty((batch, n, n), dtype=cloud.dtype)
+    distances = np.empty((batch if keep_distances else 0, n, n), dtype=cloud.dtype)
     birth_edges, death_edges = np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, n, 2), dtype=np.int64)
     real_rows = np.empty((batch, n), dtype=np.bool_)
     death_lengths = np.empty((batch, n), dtype=np.float64)
@@ -100,8 +103,8 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None) -> H0Pass:
               largest)
     run_on_threads(lambda start, stop: h0_from_points(*arrays, start, stop), batch, work=batch * n * n * dim // 2)
     magnitude = float(largest.max(initial=0).view(cloud.dtype))
-    tensors = (torch.from_numpy(a) for a in (birth_edges, death_edges, real_rows, death_lengths, distances))
-    return H0Pass(*tensors, magnitude)
+    tensors = [torch.from_numpy(a) for a in (birth_edges, death_edges, real_rows, death_lengths, distances)]
+    return H0Pass(*tensors[:4], tensors[4] if keep_distances else None, magnitude)
 
 
 class _EdgeLengths(torch.autograd.Function):

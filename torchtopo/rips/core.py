@@ -183,7 +183,7 @@ def _native_pairing(
 
         per_dim = [h0_pairing_triton(source, mask)]
     elif from_points and takes_points(source):
-        h0 = h0_pairing_from_points(source, mask) if h0 is None else h0
+        h0 = h0_pairing_from_points(source, mask, keep_distances=max_dim >= 1) if h0 is None else h0
         per_dim = [(h0.birth_edges, h0.death_edges, h0.valid)]
         order = h0.distances
         if max_dim >= 1 and max_edge is not None:
@@ -367,7 +367,7 @@ def rips_persistence(
     if from_points:
         work = _real_points(source, mask)
         if native and takes_points(work):  # the H0 pass reads the clouds once, the check included
-            h0 = h0_pairing_from_points(work.detach(), mask)
+            h0 = h0_pairing_from_points(work.detach(), mask, keep_distances=max_dim >= 1)
         magnitude = _magnitude(work) if h0 is None else h0.magnitude
         if not math.isfinite(magnitude):
             raise ValueError("points must be finite, got NaN or inf")
