@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -37,13 +38,55 @@ def machine(**versions: str) -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}{extra}"
 
 
+def _other_threads_cpu_ns() -> int | None:
+    """CPU time (ns) used so far by this process's threads other than the calling one, from
+    ``/proc/self/task/*/schedstat`` (Linux); None where that cannot be read."""
+    own = str(threading.get_native_id())
+    total = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            if task != own:
+                try:
+                    with open(f"/proc/self/task/{task}/schedstat") as f:
+                        total += int(f.read().split()[0])
+                except FileNotFoundError:  # the thread ended meanwhile
+                    pass
+    except OSError:
+        return None
+    return total
+
+
+def wait_for_idle_threads(window: float = 0.005, busy: float = 0.2, limit: float = 1.0) -> None:
+    """Return once this process's other threads have used under ``busy`` of a core over
+    ``window`` seconds (at most ``limit`` seconds of waiting).
+
+    Some peers leave threads running after a call returns: giotto-ph's pool spins for about
+    100 ms after each ``ripser_parallel`` call, which took one of two cores from whatever ran
+    next (a torchtopo call after it measured up to twice its time). Waiting before each timed
+    call keeps every call, each peer's included, from paying for the previous one's threads.
+    Without ``/proc`` (not Linux), waits ``4 * window`` instead.
+    """
+    deadline = time.perf_counter() + limit
+    before = _other_threads_cpu_ns()
+    if before is None:
+        time.sleep(4 * window)
+        return
+    while time.perf_counter() < deadline:
+        time.sleep(window)
+        after = _other_threads_cpu_ns()
+        if after - before < busy * window * 1e9:
+            return
+        before = after
+
+
 def interleaved_medians(
     calls: dict[str, Callable[[], object]], repeats: int, *, warmup: int = 1, sync: Callable[[], None] | None = None
 ) -> dict[str, float]:
     """Median seconds of each call over ``repeats``, after ``warmup`` untimed rounds.
 
     Repeats go round-robin over the calls, so a change in the load of a shared machine weighs on
-    all of them alike and their ratios stay meaningful. ``sync`` (e.g.
+    all of them alike and their ratios stay meaningful. Each timed call starts once the threads
+    a previous call left running are idle (:func:`wait_for_idle_threads`). ``sync`` (e.g.
     ``torch.cuda.synchronize``) runs before each clock read.
     """
     sync = sync or (lambda: None)
@@ -54,6 +97,7 @@ def interleaved_medians(
     for _ in range(repeats):
         for name, call in calls.items():
             sync()
+            wait_for_idle_threads()
             start = time.perf_counter()
             call()
             sync()

@@ -58,3 +58,21 @@ def test_write_results_heads_table_and_json_with_the_provenance(tmp_path, capsys
 @pytest.mark.parametrize("table", sorted((ROOT / "benchmarks" / "results").glob("*.md")), ids=lambda p: p.name)
 def test_every_recorded_table_names_its_date_commit_cpu_and_threads(table):
     assert PROVENANCE.match(table.read_text().splitlines()[0]), table.read_text().splitlines()[0]
+
+
+def test_timed_calls_wait_for_threads_a_previous_call_left_spinning():
+    """giotto-ph's pool spins ~100 ms after a call returns; the next timed call waits it out."""
+    import threading
+    import time
+
+    stop = time.perf_counter() + 0.3
+    spinner = threading.Thread(target=lambda: [None for _ in iter(lambda: time.perf_counter() < stop, False)])
+    spinner.start()
+    start = time.perf_counter()
+    common.wait_for_idle_threads(limit=2.0)
+    waited = time.perf_counter() - start
+    spinner.join()
+    assert waited >= 0.2, waited  # it waited for the spinning thread to end
+    start = time.perf_counter()
+    common.wait_for_idle_threads(limit=2.0)
+    assert time.perf_counter() - start < 0.1  # nothing else running: it returns at once

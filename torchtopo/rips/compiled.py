@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..diagrams import Diagrams
 from ._numba_threads import run_on_threads
+from .h0 import numba_available
 from .pairing import Pairing
 
 __all__ = ["H0Pass", "h0_pairing_from_points", "compiled_edge_lengths", "compiled_gather", "takes_points"]
@@ -38,8 +39,6 @@ _DTYPES = (torch.float32, torch.float64)
 def takes_points(points: Tensor) -> bool:
     """Whether the compiled kernels take ``points`` as they are: float32 or float64 on the CPU,
     numba installed."""
-    from .h0 import numba_available
-
     return points.device.type == "cpu" and points.dtype in _DTYPES and numba_available()
 
 
