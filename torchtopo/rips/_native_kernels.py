@@ -311,6 +311,20 @@ def _filtration(dist, valid, max_edge):
     return idx, rank, src, dst, sorted_lengths
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _first_closing_vertex(row_i, row_j, r):
+    """The smallest ``k`` whose edges to both ends of edge ``r`` (rows ``row_i``, ``row_j`` of
+    ``rank``) are earlier than ``r``; ``n`` if none. A branch-free minimum over every ``k`` in
+    int32: it vectorises, and measured twice as fast as a scan that stops at the first hit."""
+    n = np.int32(row_i.shape[0])
+    r32 = np.int32(r)
+    first = n
+    for k in range(row_i.shape[0]):
+        k32 = np.int32(k)
+        first = min(first, k32 if max(row_i[k], row_j[k]) < r32 else n)
+    return first
+
+
 @nb.njit(cache=True, nogil=True)
 def _mark_columns(rank, src, dst):
     """``(n_edges,)`` int32 column marks: ``CLEARED``, an apparent pair's third vertex, or ``REDUCE``."""
@@ -336,20 +350,6 @@ def _mark_columns(rank, src, dst):
             if k < n:
                 columns[r] = k
     return columns
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _first_closing_vertex(row_i, row_j, r):
-    """The smallest ``k`` whose edges to both ends of edge ``r`` (rows ``row_i``, ``row_j`` of
-    ``rank``) are earlier than ``r``; ``n`` if none. A branch-free minimum over every ``k`` in
-    int32: it vectorises, and measured twice as fast as a scan that stops at the first hit."""
-    n = np.int32(row_i.shape[0])
-    r32 = np.int32(r)
-    first = n
-    for k in range(row_i.shape[0]):
-        k32 = np.int32(k)
-        first = min(first, k32 if max(row_i[k], row_j[k]) < r32 else n)
-    return first
 
 
 @nb.njit(cache=True, nogil=True)
