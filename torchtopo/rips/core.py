@@ -104,6 +104,37 @@ def _magnitude(points: Tensor) -> float:
     return max(-low, high) if math.isfinite(low) and math.isfinite(high) else math.nan
 
 
+def _prepared_points(
+    points: Tensor, mask: Tensor | None, native: bool, max_dim: int
+) -> tuple[Tensor, int, bool, H0Pass | None]:
+    """The checked points ``(B, N, D)`` to work on: ``(work, exponent, may_overflow, h0)``.
+
+    ``work`` holds the real points in the working dtype times ``2**-exponent`` (see
+    :func:`_scale_exponent`); ``may_overflow`` says whether a bar could be longer than the
+    input dtype's largest number. For the native backend on CPU points, the compiled H0 pass
+    (``h0``) runs first and checks the points as it reads them; it is run again on the scaled
+    points in the rare case that they need scaling (``h0`` is then None).
+
+    Raises
+    ------
+    ValueError
+        If a real coordinate is NaN or infinite.
+    """
+    work = _real_points(points, mask)
+    h0 = None
+    if native and takes_points(work):  # the H0 pass reads the clouds once, the check included
+        h0 = h0_pairing_from_points(work.detach(), mask, keep_distances=max_dim >= 1)
+    magnitude = _magnitude(work) if h0 is None else h0.magnitude
+    if not math.isfinite(magnitude):
+        raise ValueError("points must be finite, got NaN or inf")
+    exponent = _scale_exponent(magnitude, work.shape[-1], work.dtype)
+    if exponent:
+        work, h0 = _times_power_of_two(work, -exponent), None
+    # The longest edge is at most 2 magnitude sqrt(D): only then can a value overflow.
+    may_overflow = 2 * magnitude * math.sqrt(work.shape[-1]) >= torch.finfo(points.dtype).max / 1.001
+    return work, exponent, may_overflow, h0
+
+
 def _diagonal_tolerance(dtype: torch.dtype) -> float:
     """Largest diagonal entry of ``distances`` accepted, relative to the cloud's largest entry:
     ``8 sqrt(eps)`` (a distance from a matrix product, as ``torch.cdist``'s, is about
@@ -365,18 +396,8 @@ def rips_persistence(
     may_overflow = False
     h0 = None
     if from_points:
-        work = _real_points(source, mask)
-        if native and takes_points(work):  # the H0 pass reads the clouds once, the check included
-            h0 = h0_pairing_from_points(work.detach(), mask, keep_distances=max_dim >= 1)
-        magnitude = _magnitude(work) if h0 is None else h0.magnitude
-        if not math.isfinite(magnitude):
-            raise ValueError("points must be finite, got NaN or inf")
-        exponent = _scale_exponent(magnitude, work.shape[-1], work.dtype)
-        if exponent:
-            work, h0 = _times_power_of_two(work, -exponent), None
-            cut = None if cut is None else math.ldexp(cut, -exponent)
-        # The longest edge is at most 2 magnitude sqrt(D): only then can a value overflow.
-        may_overflow = 2 * magnitude * math.sqrt(work.shape[-1]) >= torch.finfo(dtype).max / 1.001
+        work, exponent, may_overflow, h0 = _prepared_points(source, mask, native, max_dim)
+        cut = None if cut is None else math.ldexp(cut, -exponent)
     else:
         work = _check_distances(source, mask)
     detached = work.detach()
