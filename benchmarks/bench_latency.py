@@ -117,7 +117,10 @@ def main() -> None:
         for load in loads:
             processes = start_load(load, args.phase_seconds)
             try:
-                seconds = interleaved_medians(calls, args.repeats, warmup=2)
+                # Each call follows the other's directly, as a call in a training loop follows other
+                # work: gudhi leaves no thread running, and a pause before each call (the wait of the
+                # throughput scripts) would time a colder call (a quarter to twice as long here).
+                seconds = interleaved_medians(calls, args.repeats, warmup=2, wait_for_threads=False)
                 load_average[load].append(os.getloadavg()[0])
             finally:
                 stop_load(processes)

@@ -27,10 +27,10 @@ from bench_rips import check_against_gudhi, make_batch, peers
 from common import add_output_arguments, clouds_per_second, interleaved_medians, machine, output_dir, write_results
 
 from torchtopo import rips_persistence
-from torchtopo.rips.compiled import h0_pairing_from_points
-from torchtopo.rips.distances import edge_lengths, pairwise_distances
+from torchtopo.rips.compiled import compiled_gather, h0_pairing_from_points
+from torchtopo.rips.distances import pairwise_distances
 from torchtopo.rips.native import apparent_share, h1_pairing
-from torchtopo.rips.pairing import Pairing, gather_diagrams
+from torchtopo.rips.pairing import Pairing
 
 
 def native(points: torch.Tensor):
@@ -40,13 +40,13 @@ def native(points: torch.Tensor):
 
 def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
     """Median milliseconds per batch of each step of :func:`native`, to see where time goes."""
-    *h0, order = h0_pairing_from_points(points, None)
-    h1 = h1_pairing(order, None, None)
-    pairing = Pairing(*zip(h0, h1))
+    h0 = h0_pairing_from_points(points, None)
+    h1 = h1_pairing(h0.distances, None, None)
+    pairing = Pairing(*zip((h0.birth_edges, h0.death_edges, h0.valid), h1), h0.death_lengths)
     steps = {
         "distances + H0": lambda: h0_pairing_from_points(points, None),  # one compiled pass per cloud
-        "H1": lambda: h1_pairing(order, None, None),
-        "gather": lambda: gather_diagrams(partial(edge_lengths, points), pairing, keep_infinite=False),
+        "H1": lambda: h1_pairing(h0.distances, None, None),
+        "gather": lambda: compiled_gather(points, pairing, keep_infinite=False, max_edge=None),
     }
     return {name: 1e3 * len(points) / clouds_per_second(step, len(points), repeats) for name, step in steps.items()}
 

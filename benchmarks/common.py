@@ -80,14 +80,16 @@ def wait_for_idle_threads(window: float = 0.005, busy: float = 0.2, limit: float
 
 
 def interleaved_medians(
-    calls: dict[str, Callable[[], object]], repeats: int, *, warmup: int = 1, sync: Callable[[], None] | None = None
+    calls: dict[str, Callable[[], object]], repeats: int, *, warmup: int = 1, sync: Callable[[], None] | None = None,
+    wait_for_threads: bool = True,
 ) -> dict[str, float]:
     """Median seconds of each call over ``repeats``, after ``warmup`` untimed rounds.
 
     Repeats go round-robin over the calls, so a change in the load of a shared machine weighs on
-    all of them alike and their ratios stay meaningful. Each timed call starts once the threads
-    a previous call left running are idle (:func:`wait_for_idle_threads`). ``sync`` (e.g.
-    ``torch.cuda.synchronize``) runs before each clock read.
+    all of them alike and their ratios stay meaningful. With ``wait_for_threads``, each timed
+    call starts once the threads a previous call left running are idle
+    (:func:`wait_for_idle_threads`). ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each
+    clock read.
     """
     sync = sync or (lambda: None)
     for _ in range(warmup):
@@ -97,7 +99,8 @@ def interleaved_medians(
     for _ in range(repeats):
         for name, call in calls.items():
             sync()
-            wait_for_idle_threads()
+            if wait_for_threads:
+                wait_for_idle_threads()
             start = time.perf_counter()
             call()
             sync()

@@ -76,3 +76,19 @@ def test_timed_calls_wait_for_threads_a_previous_call_left_spinning():
     start = time.perf_counter()
     common.wait_for_idle_threads(limit=2.0)
     assert time.perf_counter() - start < 0.1  # nothing else running: it returns at once
+
+
+def test_native_h1_breakdown_runs_on_a_tiny_batch(tmp_path):
+    """bench_native_h1.py times the backend's internal steps (the H0 pass, H1, the compiled
+    gather) one by one, so it breaks when they change: run it on a tiny batch."""
+    import os
+    import sys
+
+    pytest.importorskip("gudhi")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_native_h1.py"), "--m", "16", "--batch", "3",
+               "--kinds", "gaussian", "--repeats", "1", "--out-dir", str(tmp_path)]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "native_h1.json").read_text())
+    assert len(result["rows"]) == 1

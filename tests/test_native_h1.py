@@ -257,3 +257,23 @@ def test_missing_numba_names_the_package(monkeypatch):
     distances = _distances(make_cloud("gaussian", 6, 2, seed=0)[None])
     with pytest.raises(ImportError, match="numba"):
         h1_pairing(distances, None, None)
+
+
+@given(n=st.integers(2, 12), seed=st.integers(0, 2**16), share=st.floats(0.0, 1.0))
+def test_a_columns_pivot_is_its_smallest_cofacet(n, seed, share):
+    """The branch-free pivot of a column (``_smallest_cofacet``) is the minimum of the keys its
+    coboundary enumeration gives, -1 for an edge without cofacet (edges past the cut: ABSENT)."""
+    from torchtopo.rips import _native_kernels as kernels
+
+    rng = np.random.default_rng(seed)
+    ends_i, ends_j = np.triu_indices(n, 1)
+    order = rng.permutation(len(ends_i))
+    kept = int(round(share * len(order)))
+    rank = np.full((n, n), kernels.ABSENT, dtype=np.int32)
+    rank[ends_i[order[:kept]], ends_j[order[:kept]]] = np.arange(kept)
+    rank[ends_j[order[:kept]], ends_i[order[:kept]]] = np.arange(kept)
+    keys = np.empty(n, dtype=np.int64)
+    for r in range(kept):
+        i, j = int(ends_i[order[r]]), int(ends_j[order[r]])
+        count = kernels._coboundary(rank, r, i, j, n, keys)
+        assert kernels._smallest_cofacet(rank, r, i, j) == (keys[:count].min() if count else -1)
