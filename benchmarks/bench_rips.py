@@ -12,9 +12,9 @@ converted before timing:
   float32);
 - torchtopo: float32 (what a network hands it).
 
-Slow peers (and torchtopo's gudhi backend) are timed on a prefix of the batch (at least ``--min-clouds`` clouds) and their rate
-extrapolated; the table says how many clouds each rate is measured on. Every torchtopo result is
-checked against gudhi's diagrams first (bottleneck distance within 1e-5 relative), so a fast
+Slow peers (and torchtopo's gudhi backend) are timed on a prefix of the batch (at least
+``--min-clouds`` clouds) and their rate extrapolated; the table says how many clouds each rate
+is measured on. Every torchtopo result is checked against gudhi's diagrams first (bottleneck distance within 1e-5 relative), so a fast
 wrong answer cannot enter the table.
 
 ``--targets`` runs the rows of the project's speed targets instead (issue 17): H0 at m = 64

@@ -145,7 +145,8 @@ def h0_from_points(points, bits, magnitude_mask, valid, dist, birth_edges, death
     while it is in cache, without the GIL: the largest magnitude of its real coordinates
     (:func:`_largest_magnitude` of ``bits``, the points viewed as integers, into ``largest``
     ``(B,)``: the finiteness and scale check), the distances (:func:`cloud_distances`, into
-    ``dist`` ``(B, N, N)``, or into a scratch matrix when ``dist`` is ``(0, N, N)``), the H0 pairing of :func:`torchtopo.rips.h0.h0_pairing`
+    ``dist`` ``(B, N, N)``, or into a scratch matrix when ``dist`` is ``(0, N, N)``), the H0
+    pairing of :func:`torchtopo.rips.h0.h0_pairing`
     (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows`` ``(B, N)`` bool) and the
     exact lengths of its death edges (:func:`edge_length`, into ``death_lengths`` ``(B, N)``
     float64; 0 in rows without one).

@@ -441,9 +441,10 @@ def _reduce_with_bitmap(rank, src, dst, columns, head, entries, stored, r, bits,
 
     Until its first addition only the column's pivot is known (:func:`_smallest_cofacet`); then
     ``bits`` (all zero, one bit per triangle key ``rank * n + k``) holds it: its coboundary and
-    each addition flip bits, the pivot is the next set bit (pivots only grow). The words flipped are noted in ``touched`` and zeroed again
-    at the end. ``rank`` ``(n, n)``, ``src``, ``dst``, ``columns`` ``(n_edges,)``: as from
-    :func:`_filtration` and :func:`_mark_columns`; ``head``, ``entries``, ``stored``: the table.
+    each addition flip bits, the pivot is the next set bit (pivots only grow). The words flipped
+    are noted in ``touched`` and zeroed again at the end. ``rank`` ``(n, n)``, ``src``, ``dst``,
+    ``columns`` ``(n_edges,)``: as from :func:`_filtration` and :func:`_mark_columns`; ``head``,
+    ``entries``, ``stored``: the table.
     """
     n = rank.shape[0]
     pivot = _smallest_cofacet(rank, r, src[r], dst[r])
