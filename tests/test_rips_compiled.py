@@ -1,16 +1,22 @@
 """The compiled CPU paths of the native Rips backend (torchtopo.rips.compiled): the H0 pairing
 straight from points, the exact edge lengths and the gather agree with the tensor paths,
-gradients included; small calls run in the calling thread."""
+gradients included; small calls run in the calling thread, and a small batch's whole computation
+in one compiled call gives the diagrams of the staged path."""
 
 import math
 import threading
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
+from helpers import padded_batches
+from hypothesis import given
+from hypothesis import strategies as st
 
-from torchtopo.rips import _numba_threads
+from torchtopo import Diagrams, rips_persistence
+from torchtopo.rips import _numba_threads, compiled, core
 from torchtopo.rips.compiled import compiled_edge_lengths, compiled_gather, h0_pairing_from_points
 from torchtopo.rips.core import _native_pairing
 from torchtopo.rips.distances import pairwise_distances
@@ -177,3 +183,98 @@ def test_small_calls_run_in_the_calling_thread(monkeypatch):
     seen.clear()
     _numba_threads.run_on_threads(lambda start, stop: seen.add(threading.get_ident()), 8)
     assert threading.get_ident() not in seen
+
+
+def _diagrams_and_gradient(points, mask, max_dim, keep_infinite, *, one_call, monkeypatch):
+    """``rips_persistence`` with the one-call path of small batches on or off, and the gradient
+    of a loss that reads every kept value."""
+    monkeypatch.setattr(core, "is_small_batch", compiled.is_small_batch if one_call else lambda *_: False)
+    points = points.clone().requires_grad_()
+    dgm = rips_persistence(points, max_dim, mask=mask, keep_infinite=keep_infinite)
+    finite = [torch.where(m.unsqueeze(-1), p, 0).nan_to_num(posinf=0.0) for p, m in zip(dgm.pairs, dgm.mask)]
+    (grad,) = torch.autograd.grad(sum((p[..., 1] - p[..., 0]).square().sum() for p in finite), points)
+    return dgm, grad
+
+
+def _assert_same_diagrams(got: Diagrams, expected: Diagrams) -> None:
+    assert got.birth_pixels is None and got.death_pixels is None
+    for name in ("pairs", "mask", "birth_edges", "death_edges"):
+        for ours, theirs in zip(getattr(got, name), getattr(expected, name), strict=True):
+            assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, name
+            assert torch.equal(ours, theirs), name
+
+
+@given(batch=padded_batches(max_points=20), masked=st.booleans(), max_dim=st.sampled_from([0, 1]),
+       keep_infinite=st.booleans(), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_one_call_path_equals_the_staged_path(batch, masked, max_dim, keep_infinite, dtype):
+    points, mask = batch
+    points = torch.from_numpy(points).to(dtype)
+    mask = torch.from_numpy(mask) if masked else None
+    if mask is not None:  # padding is never read: NaN there changes nothing
+        points = points.masked_fill(~mask.unsqueeze(-1), float("nan"))
+    assert compiled.is_small_batch(points, max_dim)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        got, got_grad = _diagrams_and_gradient(points, mask, max_dim, keep_infinite, one_call=True,
+                                               monkeypatch=monkeypatch)
+        expected, expected_grad = _diagrams_and_gradient(points, mask, max_dim, keep_infinite, one_call=False,
+                                                         monkeypatch=monkeypatch)
+    _assert_same_diagrams(got, expected)
+    assert torch.equal(got_grad, expected_grad)
+    if mask is not None:
+        assert not got_grad[~mask].any()
+
+
+@pytest.mark.parametrize("max_dim", [0, 1])
+def test_one_call_path_unbatched_input(max_dim, monkeypatch):
+    points = torch.from_numpy(np.random.default_rng(3).normal(size=(25, 3)))
+    got, got_grad = _diagrams_and_gradient(points, None, max_dim, False, one_call=True, monkeypatch=monkeypatch)
+    expected, expected_grad = _diagrams_and_gradient(points, None, max_dim, False, one_call=False,
+                                                     monkeypatch=monkeypatch)
+    assert not got.is_batched and got.pairs[0].shape == (25, 2)
+    _assert_same_diagrams(got, expected)
+    assert torch.equal(got_grad, expected_grad)
+
+
+def test_one_call_path_runs_one_kernel_for_a_small_call(monkeypatch):
+    from torchtopo.rips import _small_numba
+
+    calls = []
+    kernel = _small_numba.diagrams_from_points
+    monkeypatch.setattr(_small_numba, "diagrams_from_points", lambda *args: calls.append(1) or kernel(*args))
+    points = torch.randn(2, 30, 16)
+    rips_persistence(points, 1)
+    assert len(calls) == 1
+    # A cut, dimension 2 or a large batch go the staged way.
+    rips_persistence(points, 1, max_edge=3.0)
+    rips_persistence(points, 2)
+    assert not compiled.is_small_batch(torch.randn(64, 64, 512), 1)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_call_path_hands_clouds_that_need_scaling_to_the_staged_path(dtype):
+    # Coordinates whose squared distances overflow (float32) or fall into subnormals: the staged
+    # path scales them by a power of two and measures the exact lengths.
+    base = torch.tensor([[0.0, 0.0], [3.0, 0.0], [3.0, 4.0], [0.0, 4.0]], dtype=torch.float64)
+    for scale in (2.0**100, 2.0**-100) if dtype == torch.float32 else (2.0**600, 2.0**-600):
+        points = (base * scale).to(dtype).unsqueeze(0)
+        assert compiled.is_small_batch(points, 1)
+        dgm = rips_persistence(points, 1)
+        expected = torch.tensor([[0.0, 3.0], [0.0, 3.0], [0.0, 4.0]], dtype=torch.float64) * scale
+        torch.testing.assert_close(dgm.pairs[0][0, dgm.mask[0][0]].double(), expected, rtol=1e-6, atol=0)
+        torch.testing.assert_close(dgm.pairs[1][0, dgm.mask[1][0]].double(),
+                                   torch.tensor([[4.0, 5.0]], dtype=torch.float64) * scale, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_one_call_path_refuses_a_non_finite_coordinate(bad):
+    points = torch.randn(1, 10, 3)
+    points[0, 4, 1] = bad
+    with pytest.raises(ValueError, match="points must be finite"):
+        rips_persistence(points, 1)
+
+
+def test_unchecked_diagrams_equal_checked_ones():
+    dgm = rips_persistence(torch.randn(2, 12, 3), 1)
+    fields = (dgm.pairs, dgm.mask, dgm.birth_edges, dgm.death_edges)
+    assert Diagrams.unchecked(*fields) == Diagrams(*fields)

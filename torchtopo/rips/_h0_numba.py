@@ -123,7 +123,7 @@ def cloud_distances(points, valid, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _largest_magnitude(bits, valid, magnitude_mask):
+def largest_magnitude(bits, valid, magnitude_mask):
     """The largest ``bits & magnitude_mask`` over the real rows of one cloud: ``bits`` ``(N, D)``
     is the cloud's float array viewed as integers of its width and ``magnitude_mask`` clears the
     sign bit, so the result orders like the largest absolute coordinate, and it is at least the
@@ -139,57 +139,68 @@ def _largest_magnitude(bits, valid, magnitude_mask):
 
 
 @nb.njit(cache=True, nogil=True)
+def h0_cloud(points, valid, dist, birth_edges, death_edges, real_rows, death_lengths, tree_edges, tree_lengths):
+    """The H0 pairing of one cloud ``points`` ``(N, D)`` from its distances ``dist`` ``(N, N)``
+    (:func:`cloud_distances`): ``birth_edges``, ``death_edges`` ``(N, 2)`` int64, ``real_rows``
+    ``(N,)`` bool and the exact lengths of the death edges (:func:`edge_length`) into
+    ``death_lengths`` ``(N,)`` float64 (0 in rows without one); ``tree_edges`` ``(N - 1, 2)``
+    int64 and ``tree_lengths`` ``(N - 1,)`` are scratch.
+
+    The rows are those of :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges sorted by
+    length (stable), then the infinite bar ``-1`` born at the root, then ``-1`` (rows past the
+    real points' count).
+    """
+    n = valid.shape[0]
+    root = _prim_cloud(dist, valid, tree_edges, tree_lengths)
+    order = np.argsort(tree_lengths, kind="mergesort")
+    count = 0
+    for j in range(n):
+        if valid[j]:
+            count += 1
+    for row in range(n):
+        real_rows[row] = row < count
+        death_lengths[row] = 0.0
+        if row < count - 1:
+            edge = order[row]
+            death_edges[row, 0] = tree_edges[edge, 0]
+            death_edges[row, 1] = tree_edges[edge, 1]
+            birth_edges[row, 0] = tree_edges[edge, 1]
+            birth_edges[row, 1] = tree_edges[edge, 1]
+            death_lengths[row] = edge_length(points, tree_edges[edge, 0], tree_edges[edge, 1])
+        elif row == count - 1:
+            death_edges[row, 0] = -1
+            death_edges[row, 1] = -1
+            birth_edges[row, 0] = root
+            birth_edges[row, 1] = root
+        else:
+            death_edges[row, 0] = -1
+            death_edges[row, 1] = -1
+            birth_edges[row, 0] = -1
+            birth_edges[row, 1] = -1
+
+
+@nb.njit(cache=True, nogil=True)
 def h0_from_points(points, bits, magnitude_mask, valid, dist, birth_edges, death_edges, real_rows, death_lengths,
                    largest, start, stop):
     """The H0 pass over clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, each read once
     while it is in cache, without the GIL: the largest magnitude of its real coordinates
-    (:func:`_largest_magnitude` of ``bits``, the points viewed as integers, into ``largest``
+    (:func:`largest_magnitude` of ``bits``, the points viewed as integers, into ``largest``
     ``(B,)``: the finiteness and scale check), the distances (:func:`cloud_distances`, into
-    ``dist`` ``(B, N, N)``, or into a scratch matrix when ``dist`` is ``(0, N, N)``), the H0
-    pairing of :func:`torchtopo.rips.h0.h0_pairing`
-    (``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows`` ``(B, N)`` bool) and the
-    exact lengths of its death edges (:func:`edge_length`, into ``death_lengths`` ``(B, N)``
-    float64; 0 in rows without one).
-
-    The rows are those of :func:`torchtopo.rips.h0.finish_h0_pairing`: tree edges sorted by
-    length (stable), then the infinite bar ``-1`` born at the root, then ``-1`` (rows past the
-    real points' count). A cloud with a non-finite real coordinate gets a meaningless pairing:
-    the caller raises on ``largest`` first.
+    ``dist`` ``(B, N, N)``, or into a scratch matrix when ``dist`` is ``(0, N, N)``), then
+    :func:`h0_cloud` into ``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows``
+    ``(B, N)`` bool and ``death_lengths`` ``(B, N)`` float64. A cloud with a non-finite real
+    coordinate gets a meaningless pairing: the caller raises on ``largest`` first.
     """
     n = valid.shape[1]
     tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
     tree_lengths = np.empty(max(n - 1, 0), dtype=dist.dtype)
     scratch = np.empty((n, n), dtype=dist.dtype)
     for b in range(start, stop):
-        largest[b] = _largest_magnitude(bits[b], valid[b], magnitude_mask)
+        largest[b] = largest_magnitude(bits[b], valid[b], magnitude_mask)
         cloud = dist[b] if dist.shape[0] > 0 else scratch
         cloud_distances(points[b], valid[b], cloud)
-        root = _prim_cloud(cloud, valid[b], tree_edges, tree_lengths)
-        order = np.argsort(tree_lengths, kind="mergesort")
-        count = 0
-        for j in range(n):
-            if valid[b, j]:
-                count += 1
-        for row in range(n):
-            real_rows[b, row] = row < count
-            death_lengths[b, row] = 0.0
-            if row < count - 1:
-                edge = order[row]
-                death_edges[b, row, 0] = tree_edges[edge, 0]
-                death_edges[b, row, 1] = tree_edges[edge, 1]
-                birth_edges[b, row, 0] = tree_edges[edge, 1]
-                birth_edges[b, row, 1] = tree_edges[edge, 1]
-                death_lengths[b, row] = edge_length(points[b], tree_edges[edge, 0], tree_edges[edge, 1])
-            elif row == count - 1:
-                death_edges[b, row, 0] = -1
-                death_edges[b, row, 1] = -1
-                birth_edges[b, row, 0] = root
-                birth_edges[b, row, 1] = root
-            else:
-                death_edges[b, row, 0] = -1
-                death_edges[b, row, 1] = -1
-                birth_edges[b, row, 0] = -1
-                birth_edges[b, row, 1] = -1
+        h0_cloud(points[b], valid[b], cloud, birth_edges[b], death_edges[b], real_rows[b], death_lengths[b],
+                 tree_edges, tree_lengths)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True)

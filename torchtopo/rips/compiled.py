@@ -17,7 +17,6 @@ for other threads nor competes with torch's intra-op pool on a loaded machine. I
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Callable, NamedTuple
 
@@ -26,11 +25,15 @@ import torch
 from torch import Tensor
 
 from ..diagrams import Diagrams
-from ._numba_threads import run_on_threads
+from ._numba_threads import SERIAL_WORK, run_on_threads
 from .h0 import numba_available
+from .native import BITMAP_BITS, h1_work
 from .pairing import Pairing
 
-__all__ = ["H0Pass", "h0_pairing_from_points", "compiled_edge_lengths", "compiled_gather", "takes_points"]
+__all__ = [
+    "H0Pass", "h0_pairing_from_points", "compiled_edge_lengths", "compiled_gather", "takes_points", "is_small_batch",
+    "small_batch_diagrams",
+]
 
 # Point dtypes the compiled kernels take as they are (others go through the tensor paths).
 _DTYPES = (torch.float32, torch.float64)
@@ -62,8 +65,8 @@ class H0Pass(NamedTuple):
 
 
 # The integer view of each point dtype, and the mask that clears its sign bit.
-_MAGNITUDE_BITS = {torch.float32: (torch.int32, np.int32(0x7FFFFFFF)),
-                   torch.float64: (torch.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
+_MAGNITUDE_BITS = {torch.float32: (np.int32, np.int32(0x7FFFFFFF)),
+                   torch.float64: (np.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
 
 
 @torch.no_grad()
@@ -91,7 +94,8 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distance
     batch, n, dim = points.shape
     points = points.contiguous()
     integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
-    cloud, bits = points.numpy(), points.view(integers).numpy()
+    cloud = points.numpy()
+    bits = cloud.view(integers)
     valid = np.ones((batch, n), dtype=np.bool_) if mask is None else mask.cpu().numpy()
     distances = np.empty((batch if keep_distances else 0, n, n), dtype=cloud.dtype)
     birth_edges, death_edges = np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, n, 2), dtype=np.int64)
@@ -100,33 +104,38 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distance
     largest = np.zeros(batch, dtype=bits.dtype)
     arrays = (cloud, bits, magnitude_mask, valid, distances, birth_edges, death_edges, real_rows, death_lengths,
               largest)
-    run_on_threads(lambda start, stop: h0_from_points(*arrays, start, stop), batch, work=batch * n * n * dim // 2)
+    run_on_threads(lambda start, stop: h0_from_points(*arrays, start, stop), batch, work=_h0_work(batch, n, dim))
     magnitude = float(largest.max(initial=0).view(cloud.dtype))
     tensors = [torch.from_numpy(a) for a in (birth_edges, death_edges, real_rows, death_lengths, distances)]
     return H0Pass(*tensors[:4], tensors[4] if keep_distances else None, magnitude)
 
 
 class _EdgeLengths(torch.autograd.Function):
-    """Lengths measured by a compiled kernel, differentiable: ``measure()`` returns the values
-    ``(...)`` and ``ends`` ``(..., 2)`` long, the rows of ``points.reshape(B * N, D)`` at the two
-    ends of each value's edge (one row twice for a value that is not a length: no gradient)."""
+    """Lengths measured by a compiled kernel, differentiable: ``measure()`` returns a tuple of
+    value tensors (any shapes) and a tuple of long tensors ``ends``, one per value tensor, of
+    its shape plus ``(2,)``: the rows of ``points.reshape(B * N, D)`` at the two ends of each
+    value's edge (one row twice for a value that is not a length: no gradient). Its outputs
+    are the value tensors."""
 
     # forward with ctx (not setup_context): apply then skips binding the arguments by signature.
     @staticmethod
-    def forward(ctx, points: Tensor, measure: Callable[[], tuple[Tensor, Tensor]]) -> Tensor:
+    def forward(ctx, points: Tensor, measure: Callable[[], tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]
+                ) -> tuple[Tensor, ...]:
         values, ends = measure()
-        ctx.save_for_backward(points, ends, values)
+        ctx.save_for_backward(points, *ends, *values)
         return values
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx, *grads: Tensor) -> tuple[Tensor, None]:
         # Tensor operations: a second derivative flows through them as well.
-        points, ends, length = ctx.saved_tensors
+        points, *saved = ctx.saved_tensors
+        ends, values = saved[: len(grads)], saved[len(grads) :]
         dim = points.shape[-1]
         flat = points.reshape(-1, dim)
-        index = ends.reshape(-1)
+        index = torch.cat([e.reshape(-1) for e in ends])
         pair = flat.index_select(0, index).view(-1, 2, dim)
-        length, grad = length.reshape(-1), grad.reshape(-1)
+        length = torch.cat([v.reshape(-1) for v in values])
+        grad = torch.cat([g.reshape(-1) for g in grads])
         # The gradient of a zero-length edge (or of an infinite value) is 0, as vector_norm's.
         scale = torch.where((length > 0) & (length < math.inf), grad / length.clamp_min(torch.finfo(length.dtype).tiny), 0)
         push = (pair[:, 0] - pair[:, 1]) * scale.unsqueeze(-1)
@@ -134,8 +143,9 @@ class _EdgeLengths(torch.autograd.Function):
         return torch.zeros_like(flat).index_add(0, index, both).view_as(points), None
 
 
-def _measured(points: Tensor, measure: Callable[[], tuple[Tensor, Tensor]]) -> Tensor:
-    """The values of ``measure`` (see :class:`_EdgeLengths`), differentiable when ``points`` is."""
+def _measured(points: Tensor, measure: Callable[[], tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]
+              ) -> tuple[Tensor, ...]:
+    """The value tensors of ``measure`` (see :class:`_EdgeLengths`), differentiable when ``points`` is."""
     if points.requires_grad and torch.is_grad_enabled():
         return _EdgeLengths.apply(points, measure)
     return measure()[0]
@@ -157,13 +167,18 @@ def compiled_edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
         run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch,
                        work=4 * batch * k * points.shape[2])
         ends = edges.clamp_min(0) + (torch.arange(batch) * points.shape[1]).view(batch, 1, 1)
-        return out.to(points.dtype), ends
+        return (out.to(points.dtype),), (ends,)
 
-    return _measured(points, measure)
+    return _measured(points, measure)[0]
 
 
 # ``death_lengths`` of :func:`~torchtopo.rips._gather_numba.gather_dimension` when they are measured there.
 _NOT_MEASURED = np.empty((0, 0), dtype=np.float64)
+
+
+def _h0_work(batch: int, n: int, dim: int) -> int:
+    """The work estimate of the H0 pass (see :func:`~torchtopo.rips._numba_threads.run_on_threads`)."""
+    return batch * n * n * dim // 2
 
 
 def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, max_edge: float | None) -> Diagrams:
@@ -194,25 +209,72 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
     births_out = [np.empty((batch, k, 2), dtype=np.int64) for k in sizes]
     deaths_out = [np.empty((batch, k, 2), dtype=np.int64) for k in sizes]
     keep = [np.empty((batch, k), dtype=np.bool_) for k in sizes]
-    offsets = [0, *itertools.accumulate(batch * k * 2 for k in sizes)]
 
-    def measure() -> tuple[Tensor, Tensor]:
-        values = np.empty(offsets[-1], dtype=cloud.dtype)
-        ends = np.empty((offsets[-1], 2), dtype=np.int64)
+    def measure() -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        values = [np.empty((batch, k, 2), dtype=cloud.dtype) for k in sizes]
+        ends = [np.empty((batch, k, 2, 2), dtype=np.int64) for k in sizes]
         for d, k in enumerate(sizes):
-            block = slice(offsets[d], offsets[d + 1])
             measured = d == 0 and pairing.death_lengths is not None
             lengths = pairing.death_lengths.numpy() if measured else _NOT_MEASURED
             arrays = (
                 cloud, pairing.birth_edges[d].numpy(), pairing.death_edges[d].numpy(), pairing.mask[d].numpy(),
-                lengths, d == 0, limit, keep_infinite, values[block].reshape(batch, k, 2),
-                ends[block].reshape(batch, k, 2, 2), births_out[d], deaths_out[d], keep[d],
+                lengths, d == 0, limit, keep_infinite, values[d], ends[d], births_out[d], deaths_out[d], keep[d],
             )
             run_on_threads(lambda start, stop: gather_dimension(*arrays, start, stop), batch,
                            work=(1 if measured else 8 * dim) * batch * k)
-        return torch.from_numpy(values), torch.from_numpy(ends)
+        return tuple(map(torch.from_numpy, values)), tuple(map(torch.from_numpy, ends))
 
-    values = _measured(points, measure)
-    pairs = tuple(values[offsets[d] : offsets[d + 1]].view(batch, k, 2) for d, k in enumerate(sizes))
-    births, deaths, kept = ([torch.from_numpy(a) for a in arrays] for arrays in (births_out, deaths_out, keep))
-    return Diagrams(pairs, tuple(kept), tuple(births), tuple(deaths))
+    pairs = _measured(points, measure)
+    births, deaths, kept = (tuple(map(torch.from_numpy, arrays)) for arrays in (births_out, deaths_out, keep))
+    return Diagrams(pairs, kept, births, deaths)
+
+
+def is_small_batch(points: Tensor, max_dim: int) -> bool:
+    """Whether :func:`small_batch_diagrams` takes ``points`` ``(B, N, D)`` for ``max_dim``: CPU
+    points the compiled kernels take, ``max_dim <= 1``, at least one cloud, and little enough
+    work that the staged path would run every stage in the calling thread anyway."""
+    batch, n, dim = points.shape
+    work = _h0_work(batch, n, dim) + (h1_work(batch, n) if max_dim == 1 else 0)
+    return max_dim <= 1 and batch > 0 and work < SERIAL_WORK and takes_points(points)
+
+
+def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_infinite: bool, batched: bool
+                         ) -> tuple[Diagrams, float]:
+    """The diagrams of :func:`~torchtopo.rips.rips_persistence` (no cut) of a small batch
+    (:func:`is_small_batch`), computed in one compiled call in the calling thread
+    (:func:`torchtopo.rips._small_numba.diagrams_from_points`), and the largest magnitude of a
+    real coordinate (``inf`` or NaN if one is not finite: the diagrams are then meaningless).
+
+    Parameters
+    ----------
+    points : Tensor
+        ``(B, N, D)`` float32 or float64 on the CPU, ``B >= 1``, padding zeroed, differentiable.
+    mask : Tensor, optional
+        ``(B, N)`` bool, True for real points.
+    max_dim : int
+        0 or 1.
+    keep_infinite : bool
+        As in :func:`~torchtopo.rips.pairing.gather_diagrams`.
+    batched : bool
+        False to return the diagrams of a batch of one without the batch axis.
+
+    Returns
+    -------
+    (Diagrams, float)
+        The diagrams equal those of the staged path (:func:`h0_pairing_from_points`,
+        :func:`~torchtopo.rips.native.h1_pairing`, :func:`compiled_gather`), gradients included.
+    """
+    from ._small_numba import diagrams_from_points
+
+    cloud = points.detach().contiguous().numpy()
+    integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
+    valid = np.ones(cloud.shape[:2], dtype=np.bool_) if mask is None else mask.numpy()
+    *arrays, magnitude = diagrams_from_points(cloud, cloud.view(integers), magnitude_mask, valid, max_dim == 1,
+                                              keep_infinite, BITMAP_BITS)
+    # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch operation.
+    values, ends, births, deaths, keep = (
+        tuple(torch.from_numpy(a if batched else a[0]) for a in per_dimension[: max_dim + 1])
+        for per_dimension in arrays
+    )
+    pairs = _measured(points, lambda: (values, ends))
+    return Diagrams.unchecked(pairs, keep, births, deaths), magnitude

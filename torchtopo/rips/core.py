@@ -12,7 +12,9 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
-from .compiled import H0Pass, compiled_gather, h0_pairing_from_points, takes_points
+from .compiled import (
+    H0Pass, compiled_gather, h0_pairing_from_points, is_small_batch, small_batch_diagrams, takes_points,
+)
 from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
@@ -327,7 +329,10 @@ def rips_persistence(
         device): H2 by the same method over triangles, its columns cleared by the H1 pairs,
         apparent pairs found from bitsets of neighbours, the rest reduced with coboundaries
         enumerated over the fourth vertex; the birth edge of an H2 point is the longest edge
-        of its triangle, the death edge that of its tetrahedron. ``"gudhi"``: gudhi's
+        of its triangle, the death edge that of its tetrahedron. A small call on CPU points
+        (dimensions 0 and 1, no cut, about a millisecond of work, as a training step's one or
+        few clouds) runs all of this for each cloud in one compiled call in the calling thread,
+        with the same result. ``"gudhi"``: gudhi's
         ``flag_persistence_generators`` on the CPU, one cloud per thread; any ``max_dim``.
         ``"auto"``: native for ``max_dim <= 2`` (H1 and H2 need numba), gudhi otherwise.
     num_workers : int, optional
@@ -392,6 +397,13 @@ def rips_persistence(
     native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native and max_dim > 2:
         raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
+    if from_points and native and cut is None and is_small_batch(source, max_dim):
+        # One compiled call for the whole computation (a small call is bound by fixed costs); its
+        # result stands unless the check of the coordinates sends the points down the path below.
+        real = source if mask is None else _real_points(source, mask)
+        diagrams, magnitude = small_batch_diagrams(real, mask, max_dim, keep_infinite=keep_infinite, batched=batched)
+        if math.isfinite(magnitude) and not _scale_exponent(magnitude, source.shape[-1], dtype):
+            return diagrams
     exponent = 0
     may_overflow = False
     h0 = None

@@ -1,0 +1,89 @@
+"""Numba kernel of a small batch's whole H0 (and H1) computation, in one call.
+
+A call of ``rips_persistence`` on one or a few small clouds (a training step's) is bound by
+its fixed costs, not by arithmetic: at m = 64 the kernels of the staged path (the H0 pass, the
+H1 reduction and the gather, each a call from Python with its own arrays and tensors) took a
+third of the call and the glue between them the rest. :func:`diagrams_from_points` runs every
+stage per cloud in the calling thread: the check of the coordinates, the distances, Prim's tree,
+the H1 reduction and the gather of both dimensions, with the same kernels as the staged path
+(:mod:`torchtopo.rips._h0_numba`, :mod:`torchtopo.rips._native_kernels`,
+:mod:`torchtopo.rips._gather_numba`), so both give identical diagrams. Imported lazily:
+``import torchtopo`` works without numba.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from ._gather_numba import gather_cloud
+from ._h0_numba import cloud_distances, h0_cloud, largest_magnitude
+from ._native_kernels import _h1_cloud
+
+
+@nb.njit(cache=True, nogil=True)
+def diagrams_from_points(points, bits, magnitude_mask, valid, with_h1, keep_infinite, bitmap_bits):
+    """The diagrams of dimension 0 and, when ``with_h1``, 1 of ``points`` ``(B, N, D)``, ``B >= 1``, no cut.
+
+    Inputs: ``bits``, the points viewed as integers of their width, and ``magnitude_mask``, as
+    for :func:`~torchtopo.rips._h0_numba.largest_magnitude`; ``valid`` ``(B, N)`` bool, True for
+    real points; ``keep_infinite`` as for the gather; ``bitmap_bits`` as for
+    :func:`~torchtopo.rips._native_kernels.h1_batch`.
+
+    Returns ``(values, ends, births, deaths, keep, magnitude)``: the first five hold an array
+    for each of dimensions 0 and 1, written as :func:`~torchtopo.rips._gather_numba.gather_cloud`
+    writes them, ``values`` ``(B, K_d, 2)`` in the dtype of ``points``, ``ends``
+    ``(B, K_d, 2, 2)`` int64, ``births`` and ``deaths`` ``(B, K_d, 2)`` int64 and ``keep``
+    ``(B, K_d)`` bool, where ``K_0 = N`` and ``K_1`` is the most H1 pairs of a cloud (0 without
+    H1); ``magnitude`` is the largest absolute real coordinate (``inf`` or NaN if one is not
+    finite: the diagrams are then meaningless, and the caller raises).
+    """
+    batch, n = valid.shape
+    # H1 pairs of a cloud: at most one per edge outside a spanning tree.
+    cap = max(1, n * (n - 1) // 2 - (n - 1)) if with_h1 else 0
+    dist = np.empty((n, n), dtype=points.dtype)
+    tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
+    tree_lengths = np.empty(max(n - 1, 0), dtype=points.dtype)
+    h0_births = np.empty((batch, n, 2), dtype=np.int64)
+    h0_deaths = np.empty((batch, n, 2), dtype=np.int64)
+    h0_real = np.empty((batch, n), dtype=np.bool_)
+    h0_lengths = np.empty((batch, n), dtype=np.float64)
+    h1_rows = np.empty((cap, 4), dtype=np.int32)
+    h1_births = np.empty((batch, cap, 2), dtype=np.int64)
+    h1_deaths = np.empty((batch, cap, 2), dtype=np.int64)
+    h1_real = np.empty(cap, dtype=np.bool_)
+    unmeasured = np.empty(0, dtype=np.float64)
+    stats = np.empty(3, dtype=np.int64)
+    counts = np.zeros(batch, dtype=np.int64)
+    largest = bits[0, 0, 0] & 0
+    for b in range(batch):
+        largest = max(largest, largest_magnitude(bits[b], valid[b], magnitude_mask))
+        cloud_distances(points[b], valid[b], dist)
+        h0_cloud(points[b], valid[b], dist, h0_births[b], h0_deaths[b], h0_real[b], h0_lengths[b], tree_edges,
+                 tree_lengths)
+        if with_h1:
+            count = _h1_cloud(dist, valid[b], np.inf, bitmap_bits, h1_rows, stats)
+            for k in range(count):
+                for side in range(2):
+                    h1_births[b, k, side] = h1_rows[k, side]
+                    h1_deaths[b, k, side] = h1_rows[k, 2 + side]
+            counts[b] = count
+    most = counts.max()
+    values = (np.empty((batch, n, 2), dtype=points.dtype), np.empty((batch, most, 2), dtype=points.dtype))
+    ends = (np.empty((batch, n, 2, 2), dtype=np.int64), np.empty((batch, most, 2, 2), dtype=np.int64))
+    births = (np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, most, 2), dtype=np.int64))
+    deaths = (np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, most, 2), dtype=np.int64))
+    keep = (np.empty((batch, n), dtype=np.bool_), np.empty((batch, most), dtype=np.bool_))
+    for b in range(batch):
+        gather_cloud(points[b], h0_births[b], h0_deaths[b], h0_real[b], h0_lengths[b], True, np.inf, keep_infinite,
+                     b * n, values[0][b], ends[0][b], births[0][b], deaths[0][b], keep[0][b])
+        # Rows past the cloud's count are padding (births -1, not real): the gather pads them.
+        h1_births[b, counts[b] : most] = -1
+        h1_deaths[b, counts[b] : most] = -1
+        h1_real[: counts[b]] = True
+        h1_real[counts[b] : most] = False
+        gather_cloud(points[b], h1_births[b, :most], h1_deaths[b, :most], h1_real[:most], unmeasured, False, np.inf,
+                     keep_infinite, b * n, values[1][b], ends[1][b], births[1][b], deaths[1][b], keep[1][b])
+    magnitude = np.empty(1, dtype=bits.dtype)
+    magnitude[0] = largest
+    return values, ends, births, deaths, keep, np.float64(magnitude.view(points.dtype)[0])
