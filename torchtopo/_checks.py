@@ -27,7 +27,7 @@ def check_tensor(x: Any, name: str) -> None:
     """``x`` must be a tensor that holds values (not on the ``meta`` device)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.device.type == "meta":
+    if x.is_meta:
         raise ValueError(f"{name} is on the 'meta' device, which holds no values; move it to a real device")
 
 

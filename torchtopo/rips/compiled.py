@@ -42,7 +42,7 @@ _DTYPES = (torch.float32, torch.float64)
 def takes_points(points: Tensor) -> bool:
     """Whether the compiled kernels take ``points`` as they are: float32 or float64 on the CPU,
     numba installed."""
-    return points.device.type == "cpu" and points.dtype in _DTYPES and numba_available()
+    return points.is_cpu and points.dtype in _DTYPES and numba_available()
 
 
 class H0Pass(NamedTuple):
@@ -112,27 +112,26 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distance
 
 class _EdgeLengths(torch.autograd.Function):
     """Lengths measured by a compiled kernel, differentiable: ``measure()`` returns a tuple of
-    value tensors (any shapes) and a tuple of long tensors ``ends``, one per value tensor, of
+    value tensors (any shapes) and a tuple of int64 arrays ``ends``, one per value tensor, of
     its shape plus ``(2,)``: the rows of ``points.reshape(B * N, D)`` at the two ends of each
-    value's edge (one row twice for a value that is not a length: no gradient). Its outputs
-    are the value tensors."""
+    value's edge (one row twice for a value that is not a length: no gradient); they become
+    tensors only for the backward pass. Its outputs are the value tensors."""
 
     # forward with ctx (not setup_context): apply then skips binding the arguments by signature.
     @staticmethod
-    def forward(ctx, points: Tensor, measure: Callable[[], tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]
+    def forward(ctx, points: Tensor, measure: Callable[[], tuple[tuple[Tensor, ...], tuple[np.ndarray, ...]]]
                 ) -> tuple[Tensor, ...]:
-        values, ends = measure()
-        ctx.save_for_backward(points, *ends, *values)
+        values, ctx.ends = measure()
+        ctx.save_for_backward(points, *values)
         return values
 
     @staticmethod
     def backward(ctx, *grads: Tensor) -> tuple[Tensor, None]:
         # Tensor operations: a second derivative flows through them as well.
-        points, *saved = ctx.saved_tensors
-        ends, values = saved[: len(grads)], saved[len(grads) :]
+        points, *values = ctx.saved_tensors
         dim = points.shape[-1]
         flat = points.reshape(-1, dim)
-        index = torch.cat([e.reshape(-1) for e in ends])
+        index = torch.from_numpy(np.concatenate([e.reshape(-1) for e in ctx.ends])).to(points.device)
         pair = flat.index_select(0, index).view(-1, 2, dim)
         length = torch.cat([v.reshape(-1) for v in values])
         grad = torch.cat([g.reshape(-1) for g in grads])
@@ -143,7 +142,7 @@ class _EdgeLengths(torch.autograd.Function):
         return torch.zeros_like(flat).index_add(0, index, both).view_as(points), None
 
 
-def _measured(points: Tensor, measure: Callable[[], tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]
+def _measured(points: Tensor, measure: Callable[[], tuple[tuple[Tensor, ...], tuple[np.ndarray, ...]]]
               ) -> tuple[Tensor, ...]:
     """The value tensors of ``measure`` (see :class:`_EdgeLengths`), differentiable when ``points`` is."""
     if points.requires_grad and torch.is_grad_enabled():
@@ -160,13 +159,13 @@ def compiled_edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
 
     batch, k = edges.shape[:2]
 
-    def measure() -> tuple[Tensor, Tensor]:
+    def measure() -> tuple[tuple[Tensor], tuple[np.ndarray]]:
         out = torch.empty(batch, k, dtype=torch.float64)
         arrays = (points.detach().contiguous().numpy(), edges.contiguous().numpy(), out.numpy())
         # Weighted 4 per value read: the float64 sums cost about that much more than a distance's.
         run_on_threads(lambda start, stop: edge_lengths_batch(*arrays, start, stop), batch,
                        work=4 * batch * k * points.shape[2])
-        ends = edges.clamp_min(0) + (torch.arange(batch) * points.shape[1]).view(batch, 1, 1)
+        ends = np.maximum(arrays[1], 0) + (np.arange(batch) * points.shape[1]).reshape(batch, 1, 1)
         return (out.to(points.dtype),), (ends,)
 
     return _measured(points, measure)[0]
@@ -210,7 +209,7 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
     deaths_out = [np.empty((batch, k, 2), dtype=np.int64) for k in sizes]
     keep = [np.empty((batch, k), dtype=np.bool_) for k in sizes]
 
-    def measure() -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    def measure() -> tuple[tuple[Tensor, ...], tuple[np.ndarray, ...]]:
         values = [np.empty((batch, k, 2), dtype=cloud.dtype) for k in sizes]
         ends = [np.empty((batch, k, 2, 2), dtype=np.int64) for k in sizes]
         for d, k in enumerate(sizes):
@@ -222,7 +221,7 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
             )
             run_on_threads(lambda start, stop: gather_dimension(*arrays, start, stop), batch,
                            work=(1 if measured else 8 * dim) * batch * k)
-        return tuple(map(torch.from_numpy, values)), tuple(map(torch.from_numpy, ends))
+        return tuple(map(torch.from_numpy, values)), tuple(ends)
 
     pairs = _measured(points, measure)
     births, deaths, kept = (tuple(map(torch.from_numpy, arrays)) for arrays in (births_out, deaths_out, keep))
@@ -272,9 +271,9 @@ def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, k
     *arrays, magnitude = diagrams_from_points(cloud, cloud.view(integers), magnitude_mask, valid, max_dim == 1,
                                               keep_infinite, BITMAP_BITS)
     # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch operation.
-    values, ends, births, deaths, keep = (
+    values, births, deaths, keep = (
         tuple(torch.from_numpy(a if batched else a[0]) for a in per_dimension[: max_dim + 1])
-        for per_dimension in arrays
+        for per_dimension in (arrays[0], *arrays[2:])
     )
-    pairs = _measured(points, lambda: (values, ends))
+    pairs = _measured(points, lambda: (values, arrays[1][: max_dim + 1]))
     return Diagrams.unchecked(pairs, keep, births, deaths), magnitude

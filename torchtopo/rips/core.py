@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import replace
-from functools import partial
+from functools import lru_cache, partial
 
 import torch
 from torch import Tensor, nn
@@ -59,10 +59,17 @@ def _scale_exponent(magnitude: float, dim: int, dtype: torch.dtype) -> int:
     terms stay below ``16 D M**2``, which must not overflow; and ``M**2 * sqrt(eps)`` must stay
     above the smallest normal number, so that lengths down to ``sqrt(eps) M`` keep their precision.
     """
-    finfo = torch.finfo(dtype)
-    if magnitude == 0 or math.sqrt(finfo.tiny / finfo.eps) <= magnitude <= math.sqrt(finfo.max / (32 * dim)):
+    smallest, largest = _unscaled_range(dtype)
+    if magnitude == 0 or smallest <= magnitude <= largest / math.sqrt(dim):
         return 0
     return math.frexp(magnitude)[1]
+
+
+@lru_cache(maxsize=None)
+def _unscaled_range(dtype: torch.dtype) -> tuple[float, float]:
+    """The bounds of :func:`_scale_exponent` for ``dtype``: ``sqrt(tiny / eps)`` and ``sqrt(max / 32)``."""
+    finfo = torch.finfo(dtype)
+    return math.sqrt(finfo.tiny / finfo.eps), math.sqrt(finfo.max / 32)
 
 
 def _times_power_of_two(x: Tensor, exponent: int) -> Tensor:
