@@ -277,3 +277,23 @@ def test_a_columns_pivot_is_its_smallest_cofacet(n, seed, share):
         i, j = int(ends_i[order[r]]), int(ends_j[order[r]])
         count = kernels._coboundary(rank, r, i, j, n, keys)
         assert kernels._smallest_cofacet(rank, r, i, j) == (keys[:count].min() if count else -1)
+
+
+@given(count=st.sampled_from([0, 1, 2, 50, 1647, 4095, 4096, 9000]),
+       kind=st.sampled_from(["float32", "float64", "ties", "scales"]), seed=st.integers(0, 2**16))
+def test_radix_sort_of_lengths_is_the_stable_argsort(count, kind, seed):
+    # The order of the edges (ties by combinatorial index) rests on this sort being stable and
+    # exact, for float32 data (low bits zero), full float64 bits, many ties and wide exponents,
+    # on both digit widths (8 bits below 4096 keys, 11 above).
+    from torchtopo.rips._native_kernels import _argsort_lengths
+
+    rng = np.random.default_rng(seed)
+    if kind == "float32":
+        lengths = (28 + rng.random(count)).astype(np.float32).astype(np.float64)
+    elif kind == "float64":
+        lengths = rng.random(count) * 30
+    elif kind == "ties":
+        lengths = rng.integers(0, 4, count).astype(np.float64)
+    else:
+        lengths = rng.random(count) * 10.0 ** rng.integers(-300, 300, count)
+    assert np.array_equal(_argsort_lengths(lengths), np.argsort(lengths, kind="stable"))
