@@ -225,12 +225,13 @@ def test_one_call_path_equals_the_staged_path(batch, masked, max_dim, keep_infin
 
 
 @pytest.mark.parametrize("max_dim", [0, 1])
-def test_one_call_path_unbatched_input(max_dim, monkeypatch):
-    points = torch.from_numpy(np.random.default_rng(3).normal(size=(25, 3)))
+@pytest.mark.parametrize("n", [25, 300])  # 300 points: past the serial-work bound, one cloud still goes in one call
+def test_one_call_path_unbatched_input(max_dim, n, monkeypatch):
+    points = torch.from_numpy(np.random.default_rng(3).normal(size=(n, 3)))
     got, got_grad = _diagrams_and_gradient(points, None, max_dim, False, one_call=True, monkeypatch=monkeypatch)
     expected, expected_grad = _diagrams_and_gradient(points, None, max_dim, False, one_call=False,
                                                      monkeypatch=monkeypatch)
-    assert not got.is_batched and got.pairs[0].shape == (25, 2)
+    assert not got.is_batched and got.pairs[0].shape == (n, 2)
     _assert_same_diagrams(got, expected)
     assert torch.equal(got_grad, expected_grad)
 
@@ -248,6 +249,7 @@ def test_one_call_path_runs_one_kernel_for_a_small_call(monkeypatch):
     rips_persistence(points, 1, max_edge=3.0)
     rips_persistence(points, 2)
     assert not compiled.is_small_batch(torch.randn(64, 64, 512), 1)
+    assert compiled.is_small_batch(torch.randn(1, 300, 64), 1)  # one cloud: threads would not split it
     assert len(calls) == 1
 
 

@@ -48,10 +48,9 @@ def diagrams_from_points(points, bits, magnitude_mask, valid, with_h1, keep_infi
     h0_deaths = np.empty((batch, n, 2), dtype=np.int64)
     h0_real = np.empty((batch, n), dtype=np.bool_)
     h0_lengths = np.empty((batch, n), dtype=np.float64)
-    h1_rows = np.empty((cap, 4), dtype=np.int32)
-    h1_births = np.empty((batch, cap, 2), dtype=np.int64)
-    h1_deaths = np.empty((batch, cap, 2), dtype=np.int64)
-    h1_real = np.empty(cap, dtype=np.bool_)
+    # The rows of every cloud wait until the most rows of a cloud are known (16 bytes a row, as
+    # the staged path's output).
+    h1_rows = np.empty((batch, cap, 4), dtype=np.int32)
     unmeasured = np.empty(0, dtype=np.float64)
     stats = np.empty(3, dtype=np.int64)
     counts = np.zeros(batch, dtype=np.int64)
@@ -62,28 +61,28 @@ def diagrams_from_points(points, bits, magnitude_mask, valid, with_h1, keep_infi
         h0_cloud(points[b], valid[b], dist, h0_births[b], h0_deaths[b], h0_real[b], h0_lengths[b], tree_edges,
                  tree_lengths)
         if with_h1:
-            count = _h1_cloud(dist, valid[b], np.inf, bitmap_bits, h1_rows, stats)
-            for k in range(count):
-                for side in range(2):
-                    h1_births[b, k, side] = h1_rows[k, side]
-                    h1_deaths[b, k, side] = h1_rows[k, 2 + side]
-            counts[b] = count
+            counts[b] = _h1_cloud(dist, valid[b], np.inf, bitmap_bits, h1_rows[b], stats)
     most = counts.max()
     values = (np.empty((batch, n, 2), dtype=points.dtype), np.empty((batch, most, 2), dtype=points.dtype))
     ends = (np.empty((batch, n, 2, 2), dtype=np.int64), np.empty((batch, most, 2, 2), dtype=np.int64))
     births = (np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, most, 2), dtype=np.int64))
     deaths = (np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, most, 2), dtype=np.int64))
     keep = (np.empty((batch, n), dtype=np.bool_), np.empty((batch, most), dtype=np.bool_))
+    h1_births = np.empty((most, 2), dtype=np.int64)
+    h1_deaths = np.empty((most, 2), dtype=np.int64)
+    h1_real = np.empty(most, dtype=np.bool_)
     for b in range(batch):
         gather_cloud(points[b], h0_births[b], h0_deaths[b], h0_real[b], h0_lengths[b], True, np.inf, keep_infinite,
                      b * n, values[0][b], ends[0][b], births[0][b], deaths[0][b], keep[0][b])
-        # Rows past the cloud's count are padding (births -1, not real): the gather pads them.
-        h1_births[b, counts[b] : most] = -1
-        h1_deaths[b, counts[b] : most] = -1
-        h1_real[: counts[b]] = True
-        h1_real[counts[b] : most] = False
-        gather_cloud(points[b], h1_births[b, :most], h1_deaths[b, :most], h1_real[:most], unmeasured, False, np.inf,
-                     keep_infinite, b * n, values[1][b], ends[1][b], births[1][b], deaths[1][b], keep[1][b])
+        # Rows past the cloud's count are padding (edges -1, not real): the gather pads them.
+        for k in range(most):
+            real = k < counts[b]
+            for side in range(2):
+                h1_births[k, side] = h1_rows[b, k, side] if real else -1
+                h1_deaths[k, side] = h1_rows[b, k, 2 + side] if real else -1
+            h1_real[k] = real
+        gather_cloud(points[b], h1_births, h1_deaths, h1_real, unmeasured, False, np.inf, keep_infinite, b * n,
+                     values[1][b], ends[1][b], births[1][b], deaths[1][b], keep[1][b])
     magnitude = np.empty(1, dtype=bits.dtype)
     magnitude[0] = largest
     return values, ends, births, deaths, keep, np.float64(magnitude.view(points.dtype)[0])

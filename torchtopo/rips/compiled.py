@@ -230,17 +230,18 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
 
 def is_small_batch(points: Tensor, max_dim: int) -> bool:
     """Whether :func:`small_batch_diagrams` takes ``points`` ``(B, N, D)`` for ``max_dim``: CPU
-    points the compiled kernels take, ``max_dim <= 1``, at least one cloud, and little enough
-    work that the staged path would run every stage in the calling thread anyway."""
+    points the compiled kernels take, ``max_dim <= 1``, and one cloud or little enough work
+    that the staged path would run every stage in the calling thread anyway (it splits a batch
+    across threads by clouds)."""
     batch, n, dim = points.shape
     work = _h0_work(batch, n, dim) + (h1_work(batch, n) if max_dim == 1 else 0)
-    return max_dim <= 1 and batch > 0 and work < SERIAL_WORK and takes_points(points)
+    return max_dim <= 1 and (batch == 1 or 0 < batch and work < SERIAL_WORK) and takes_points(points)
 
 
 def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_infinite: bool, batched: bool
                          ) -> tuple[Diagrams, float]:
-    """The diagrams of :func:`~torchtopo.rips.rips_persistence` (no cut) of a small batch
-    (:func:`is_small_batch`), computed in one compiled call in the calling thread
+    """The diagrams of :func:`~torchtopo.rips.rips_persistence` (no cut) of one cloud or a small
+    batch (:func:`is_small_batch`), computed in one compiled call in the calling thread
     (:func:`torchtopo.rips._small_numba.diagrams_from_points`), and the largest magnitude of a
     real coordinate (``inf`` or NaN if one is not finite: the diagrams are then meaningless).
 

@@ -336,10 +336,10 @@ def rips_persistence(
         device): H2 by the same method over triangles, its columns cleared by the H1 pairs,
         apparent pairs found from bitsets of neighbours, the rest reduced with coboundaries
         enumerated over the fourth vertex; the birth edge of an H2 point is the longest edge
-        of its triangle, the death edge that of its tetrahedron. A small call on CPU points
-        (dimensions 0 and 1, no cut, about a millisecond of work, as a training step's one or
-        few clouds) runs all of this for each cloud in one compiled call in the calling thread,
-        with the same result. ``"gudhi"``: gudhi's
+        of its triangle, the death edge that of its tetrahedron. A call on one cloud or a small
+        batch of CPU points (dimensions 0 and 1, no cut; about a millisecond of work, as a
+        training step's few clouds) runs all of this for each cloud in one compiled call in the
+        calling thread, with the same result. ``"gudhi"``: gudhi's
         ``flag_persistence_generators`` on the CPU, one cloud per thread; any ``max_dim``.
         ``"auto"``: native for ``max_dim <= 2`` (H1 and H2 need numba), gudhi otherwise.
     num_workers : int, optional
