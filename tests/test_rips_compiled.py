@@ -5,6 +5,7 @@ in one compiled call gives the diagrams of the staged path."""
 
 import math
 import threading
+import time
 from dataclasses import replace
 from functools import partial
 
@@ -180,9 +181,33 @@ def test_small_calls_run_in_the_calling_thread(monkeypatch):
     seen = set()
     _numba_threads.run_on_threads(lambda start, stop: seen.add(threading.get_ident()), 8, work=10)
     assert seen == {threading.get_ident()}
-    seen.clear()
-    _numba_threads.run_on_threads(lambda start, stop: seen.add(threading.get_ident()), 8)
-    assert threading.get_ident() not in seen
+
+
+def test_large_calls_share_the_ranges_between_the_caller_and_the_pool(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    calls = []
+
+    def kernel(start, stop):
+        calls.append((threading.get_ident(), start, stop))
+        time.sleep(0.01)  # long enough for the pool thread to wake and take ranges too
+
+    _numba_threads.run_on_threads(kernel, 50)
+    covered = sorted(index for _, start, stop in calls for index in range(start, stop))
+    assert covered == list(range(50))  # every cloud once
+    assert len(calls) == 8 and max(stop - start for _, start, stop in calls) == 7  # ranges of ceil(50 / 8)
+    threads = {ident for ident, _, _ in calls}
+    assert threading.get_ident() in threads and len(threads) == 2
+
+
+def test_an_error_in_a_range_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+
+    def kernel(start, stop):
+        if start == 0:
+            raise RuntimeError("range 0")
+
+    with pytest.raises(RuntimeError, match="range 0"):
+        _numba_threads.run_on_threads(kernel, 16)
 
 
 def _diagrams_and_gradient(points, mask, max_dim, keep_infinite, *, one_call, monkeypatch):

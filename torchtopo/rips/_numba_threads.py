@@ -1,8 +1,8 @@
 """How the compiled CPU kernels run in parallel: ranges of clouds on Python threads.
 
 The kernels are serial numba functions that release the GIL (``nogil=True``); a batch is split
-into ranges of clouds run on a shared thread pool, as many at once as ``torch.get_num_threads()``
-allows. numba's own parallel layers are not used: its OpenMP layer resets torch's OpenMP thread
+into ranges of clouds run by the calling thread and a shared thread pool, as many threads at once
+as ``torch.get_num_threads()`` allows. numba's own parallel layers are not used: its OpenMP layer resets torch's OpenMP thread
 count (training after a Rips call ran 10-30x slower), its spinning workers fought torch's for
 the cores (a 20x slowdown per call on 2 cores), and its workqueue layer aborts when two Python
 threads launch at once. Idle pool threads sleep; they never spin.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from queue import Empty, SimpleQueue
 from typing import Callable
 
 import torch
@@ -36,13 +37,31 @@ def run_on_threads(kernel: Callable[[int, int], None], batch: int, *, work: floa
 
     Ranges are smaller than an even split (four per thread), so that clouds of unequal cost
     still balance; with one thread, or ``work`` (an estimate of the whole call's elementary
-    operations) under ``SERIAL_WORK``, the kernel runs in the calling thread.
+    operations) under ``SERIAL_WORK``, the kernel runs in the calling thread. Otherwise the
+    calling thread takes ranges too, beside ``threads - 1`` pool threads: it starts at once,
+    while a pool thread asleep on an idle core may take a while to wake (after a pause, a
+    two-thread H0 call on 64 clouds measured as slow as one thread when the caller only waited).
     """
     threads = max(1, min(torch.get_num_threads(), batch)) if work >= SERIAL_WORK else 1
     if threads == 1:
         kernel(0, batch)
         return
     step = max(1, -(-batch // (4 * threads)))
-    futures = [_pool().submit(kernel, start, min(start + step, batch)) for start in range(0, batch, step)]
-    for future in futures:
-        future.result()
+    ranges = SimpleQueue()
+    for start in range(0, batch, step):
+        ranges.put((start, min(start + step, batch)))
+
+    def take_ranges() -> None:
+        while True:
+            try:
+                start, stop = ranges.get_nowait()
+            except Empty:
+                return
+            kernel(start, stop)
+
+    helpers = [_pool().submit(take_ranges) for _ in range(threads - 1)]
+    try:
+        take_ranges()
+    finally:
+        for helper in helpers:
+            helper.result()
