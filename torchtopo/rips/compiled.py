@@ -1,5 +1,5 @@
 """Compiled CPU paths of the native backend: the H0 pairing straight from points, exact edge
-lengths, and the gather of the diagrams.
+lengths, the gather of the diagrams, and the whole computation of a small call in one call.
 
 :func:`h0_pairing_from_points` reads each cloud once, in one compiled pass (numba, GIL
 released), while it is in cache: the finiteness and scale check (its largest coordinate), the
@@ -11,8 +11,11 @@ end points; :func:`compiled_gather` turns a pairing into diagrams in one pass pe
 dimension, where the tensor form takes about twenty small operations (on one small cloud, as
 long as the pairing itself). All run in the calling thread when the batch is small
 (:func:`torchtopo.rips._numba_threads.run_on_threads`): a latency-bound call then neither waits
-for other threads nor competes with torch's intra-op pool on a loaded machine. Imported lazily:
-``import torchtopo`` works without numba.
+for other threads nor competes with torch's intra-op pool on a loaded machine. A call on one
+cloud or a small batch (:func:`is_small_batch`) goes further: :func:`small_batch_diagrams` runs
+every stage for each cloud in one compiled call, since at m = 64 the staged path's glue (its
+Python and torch steps between three kernels) took twice as long as the kernels. The kernels
+are imported lazily: ``import torchtopo`` works without numba.
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ class H0Pass(NamedTuple):
 # The integer view of each point dtype, and the mask that clears its sign bit.
 _MAGNITUDE_BITS = {torch.float32: (np.int32, np.int32(0x7FFFFFFF)),
                    torch.float64: (np.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
+
+
+def _h0_work(batch: int, n: int, dim: int) -> int:
+    """The work estimate of the H0 pass (see :func:`~torchtopo.rips._numba_threads.run_on_threads`)."""
+    return batch * n * n * dim // 2
 
 
 @torch.no_grad()
@@ -173,11 +181,6 @@ def compiled_edge_lengths(points: Tensor, edges: Tensor) -> Tensor:
 
 # ``death_lengths`` of :func:`~torchtopo.rips._gather_numba.gather_dimension` when they are measured there.
 _NOT_MEASURED = np.empty((0, 0), dtype=np.float64)
-
-
-def _h0_work(batch: int, n: int, dim: int) -> int:
-    """The work estimate of the H0 pass (see :func:`~torchtopo.rips._numba_threads.run_on_threads`)."""
-    return batch * n * n * dim // 2
 
 
 def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, max_edge: float | None) -> Diagrams:
