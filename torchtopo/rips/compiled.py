@@ -77,6 +77,16 @@ def _h0_work(batch: int, n: int, dim: int) -> int:
     return batch * n * n * dim // 2
 
 
+def _kernel_inputs(points: Tensor, mask: Tensor | None) -> tuple[np.ndarray, np.ndarray, np.generic, np.ndarray]:
+    """What the compiled passes read of detached CPU ``points`` ``(B, N, D)``: the points, their
+    bits viewed as integers with the mask that clears the sign bit (the magnitude check), and
+    the ``(B, N)`` bool array of real points."""
+    cloud = points.contiguous().numpy()
+    integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
+    valid = np.ones(cloud.shape[:2], dtype=np.bool_) if mask is None else mask.cpu().numpy()
+    return cloud, cloud.view(integers), magnitude_mask, valid
+
+
 @torch.no_grad()
 def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distances: bool = True) -> H0Pass:
     r"""The H0 pairing of :func:`torchtopo.rips.h0.h0_pairing`, the ordering distances, the exact
@@ -100,11 +110,7 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distance
     from ._h0_numba import h0_from_points
 
     batch, n, dim = points.shape
-    points = points.contiguous()
-    integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
-    cloud = points.numpy()
-    bits = cloud.view(integers)
-    valid = np.ones((batch, n), dtype=np.bool_) if mask is None else mask.cpu().numpy()
+    cloud, bits, magnitude_mask, valid = _kernel_inputs(points, mask)
     distances = np.empty((batch if keep_distances else 0, n, n), dtype=cloud.dtype)
     birth_edges, death_edges = np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, n, 2), dtype=np.int64)
     real_rows = np.empty((batch, n), dtype=np.bool_)
@@ -269,11 +275,8 @@ def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, k
     """
     from ._small_numba import diagrams_from_points
 
-    cloud = points.detach().contiguous().numpy()
-    integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
-    valid = np.ones(cloud.shape[:2], dtype=np.bool_) if mask is None else mask.numpy()
-    *arrays, magnitude = diagrams_from_points(cloud, cloud.view(integers), magnitude_mask, valid, max_dim == 1,
-                                              keep_infinite, BITMAP_BITS)
+    *arrays, magnitude = diagrams_from_points(*_kernel_inputs(points.detach(), mask), max_dim == 1, keep_infinite,
+                                              BITMAP_BITS)
     # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch operation.
     values, births, deaths, keep = (
         tuple(torch.from_numpy(a if batched else a[0]) for a in per_dimension[: max_dim + 1])
