@@ -261,6 +261,24 @@ def test_one_call_path_unbatched_input(max_dim, n, monkeypatch):
     assert torch.equal(got_grad, expected_grad)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_call_path_takes_strided_points_and_masks(dtype, monkeypatch):
+    # Points and masks that are views with strides (a transposed feature map, every other row
+    # of a larger mask) give what their contiguous copies give, with the gradient in place.
+    features = torch.from_numpy(np.random.default_rng(5).normal(size=(2, 7, 24))).to(dtype)
+    points = features.transpose(1, 2)
+    mask = torch.ones(4, 24, dtype=torch.bool)
+    mask[:, 20:] = False
+    for mask_view in (None, mask[::2]):
+        assert not points.is_contiguous() and (mask_view is None or not mask_view.is_contiguous())
+        got, got_grad = _diagrams_and_gradient(points, mask_view, 1, False, one_call=True, monkeypatch=monkeypatch)
+        expected, expected_grad = _diagrams_and_gradient(points.contiguous(), None if mask_view is None else
+                                                         mask_view.contiguous(), 1, False, one_call=False,
+                                                         monkeypatch=monkeypatch)
+        _assert_same_diagrams(got, expected)
+        assert torch.equal(got_grad, expected_grad)
+
+
 def test_one_call_path_runs_one_kernel_for_a_small_call(monkeypatch):
     from torchtopo.rips import _small_numba
 

@@ -219,6 +219,8 @@ def test_an_empty_batch_gives_empty_diagrams(backend, max_dim):
         (dict(max_edge=None, max_dim=1.0), TypeError, "max_dim must be an int"),
         (dict(max_dim="1"), TypeError, "max_dim must be an int"),
         (dict(max_dim=-1), ValueError, "max_dim must be >= 0"),
+        (dict(max_dim=True), TypeError, "max_dim must be an int"),
+        (dict(keep_infinite=np.True_), TypeError, "keep_infinite must be a bool"),
         (dict(max_edge=float("nan")), ValueError, "max_edge must be a non-negative"),
         (dict(max_edge=-0.5), ValueError, "max_edge must be a non-negative"),
         (dict(backend="gudhi", num_workers=-1), ValueError, "num_workers must be >= 1"),
@@ -243,6 +245,10 @@ def test_errors_name_the_argument(kwargs, error, match):
         (dict(distances=torch.zeros(3, 3, dtype=torch.long)), TypeError, "distances must be a floating-point"),
         (dict(distances=torch.zeros(2, 3, 4)), ValueError, "distances must have shape"),
         (dict(points=torch.zeros(2, 3, 4, 5)), ValueError, "points must have shape"),
+        (dict(points=torch.zeros(2, 3, 4, dtype=torch.long)), TypeError, "points must be a floating-point"),
+        (dict(points=[[0.0, 1.0], [1.0, 0.0]]), TypeError, "points must be a torch.Tensor"),
+        (dict(points=torch.zeros(2, 0, 4)), ValueError, "points must hold at least one point"),
+        (dict(points=torch.zeros(3, 0)), ValueError, "points must hold at least one point"),
     ],
 )
 def test_tensor_errors_name_the_argument(kwargs, error, match):

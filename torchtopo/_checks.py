@@ -95,7 +95,8 @@ def check_finite(x: Tensor, name: str, mask: Tensor | None = None) -> None:
 def check_int(value: Any, name: str, minimum: int | None = None) -> int:
     """``value`` as an int: refuses floats (``2.5`` and ``2.0`` alike), bools and strings with a
     ``TypeError`` and values below ``minimum`` with a ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    # A plain int first: the check against the abstract class costs as much as a small call's checks.
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 
 @nb.njit(cache=True, nogil=True)
@@ -122,20 +124,46 @@ def cloud_distances(points, valid, out):
             out[j, i] = out[i, j]
 
 
+def _magnitude_bits(points):
+    """``points`` viewed as integers of their width, and the integer that clears the sign bit;
+    compiled code only (see the overload below)."""
+    raise TypeError("_magnitude_bits is called from compiled code only")
+
+
+@overload(_magnitude_bits)
+def _magnitude_bits_compiled(points):
+    if points.dtype == types.float32:
+        return lambda points: (points.view(np.int32), np.int32(0x7FFFFFFF))
+    if points.dtype == types.float64:
+        return lambda points: (points.view(np.int64), np.int64(0x7FFFFFFFFFFFFFFF))
+    return None
+
+
 @nb.njit(cache=True, nogil=True)
-def largest_magnitude(bits, valid, magnitude_mask):
-    """The largest ``bits & magnitude_mask`` over the real rows of one cloud: ``bits`` ``(N, D)``
-    is the cloud's float array viewed as integers of its width and ``magnitude_mask`` clears the
-    sign bit, so the result orders like the largest absolute coordinate, and it is at least the
-    bits of ``inf`` exactly when a real coordinate is NaN or infinite. One integer max: it
-    vectorises (a float min and max that propagate NaN do not)."""
+def largest_magnitude(points, valid):
+    """The largest absolute coordinate of the real rows (``valid``) of one cloud ``points``
+    ``(N, D)``, C-contiguous float32 or float64: ``inf`` or NaN exactly when a real coordinate
+    is not finite. Computed as one integer max over the coordinates' bits with the sign bit
+    cleared, which order like the absolute values (NaN above ``inf``): it vectorises, where a
+    float max that must propagate NaN does not."""
+    bits, magnitude_mask = _magnitude_bits(points)
     largest = bits[0, 0] & 0
     for i in range(valid.shape[0]):
         if valid[i]:
             row = bits[i]
             for t in range(row.shape[0]):
                 largest = max(largest, row[t] & magnitude_mask)
-    return largest
+    as_float = np.empty(1, dtype=bits.dtype)
+    as_float[0] = largest
+    return as_float.view(points.dtype)[0]
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def real_points(mask, batch, n):
+    """``mask`` ``(B, N)`` bool, True for real points, or all True ``(batch, n)`` when it is None."""
+    if mask is None:
+        return np.ones((batch, n), dtype=np.bool_)
+    return mask
 
 
 @nb.njit(cache=True, nogil=True)
@@ -180,23 +208,24 @@ def h0_cloud(points, valid, dist, birth_edges, death_edges, real_rows, death_len
 
 
 @nb.njit(cache=True, nogil=True)
-def h0_from_points(points, bits, magnitude_mask, valid, dist, birth_edges, death_edges, real_rows, death_lengths,
-                   largest, start, stop):
-    """The H0 pass over clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)``, each read once
-    while it is in cache, without the GIL: the largest magnitude of its real coordinates
-    (:func:`largest_magnitude` of ``bits``, the points viewed as integers, into ``largest``
-    ``(B,)``: the finiteness and scale check), the distances (:func:`cloud_distances`, into
-    ``dist`` ``(B, N, N)``, or into a scratch matrix when ``dist`` is ``(0, N, N)``), then
-    :func:`h0_cloud` into ``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows``
-    ``(B, N)`` bool and ``death_lengths`` ``(B, N)`` float64. A cloud with a non-finite real
-    coordinate gets a meaningless pairing: the caller raises on ``largest`` first.
+def h0_from_points(points, mask, dist, birth_edges, death_edges, real_rows, death_lengths, largest, start, stop):
+    """The H0 pass over clouds ``start .. stop - 1`` of ``points`` ``(B, N, D)`` (C-contiguous)
+    with real points ``mask`` ``(B, N)`` bool (None: all), each cloud read once while it is in
+    cache, without the GIL: the largest magnitude of its real coordinates
+    (:func:`largest_magnitude`, into ``largest`` ``(B,)`` of the points' dtype: the finiteness
+    and scale check), the distances (:func:`cloud_distances`, into ``dist`` ``(B, N, N)``, or
+    into a scratch matrix when ``dist`` is ``(0, N, N)``), then :func:`h0_cloud` into
+    ``birth_edges``, ``death_edges`` ``(B, N, 2)`` int64, ``real_rows`` ``(B, N)`` bool and
+    ``death_lengths`` ``(B, N)`` float64. A cloud with a non-finite real coordinate gets a
+    meaningless pairing: the caller raises on ``largest`` first.
     """
-    n = valid.shape[1]
+    batch, n = points.shape[:2]
+    valid = real_points(mask, batch, n)
     tree_edges = np.empty((max(n - 1, 0), 2), dtype=np.int64)
     tree_lengths = np.empty(max(n - 1, 0), dtype=dist.dtype)
     scratch = np.empty((n, n), dtype=dist.dtype)
     for b in range(start, stop):
-        largest[b] = largest_magnitude(bits[b], valid[b], magnitude_mask)
+        largest[b] = largest_magnitude(points[b], valid[b])
         cloud = dist[b] if dist.shape[0] > 0 else scratch
         cloud_distances(points[b], valid[b], cloud)
         h0_cloud(points[b], valid[b], cloud, birth_edges[b], death_edges[b], real_rows[b], death_lengths[b],

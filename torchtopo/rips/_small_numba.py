@@ -17,28 +17,29 @@ import numba as nb
 import numpy as np
 
 from ._gather_numba import gather_cloud
-from ._h0_numba import cloud_distances, h0_cloud, largest_magnitude
+from ._h0_numba import cloud_distances, h0_cloud, largest_magnitude, real_points
 from ._native_kernels import _h1_cloud
 
 
 @nb.njit(cache=True, nogil=True)
-def diagrams_from_points(points, bits, magnitude_mask, valid, with_h1, keep_infinite, bitmap_bits):
-    """The diagrams of dimension 0 and, when ``with_h1``, 1 of ``points`` ``(B, N, D)``, ``B >= 1``, no cut.
+def diagrams_from_points(points, mask, with_h1, keep_infinite, bitmap_bits):
+    """The diagrams of dimension 0 and, when ``with_h1``, 1 of ``points`` ``(B, N, D)``
+    (float32 or float64, ``B >= 1``), no cut.
 
-    Inputs: ``bits``, the points viewed as integers of their width, and ``magnitude_mask``, as
-    for :func:`~torchtopo.rips._h0_numba.largest_magnitude`; ``valid`` ``(B, N)`` bool, True for
-    real points; ``keep_infinite`` as for the gather; ``bitmap_bits`` as for
-    :func:`~torchtopo.rips._native_kernels.h1_batch`.
+    Inputs: ``mask`` ``(B, N)`` bool, True for real points (None: all are); ``keep_infinite``
+    as for the gather; ``bitmap_bits`` as for :func:`~torchtopo.rips._native_kernels.h1_batch`.
 
     Returns ``(values, ends, births, deaths, keep, magnitude)``: the first five hold an array
     for each of dimensions 0 and 1, written as :func:`~torchtopo.rips._gather_numba.gather_cloud`
     writes them, ``values`` ``(B, K_d, 2)`` in the dtype of ``points``, ``ends``
     ``(B, K_d, 2, 2)`` int64, ``births`` and ``deaths`` ``(B, K_d, 2)`` int64 and ``keep``
     ``(B, K_d)`` bool, where ``K_0 = N`` and ``K_1`` is the most H1 pairs of a cloud (0 without
-    H1); ``magnitude`` is the largest absolute real coordinate (``inf`` or NaN if one is not
-    finite: the diagrams are then meaningless, and the caller raises).
+    H1); ``magnitude`` is the largest absolute real coordinate as a float, ``inf`` if one is not
+    finite (the diagrams are then meaningless, and the caller raises).
     """
-    batch, n = valid.shape
+    points = np.ascontiguousarray(points)  # no copy of C-contiguous points
+    batch, n = points.shape[:2]
+    valid = real_points(mask, batch, n)
     # H1 pairs of a cloud: at most one per edge outside a spanning tree.
     cap = max(1, n * (n - 1) // 2 - (n - 1)) if with_h1 else 0
     dist = np.empty((n, n), dtype=points.dtype)
@@ -54,9 +55,11 @@ def diagrams_from_points(points, bits, magnitude_mask, valid, with_h1, keep_infi
     unmeasured = np.empty(0, dtype=np.float64)
     stats = np.empty(3, dtype=np.int64)
     counts = np.zeros(batch, dtype=np.int64)
-    largest = bits[0, 0, 0] & 0
+    largest = 0.0
     for b in range(batch):
-        largest = max(largest, largest_magnitude(bits[b], valid[b], magnitude_mask))
+        magnitude = np.float64(largest_magnitude(points[b], valid[b]))
+        if not magnitude <= largest:
+            largest = magnitude if magnitude == magnitude else np.inf  # NaN: not finite either
         cloud_distances(points[b], valid[b], dist)
         h0_cloud(points[b], valid[b], dist, h0_births[b], h0_deaths[b], h0_real[b], h0_lengths[b], tree_edges,
                  tree_lengths)
@@ -83,6 +86,4 @@ def diagrams_from_points(points, bits, magnitude_mask, valid, with_h1, keep_infi
             h1_real[k] = real
         gather_cloud(points[b], h1_births, h1_deaths, h1_real, unmeasured, False, np.inf, keep_infinite, b * n,
                      values[1][b], ends[1][b], births[1][b], deaths[1][b], keep[1][b])
-    magnitude = np.empty(1, dtype=bits.dtype)
-    magnitude[0] = largest
-    return values, ends, births, deaths, keep, np.float64(magnitude.view(points.dtype)[0])
+    return values, ends, births, deaths, keep, largest

@@ -67,24 +67,9 @@ class H0Pass(NamedTuple):
     magnitude: float
 
 
-# The integer view of each point dtype, and the mask that clears its sign bit.
-_MAGNITUDE_BITS = {torch.float32: (np.int32, np.int32(0x7FFFFFFF)),
-                   torch.float64: (np.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
-
-
 def _h0_work(batch: int, n: int, dim: int) -> int:
     """The work estimate of the H0 pass (see :func:`~torchtopo.rips._numba_threads.run_on_threads`)."""
     return batch * n * n * dim // 2
-
-
-def _kernel_inputs(points: Tensor, mask: Tensor | None) -> tuple[np.ndarray, np.ndarray, np.generic, np.ndarray]:
-    """What the compiled passes read of detached CPU ``points`` ``(B, N, D)``: the points, their
-    bits viewed as integers with the mask that clears the sign bit (the magnitude check), and
-    the ``(B, N)`` bool array of real points."""
-    cloud = points.contiguous().numpy()
-    integers, magnitude_mask = _MAGNITUDE_BITS[points.dtype]
-    valid = np.ones(cloud.shape[:2], dtype=np.bool_) if mask is None else mask.cpu().numpy()
-    return cloud, cloud.view(integers), magnitude_mask, valid
 
 
 @torch.no_grad()
@@ -110,16 +95,15 @@ def h0_pairing_from_points(points: Tensor, mask: Tensor | None, *, keep_distance
     from ._h0_numba import h0_from_points
 
     batch, n, dim = points.shape
-    cloud, bits, magnitude_mask, valid = _kernel_inputs(points, mask)
+    cloud, valid = points.contiguous().numpy(), None if mask is None else mask.cpu().numpy()
     distances = np.empty((batch if keep_distances else 0, n, n), dtype=cloud.dtype)
     birth_edges, death_edges = np.empty((batch, n, 2), dtype=np.int64), np.empty((batch, n, 2), dtype=np.int64)
     real_rows = np.empty((batch, n), dtype=np.bool_)
     death_lengths = np.empty((batch, n), dtype=np.float64)
-    largest = np.zeros(batch, dtype=bits.dtype)
-    arrays = (cloud, bits, magnitude_mask, valid, distances, birth_edges, death_edges, real_rows, death_lengths,
-              largest)
+    largest = np.zeros(batch, dtype=cloud.dtype)
+    arrays = (cloud, valid, distances, birth_edges, death_edges, real_rows, death_lengths, largest)
     run_on_threads(lambda start, stop: h0_from_points(*arrays, start, stop), batch, work=_h0_work(batch, n, dim))
-    magnitude = float(largest.max(initial=0).view(cloud.dtype))
+    magnitude = float(largest.max(initial=0))
     tensors = [torch.from_numpy(a) for a in (birth_edges, death_edges, real_rows, death_lengths, distances)]
     return H0Pass(*tensors[:4], tensors[4] if keep_distances else None, magnitude)
 
@@ -238,11 +222,12 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
 
 
 def is_small_batch(points: Tensor, max_dim: int) -> bool:
-    """Whether :func:`small_batch_diagrams` takes ``points`` ``(B, N, D)`` for ``max_dim``: CPU
-    points the compiled kernels take, ``max_dim <= 1``, and one cloud or little enough work
-    that the staged path would run every stage in the calling thread anyway (it splits a batch
-    across threads by clouds)."""
-    batch, n, dim = points.shape
+    """Whether :func:`small_batch_diagrams` takes ``points`` ``(B, N, D)`` (or one cloud,
+    ``(N, D)``) for ``max_dim``: CPU points the compiled kernels take, ``max_dim <= 1``, and one
+    cloud or little enough work that the staged path would run every stage in the calling
+    thread anyway (it splits a batch across threads by clouds)."""
+    *lead, n, dim = points.shape
+    batch = lead[0] if lead else 1
     work = _h0_work(batch, n, dim) + (h1_work(batch, n) if max_dim == 1 else 0)
     return max_dim <= 1 and (batch == 1 or 0 < batch and work < SERIAL_WORK) and takes_points(points)
 
@@ -275,12 +260,14 @@ def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, k
     """
     from ._small_numba import diagrams_from_points
 
-    *arrays, magnitude = diagrams_from_points(*_kernel_inputs(points.detach(), mask), max_dim == 1, keep_infinite,
-                                              BITMAP_BITS)
-    # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch operation.
-    values, births, deaths, keep = (
-        tuple(torch.from_numpy(a if batched else a[0]) for a in per_dimension[: max_dim + 1])
-        for per_dimension in (arrays[0], *arrays[2:])
-    )
-    pairs = _measured(points, lambda: (values, arrays[1][: max_dim + 1]))
-    return Diagrams.unchecked(pairs, keep, births, deaths), magnitude
+    mask_array = None if mask is None else mask.numpy()
+    values, ends, births, deaths, keep, magnitude = diagrams_from_points(
+        points.detach().numpy(), mask_array, max_dim == 1, keep_infinite, BITMAP_BITS)
+    # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch
+    # operation, in one flat comprehension: on a small call after other work, every Python
+    # frame and tensor operation here costs about a percent of the call.
+    count = max_dim + 1
+    tensors = [torch.from_numpy(a if batched else a[0]) for group in (values, births, deaths, keep) for a in group[:count]]
+    pairs = _measured(points, lambda: (tuple(tensors[:count]), ends[:count]))
+    return Diagrams.unchecked(pairs, tuple(tensors[3 * count:]), tuple(tensors[count:2 * count]),
+                              tuple(tensors[2 * count:3 * count])), magnitude

@@ -268,6 +268,43 @@ def _overflowing(diagrams: Diagrams) -> bool:
     )
 
 
+def _one_call_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, keep_infinite: bool, batched: bool
+                       ) -> Diagrams | None:
+    """The diagrams of a small call (:func:`~torchtopo.rips.compiled.is_small_batch`) of CPU
+    ``points`` ``(B, N, D)`` in one compiled call
+    (:func:`~torchtopo.rips.compiled.small_batch_diagrams`; a small call is bound by fixed
+    costs), or None when the check of the coordinates sends the points down the staged path,
+    which raises on a non-finite one and scales the others."""
+    diagrams, magnitude = small_batch_diagrams(points, mask, max_dim, keep_infinite=keep_infinite, batched=batched)
+    if math.isfinite(magnitude) and not _scale_exponent(magnitude, points.shape[-1], points.dtype):
+        return diagrams
+    return None
+
+
+def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers
+                      ) -> Diagrams | None:
+    """The diagrams of the most common small call, the arguments of :func:`rips_persistence`
+    given; None for any other call, which the full path checks and computes.
+
+    A plain call: CPU float32 or float64 ``points`` ``(B, N, D)`` or ``(N, D)``, ``N, D >= 1``,
+    that :func:`~torchtopo.rips.compiled.is_small_batch` sends to the one-call path; ``max_dim``
+    0 or 1 as an int; a bool ``keep_infinite``; the automatic or native backend; no mask,
+    distances, cut or worker count. Every check of the full path passes on such a call, so
+    none runs: after other work, those checks (a dozen Python calls and reads of tensor
+    attributes) took a sixth of a call on one cloud of 64 points. A call whose coordinates need
+    scaling, or are not finite, goes on to the full path all the same.
+    """
+    if not (isinstance(points, Tensor) and mask is None and distances is None and max_edge is None
+            and num_workers is None and backend in ("auto", "native") and type(max_dim) is int and 0 <= max_dim <= 1
+            and type(keep_infinite) is bool):
+        return None
+    shape = points.shape
+    if len(shape) not in (2, 3) or shape[-2] == 0 or shape[-1] == 0 or not is_small_batch(points, max_dim):
+        return None
+    batched = len(shape) == 3
+    return _one_call_diagrams(points if batched else points.unsqueeze(0), None, max_dim, keep_infinite, batched)
+
+
 def rips_persistence(
     points: Tensor | None = None,
     max_dim: int = 1,
@@ -375,24 +412,30 @@ def rips_persistence(
     >>> [round(v, 4) for v in dgm.to_list(1)[0].flatten().tolist()]
     [1.0, 1.4142]
     """
+    diagrams = _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers)
+    if diagrams is not None:
+        return diagrams
     cut = _check_options(max_dim, max_edge, keep_infinite, backend, num_workers)
     if (points is None) == (distances is None):
         raise ValueError("pass exactly one of points and distances")
+    # The shape is read once: on one small cloud, each read of a tensor attribute costs a percent.
     if points is not None:
         check_floating(points, "points")
-        check_shape(points, "points", "(B, N, D) or (N, D)", points.dim() in (2, 3))
-        if points.shape[-2] == 0 or points.shape[-1] == 0:
-            raise ValueError(f"points must hold at least one point of dimension >= 1, got shape {tuple(points.shape)}")
+        shape = points.shape
+        check_shape(points, "points", "(B, N, D) or (N, D)", len(shape) in (2, 3))
+        if shape[-2] == 0 or shape[-1] == 0:
+            raise ValueError(f"points must hold at least one point of dimension >= 1, got shape {tuple(shape)}")
         source = points
     else:
         check_floating(distances, "distances")
-        square = distances.dim() in (2, 3) and distances.shape[-1] == distances.shape[-2]
-        check_shape(distances, "distances", "(B, N, N) or (N, N)", square)
-        if distances.shape[-1] == 0:
+        shape = distances.shape
+        check_shape(distances, "distances", "(B, N, N) or (N, N)", len(shape) in (2, 3) and shape[-1] == shape[-2])
+        if shape[-1] == 0:
             raise ValueError("distances must describe at least one point, got N = 0")
         source = distances
-    check_mask(mask, source.shape[:-1])
-    batched = source.dim() == 3
+    if mask is not None:
+        check_mask(mask, shape[:-1])
+    batched = len(shape) == 3
     if not batched:
         source = source.unsqueeze(0)
         mask = None if mask is None else mask.unsqueeze(0)
@@ -405,11 +448,9 @@ def rips_persistence(
     if native and max_dim > 2:
         raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
     if from_points and native and cut is None and is_small_batch(source, max_dim):
-        # One compiled call for the whole computation (a small call is bound by fixed costs); its
-        # result stands unless the check of the coordinates sends the points down the path below.
         real = source if mask is None else _real_points(source, mask)
-        diagrams, magnitude = small_batch_diagrams(real, mask, max_dim, keep_infinite=keep_infinite, batched=batched)
-        if math.isfinite(magnitude) and not _scale_exponent(magnitude, source.shape[-1], dtype):
+        diagrams = _one_call_diagrams(real, mask, max_dim, keep_infinite, batched)
+        if diagrams is not None:
             return diagrams
     exponent = 0
     may_overflow = False
