@@ -292,7 +292,8 @@ def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite,
     distances, cut or worker count. Every check of the full path passes on such a call, so
     none runs: after other work, those checks (a dozen Python calls and reads of tensor
     attributes) took a sixth of a call on one cloud of 64 points. A call whose coordinates need
-    scaling, or are not finite, goes on to the full path all the same.
+    scaling, or are not finite, goes on to the full path all the same (which runs the one-call
+    kernel once more before it goes staged: a rare case, left simple).
     """
     if not (isinstance(points, Tensor) and mask is None and distances is None and max_edge is None
             and num_workers is None and backend in ("auto", "native") and type(max_dim) is int and 0 <= max_dim <= 1
