@@ -267,7 +267,8 @@ def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, k
     # operation, in one flat comprehension: on a small call after other work, every Python
     # frame and tensor operation here costs about a percent of the call.
     count = max_dim + 1
-    tensors = [torch.from_numpy(a if batched else a[0]) for group in (values, births, deaths, keep) for a in group[:count]]
+    tensors = [torch.from_numpy(a if batched else a[0])
+               for group in (values, births, deaths, keep) for a in group[:count]]
     pairs = _measured(points, lambda: (tuple(tensors[:count]), ends[:count]))
     return Diagrams.unchecked(pairs, tuple(tensors[3 * count:]), tuple(tensors[count:2 * count]),
                               tuple(tensors[2 * count:3 * count])), magnitude
