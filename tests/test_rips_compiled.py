@@ -283,8 +283,8 @@ def test_one_call_path_runs_one_kernel_for_a_small_call(monkeypatch):
     from torchtopo.rips import _small_numba
 
     calls = []
-    kernel = _small_numba.diagrams_from_points
-    monkeypatch.setattr(_small_numba, "diagrams_from_points", lambda *args: calls.append(1) or kernel(*args))
+    kernel = _small_numba.diagrams_at_address
+    monkeypatch.setattr(_small_numba, "diagrams_at_address", lambda *args: calls.append(1) or kernel(*args))
     points = torch.randn(2, 30, 16)
     rips_persistence(points, 1)
     assert len(calls) == 1

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from torchtopo import VietorisRips, rips_persistence
-from torchtopo.rips.distances import edge_lengths, pairwise_distances
+from torchtopo.rips.distances import edge_lengths, pairwise_distances, scale_exponent
 
 BACKENDS = ["native", "gudhi"]
 
@@ -106,6 +106,21 @@ def test_tiny_and_huge_clouds_give_the_exact_diagram(scale, dtype, backend):
     deaths = [points[1, 0] - points[0, 0], points[2, 0] - points[1, 0], math.inf]  # the exact lengths
     assert torch.equal(dgm.pairs[0], torch.tensor([[0.0, d] for d in deaths], dtype=dtype))
     assert dgm.pairs[0][:2, 1].double().div(scale).tolist() == pytest.approx([1, 2], rel=1e-6)  # gudhi's
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [1, 3, 512])
+def test_scale_exponent_scales_exactly_the_clouds_whose_squares_would_overflow_or_go_subnormal(dtype, dim):
+    finfo = torch.finfo(dtype)
+    low, high = math.frexp(finfo.smallest_normal)[1] - 30, math.frexp(finfo.max)[1] + 1
+    for magnitude in [0.0] + [math.ldexp(mantissa, e) for e in range(low, high) for mantissa in (0.5, 0.75)]:
+        exponent = scale_exponent(magnitude, dim, dtype)
+        # Unscaled: the product form's terms (below 16 D M^2) keep a factor 2 from overflow, and
+        # lengths down to sqrt(eps) M stay normal numbers.
+        fits = magnitude == 0 or finfo.smallest_normal / finfo.eps <= magnitude * magnitude <= finfo.max / (32 * dim)
+        assert (exponent == 0) == fits, magnitude
+        if exponent:
+            assert 0.5 <= math.ldexp(magnitude, -exponent) < 1
 
 
 def test_a_bar_that_overflows_the_dtype_is_refused():

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..diagrams import Diagrams
 from ._numba_threads import SERIAL_WORK, run_on_threads
+from .distances import scale_exponent
 from .h0 import numba_available
 from .native import BITMAP_BITS, h1_work
 from .pairing import Pairing
@@ -38,14 +39,15 @@ __all__ = [
     "small_batch_diagrams",
 ]
 
-# Point dtypes the compiled kernels take as they are (others go through the tensor paths).
-_DTYPES = (torch.float32, torch.float64)
+# Point dtypes the compiled kernels take as they are (others go through the tensor paths), and
+# numpy's for each.
+_NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
 
 
 def takes_points(points: Tensor) -> bool:
     """Whether the compiled kernels take ``points`` as they are: float32 or float64 on the CPU,
     numba installed."""
-    return points.is_cpu and points.dtype in _DTYPES and numba_available()
+    return points.is_cpu and points.dtype in _NUMPY_DTYPES and numba_available()
 
 
 class H0Pass(NamedTuple):
@@ -232,43 +234,51 @@ def is_small_batch(points: Tensor, max_dim: int) -> bool:
     return max_dim <= 1 and (batch == 1 or 0 < batch and work < SERIAL_WORK) and takes_points(points)
 
 
-def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_infinite: bool, batched: bool
-                         ) -> tuple[Diagrams, float]:
+def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_infinite: bool
+                         ) -> Diagrams | None:
     """The diagrams of :func:`~torchtopo.rips.rips_persistence` (no cut) of one cloud or a small
     batch (:func:`is_small_batch`), computed in one compiled call in the calling thread
-    (:func:`torchtopo.rips._small_numba.diagrams_from_points`), and the largest magnitude of a
-    real coordinate (``inf`` or NaN if one is not finite: the diagrams are then meaningless).
+    (:func:`torchtopo.rips._small_numba.diagrams_at_address`, which reads the points where
+    their tensor holds them), or None when a real coordinate is not finite or the clouds need
+    scaling (:func:`~torchtopo.rips.distances.scale_exponent`): the staged path raises or scales.
 
     Parameters
     ----------
     points : Tensor
-        ``(B, N, D)`` float32 or float64 on the CPU, ``B >= 1``, padding zeroed, differentiable.
+        ``(B, N, D)`` (``B >= 1``) or ``(N, D)`` (diagrams without the batch axis) float32 or
+        float64 on the CPU, padding zeroed, differentiable.
     mask : Tensor, optional
-        ``(B, N)`` bool, True for real points.
+        ``(B, N)`` (or ``(N,)``) bool, True for real points.
     max_dim : int
         0 or 1.
     keep_infinite : bool
         As in :func:`~torchtopo.rips.pairing.gather_diagrams`.
-    batched : bool
-        False to return the diagrams of a batch of one without the batch axis.
 
     Returns
     -------
-    (Diagrams, float)
+    Diagrams or None
         The diagrams equal those of the staged path (:func:`h0_pairing_from_points`,
         :func:`~torchtopo.rips.native.h1_pairing`, :func:`compiled_gather`), gradients included.
     """
-    from ._small_numba import diagrams_from_points
+    from ._small_numba import diagrams_at_address
 
-    mask_array = None if mask is None else mask.numpy()
-    values, ends, births, deaths, keep, magnitude = diagrams_from_points(
-        points.detach().numpy(), mask_array, max_dim == 1, keep_infinite, BITMAP_BITS)
+    shape, dtype = points.shape, points.dtype
+    batched = len(shape) == 3
+    batch, n, dim = shape if batched else (1, *shape)
+    source = points if points.is_contiguous() else points.contiguous()
+    mask_array = None if mask is None else mask.numpy() if batched else mask.numpy()[None]
+    values, ends, births, deaths, keep, magnitude = diagrams_at_address(
+        source.data_ptr(), batch, n, dim, _NUMPY_DTYPES[dtype], mask_array, max_dim == 1, keep_infinite,
+        BITMAP_BITS)
+    if not math.isfinite(magnitude) or scale_exponent(magnitude, dim, dtype):
+        return None
     # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch
     # operation, in one flat comprehension: on a small call after other work, every Python
-    # frame and tensor operation here costs about a percent of the call.
+    # frame and tensor operation here costs about a percent of the call. The ends index the
+    # rows of ``points.reshape(-1, dim)``, batched or not.
     count = max_dim + 1
     tensors = [torch.from_numpy(a if batched else a[0])
                for group in (values, births, deaths, keep) for a in group[:count]]
     pairs = _measured(points, lambda: (tuple(tensors[:count]), ends[:count]))
     return Diagrams.unchecked(pairs, tuple(tensors[3 * count:]), tuple(tensors[count:2 * count]),
-                              tuple(tensors[2 * count:3 * count])), magnitude
+                              tuple(tensors[2 * count:3 * count]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import replace
-from functools import lru_cache, partial
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +15,7 @@ from ..diagrams import Diagrams
 from .compiled import (
     H0Pass, compiled_gather, h0_pairing_from_points, is_small_batch, small_batch_diagrams, takes_points,
 )
-from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances
+from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances, scale_exponent
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
 from .pairing import Pairing, gather_diagrams
@@ -49,27 +49,6 @@ def _check_options(max_dim, max_edge, keep_infinite, backend, num_workers) -> fl
 def _working_dtype(dtype: torch.dtype) -> torch.dtype:
     """float16 and bfloat16 are paired and measured in float32; wider dtypes are kept."""
     return torch.promote_types(dtype, torch.float32)
-
-
-def _scale_exponent(magnitude: float, dim: int, dtype: torch.dtype) -> int:
-    """``e`` such that the clouds times ``2**-e`` have coordinates of magnitude about 1, or 0 when
-    their squared distances neither overflow nor lose precision to subnormals in ``dtype``.
-
-    The product form squares centred coordinates up to twice the largest magnitude ``M``: its
-    terms stay below ``16 D M**2``, which must not overflow; and ``M**2 * sqrt(eps)`` must stay
-    above the smallest normal number, so that lengths down to ``sqrt(eps) M`` keep their precision.
-    """
-    smallest, largest = _unscaled_range(dtype)
-    if magnitude == 0 or smallest <= magnitude <= largest / math.sqrt(dim):
-        return 0
-    return math.frexp(magnitude)[1]
-
-
-@lru_cache(maxsize=None)
-def _unscaled_range(dtype: torch.dtype) -> tuple[float, float]:
-    """The bounds of :func:`_scale_exponent` for ``dtype``: ``sqrt(tiny / eps)`` and ``sqrt(max / 32)``."""
-    finfo = torch.finfo(dtype)
-    return math.sqrt(finfo.tiny / finfo.eps), math.sqrt(finfo.max / 32)
 
 
 def _times_power_of_two(x: Tensor, exponent: int) -> Tensor:
@@ -119,7 +98,7 @@ def _prepared_points(
     """The checked points ``(B, N, D)`` to work on: ``(work, exponent, may_overflow, h0)``.
 
     ``work`` holds the real points in the working dtype times ``2**-exponent`` (see
-    :func:`_scale_exponent`); ``may_overflow`` says whether a bar could be longer than the
+    :func:`~torchtopo.rips.distances.scale_exponent`); ``may_overflow`` says whether a bar could be longer than the
     input dtype's largest number. For the native backend on CPU points, the compiled H0 pass
     (``h0``) runs first and checks the points as it reads them; it is run again on the scaled
     points in the rare case that they need scaling (``h0`` is then None).
@@ -136,7 +115,7 @@ def _prepared_points(
     magnitude = _magnitude(work) if h0 is None else h0.magnitude
     if not math.isfinite(magnitude):
         raise ValueError("points must be finite, got NaN or inf")
-    exponent = _scale_exponent(magnitude, work.shape[-1], work.dtype)
+    exponent = scale_exponent(magnitude, work.shape[-1], work.dtype)
     if exponent:
         work, h0 = _times_power_of_two(work, -exponent), None
     # The longest edge is at most 2 magnitude sqrt(D): only then can a value overflow.
@@ -268,19 +247,6 @@ def _overflowing(diagrams: Diagrams) -> bool:
     )
 
 
-def _one_call_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, keep_infinite: bool, batched: bool
-                       ) -> Diagrams | None:
-    """The diagrams of a small call (:func:`~torchtopo.rips.compiled.is_small_batch`) of CPU
-    ``points`` ``(B, N, D)`` in one compiled call
-    (:func:`~torchtopo.rips.compiled.small_batch_diagrams`; a small call is bound by fixed
-    costs), or None when the check of the coordinates sends the points down the staged path,
-    which raises on a non-finite one and scales the others."""
-    diagrams, magnitude = small_batch_diagrams(points, mask, max_dim, keep_infinite=keep_infinite, batched=batched)
-    if math.isfinite(magnitude) and not _scale_exponent(magnitude, points.shape[-1], points.dtype):
-        return diagrams
-    return None
-
-
 def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers
                       ) -> Diagrams | None:
     """The diagrams of the most common small call, the arguments of :func:`rips_persistence`
@@ -302,8 +268,7 @@ def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite,
     shape = points.shape
     if len(shape) not in (2, 3) or shape[-2] == 0 or shape[-1] == 0 or not is_small_batch(points, max_dim):
         return None
-    batched = len(shape) == 3
-    return _one_call_diagrams(points if batched else points.unsqueeze(0), None, max_dim, keep_infinite, batched)
+    return small_batch_diagrams(points, None, max_dim, keep_infinite=keep_infinite)
 
 
 def rips_persistence(
@@ -450,7 +415,8 @@ def rips_persistence(
         raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
     if from_points and native and cut is None and is_small_batch(source, max_dim):
         real = source if mask is None else _real_points(source, mask)
-        diagrams = _one_call_diagrams(real, mask, max_dim, keep_infinite, batched)
+        cloud_input = (real, mask) if batched else (real[0], None if mask is None else mask[0])
+        diagrams = small_batch_diagrams(*cloud_input, max_dim, keep_infinite=keep_infinite)
         if diagrams is not None:
             return diagrams
     exponent = 0

@@ -7,7 +7,35 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["pairwise_distances", "mask_distances", "edge_lengths", "measure_near_threshold"]
+__all__ = ["pairwise_distances", "mask_distances", "edge_lengths", "measure_near_threshold", "scale_exponent"]
+
+
+def _unscaled_range(dtype: torch.dtype) -> tuple[float, float]:
+    """The bounds of :func:`scale_exponent` for ``dtype``: ``sqrt(tiny / eps)`` and ``sqrt(max / 32)``."""
+    finfo = torch.finfo(dtype)
+    return math.sqrt(finfo.tiny / finfo.eps), math.sqrt(finfo.max / 32)
+
+
+# A dictionary, not a cached function: on a small call after other work, every Python frame
+# costs about a percent.
+_UNSCALED_RANGES = {dtype: _unscaled_range(dtype) for dtype in (torch.float16, torch.bfloat16, torch.float32,
+                                                                 torch.float64)}
+
+
+def scale_exponent(magnitude: float, dim: int, dtype: torch.dtype) -> int:
+    """``e`` such that clouds times ``2**-e`` have coordinates of magnitude about 1, or 0 when
+    their squared distances neither overflow nor lose precision to subnormals in ``dtype``.
+
+    The product form (:func:`pairwise_distances`) squares centred coordinates up to twice the
+    largest magnitude ``M`` of a coordinate: its terms stay below ``16 D M**2`` (``D = dim``),
+    which must not overflow; and ``M**2 * sqrt(eps)`` must stay above the smallest normal
+    number, so that lengths down to ``sqrt(eps) M`` keep their precision. ``magnitude`` is
+    ``M``, finite; ``dtype`` is floating.
+    """
+    smallest, largest = _UNSCALED_RANGES[dtype]
+    if magnitude == 0 or smallest <= magnitude <= largest / math.sqrt(dim):
+        return 0
+    return math.frexp(magnitude)[1]
 
 
 def _centred(points: Tensor, mask: Tensor | None) -> Tensor:
