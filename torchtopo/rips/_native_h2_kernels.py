@@ -76,17 +76,23 @@ def _cofacet(row_a, row_b, row_c, r, a, b, c, l, n):
     return _tetrahedron(rc, a, b, n)
 
 
-@nb.njit(cache=True, nogil=True)
-def _push_coboundary(rank, src, dst, triangle, n, floor, heap, size):
-    """Push the keys ``>= floor`` of the cofacets of ``triangle`` (key ``r * n + c``); ``heap``
-    has room for ``n`` more."""
+@nb.njit(cache=True, nogil=True, inline="always")
+def _triangle(rank, src, dst, triangle, n):
+    """The triangle of key ``r * n + c`` (longest edge ``{a, b}`` of rank ``r``, third vertex
+    ``c``): ``(r, a, b, c)`` and the rows of ``rank`` at ``a``, ``b``, ``c`` that
+    :func:`_cofacet` reads."""
     r = triangle // n
     c = triangle - r * n
     a = src[r]
     b = dst[r]
-    row_a = rank[a]
-    row_b = rank[b]
-    row_c = rank[c]
+    return r, a, b, c, rank[a], rank[b], rank[c]
+
+
+@nb.njit(cache=True, nogil=True)
+def _push_coboundary(rank, src, dst, triangle, n, floor, heap, size):
+    """Push the keys ``>= floor`` of the cofacets of ``triangle`` (key ``r * n + c``); ``heap``
+    has room for ``n`` more."""
+    r, a, b, c, row_a, row_b, row_c = _triangle(rank, src, dst, triangle, n)
     for l in range(n):
         key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
         if key >= floor:
@@ -99,13 +105,7 @@ def _toggle_coboundary(rank, src, dst, triangle, n, floor, bits, summary, touche
     """Flip the bits of the cofacets ``>= floor`` of ``triangle``, mark their words in
     ``summary`` and note them in ``touched`` (room for ``n`` more); the new count of notes. The
     twin of :func:`_push_coboundary`, as in dimension 1."""
-    r = triangle // n
-    c = triangle - r * n
-    a = src[r]
-    b = dst[r]
-    row_a = rank[a]
-    row_b = rank[b]
-    row_c = rank[c]
+    r, a, b, c, row_a, row_b, row_c = _triangle(rank, src, dst, triangle, n)
     for l in range(n):
         key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
         if key >= floor:
@@ -250,13 +250,7 @@ def _h2_columns(rank, src, dst, columns, pivots):
 def _coboundary(rank, src, dst, triangle, n, out):
     """Write the keys of the cofacets of ``triangle`` (key ``r * n + c``) to ``out`` (room for
     ``n``); their count."""
-    r = triangle // n
-    c = triangle - r * n
-    a = src[r]
-    b = dst[r]
-    row_a = rank[a]
-    row_b = rank[b]
-    row_c = rank[c]
+    r, a, b, c, row_a, row_b, row_c = _triangle(rank, src, dst, triangle, n)
     count = 0
     for l in range(n):
         key = _cofacet(row_a, row_b, row_c, r, a, b, c, l, n)
