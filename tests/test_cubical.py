@@ -434,6 +434,7 @@ def test_module_calls_the_function():
     (lambda: cubical_persistence(torch.zeros(3, 3), max_dim=1.0), TypeError, "max_dim"),
     (lambda: cubical_persistence(torch.zeros(3, 3), spatial_dims=2.0), TypeError, "spatial_dims"),
     (lambda: cubical_persistence(torch.zeros(3, 3, device="meta")), ValueError, "meta"),
+    (lambda: cubical_persistence(torch.eye(3).to_sparse()), TypeError, "images must be a dense"),
     (lambda: cubical_persistence(torch.zeros(2, 3, 3, 3), max_dim=3), ValueError, "max_dim"),
     (lambda: cubical_persistence(torch.zeros(3, 3), spatial_dims=3), ValueError, "spatial_dims=3"),
     (lambda: cubical_persistence(torch.zeros(3, 3), spatial_dims=4), ValueError, "spatial_dims"),

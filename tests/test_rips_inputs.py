@@ -264,6 +264,10 @@ def test_errors_name_the_argument(kwargs, error, match):
         (dict(points=[[0.0, 1.0], [1.0, 0.0]]), TypeError, "points must be a torch.Tensor"),
         (dict(points=torch.zeros(2, 0, 4)), ValueError, "points must hold at least one point"),
         (dict(points=torch.zeros(3, 0)), ValueError, "points must hold at least one point"),
+        (dict(points=torch.randn(5, 3).to_sparse()), TypeError, "points must be a dense"),
+        (dict(distances=torch.ones(4, 4).fill_diagonal_(0).to_sparse()), TypeError, "distances must be a dense"),
+        (dict(points=torch.randn(2, 5, 3), mask=torch.ones(2, 5, dtype=torch.bool).to_sparse()), TypeError,
+         "mask must be a dense"),
     ],
 )
 def test_tensor_errors_name_the_argument(kwargs, error, match):

@@ -24,9 +24,11 @@ def _describe(x: Any) -> str:
 
 
 def check_tensor(x: Any, name: str) -> None:
-    """``x`` must be a tensor that holds values (not on the ``meta`` device)."""
+    """``x`` must be a dense tensor that holds values (strided, not on the ``meta`` device)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {x.layout}; call .to_dense() first")
     if x.is_meta:
         raise ValueError(f"{name} is on the 'meta' device, which holds no values; move it to a real device")
 

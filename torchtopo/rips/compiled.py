@@ -45,9 +45,9 @@ _NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np
 
 
 def takes_points(points: Tensor) -> bool:
-    """Whether the compiled kernels take ``points`` as they are: float32 or float64 on the CPU,
-    numba installed."""
-    return points.is_cpu and points.dtype in _NUMPY_DTYPES and numba_available()
+    """Whether the compiled kernels take ``points`` as they are: dense float32 or float64 on the
+    CPU, numba installed."""
+    return points.is_cpu and points.dtype in _NUMPY_DTYPES and points.layout == torch.strided and numba_available()
 
 
 class H0Pass(NamedTuple):
