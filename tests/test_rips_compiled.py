@@ -249,12 +249,14 @@ def test_one_call_path_equals_the_staged_path(batch, masked, max_dim, keep_infin
         assert not got_grad[~mask].any()
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("max_dim", [0, 1])
 @pytest.mark.parametrize("n", [25, 300])  # 300 points: past the serial-work bound, one cloud still goes in one call
-def test_one_call_path_unbatched_input(max_dim, n, monkeypatch):
+def test_one_call_path_unbatched_input(max_dim, n, masked, monkeypatch):
     points = torch.from_numpy(np.random.default_rng(3).normal(size=(n, 3)))
-    got, got_grad = _diagrams_and_gradient(points, None, max_dim, False, one_call=True, monkeypatch=monkeypatch)
-    expected, expected_grad = _diagrams_and_gradient(points, None, max_dim, False, one_call=False,
+    mask = torch.arange(n) % 5 != 2 if masked else None
+    got, got_grad = _diagrams_and_gradient(points, mask, max_dim, False, one_call=True, monkeypatch=monkeypatch)
+    expected, expected_grad = _diagrams_and_gradient(points, mask, max_dim, False, one_call=False,
                                                      monkeypatch=monkeypatch)
     assert not got.is_batched and got.pairs[0].shape == (n, 2)
     _assert_same_diagrams(got, expected)

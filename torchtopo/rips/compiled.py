@@ -266,7 +266,7 @@ def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, k
     batched = len(shape) == 3
     batch, n, dim = shape if batched else (1, *shape)
     source = points if points.is_contiguous() else points.contiguous()
-    mask_array = None if mask is None else mask.numpy() if batched else mask.numpy()[None]
+    mask_array = None if mask is None else mask.numpy().reshape(batch, n)
     values, ends, births, deaths, keep, magnitude = diagrams_at_address(
         source.data_ptr(), batch, n, dim, _NUMPY_DTYPES[dtype], mask_array, max_dim == 1, keep_infinite,
         BITMAP_BITS)
