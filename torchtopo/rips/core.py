@@ -252,7 +252,7 @@ def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite,
     """The diagrams of the most common small call, the arguments of :func:`rips_persistence`
     given; None for any other call, which the full path checks and computes.
 
-    A plain call: CPU float32 or float64 ``points`` ``(B, N, D)`` or ``(N, D)``, ``N, D >= 1``,
+    A plain call: dense CPU float32 or float64 ``points`` ``(B, N, D)`` or ``(N, D)``, ``N, D >= 1``,
     that :func:`~torchtopo.rips.compiled.is_small_batch` sends to the one-call path; ``max_dim``
     0 or 1 as an int; a bool ``keep_infinite``; the automatic or native backend; no mask,
     distances, cut or worker count. Every check of the full path passes on such a call, so
@@ -414,6 +414,8 @@ def rips_persistence(
     if native and max_dim > 2:
         raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
     if from_points and native and cut is None and is_small_batch(source, max_dim):
+        # One compiled call (a small call is bound by fixed costs); None when the coordinates
+        # are not finite or need scaling, which the path below raises on or does.
         real = source if mask is None else _real_points(source, mask)
         cloud_input = (real, mask) if batched else (real[0], None if mask is None else mask[0])
         diagrams = small_batch_diagrams(*cloud_input, max_dim, keep_infinite=keep_infinite)
