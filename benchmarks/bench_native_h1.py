@@ -5,7 +5,9 @@ H0+H1 only: clouds/s (median over repeats) of the whole torchtopo pipeline from 
 (ordering distances, native pairing, exact differentiable gather), and its ratio to each peer;
 repeats interleave the implementations, as the machine may be shared.
 The torchtopo result is checked against gudhi's diagrams first (bottleneck within 1e-5
-relative); the share of apparent columns is reported too.
+relative); the share of apparent columns is reported too, and the milliseconds of the same
+work done by the staged path's steps (the path of a cut or of H2; a call like this one takes the
+fused path, which runs the same kernels cloud by cloud in one pass), to see where time goes.
 
     python benchmarks/bench_native_h1.py                   # B = 64, d = 512, m in {64, 128, 256}
     python benchmarks/bench_native_h1.py --m 128 --kinds circle --repeats 3
@@ -39,7 +41,8 @@ def native(points: torch.Tensor):
 
 
 def stages(points: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median milliseconds per batch of each step of :func:`native`, to see where time goes."""
+    """Median milliseconds per batch of each step of the staged path (:func:`native` runs the
+    same kernels fused, cloud by cloud), to see where time goes."""
     h0 = h0_pairing_from_points(points, None)
     h1 = h1_pairing(h0.distances, None, None)
     pairing = Pairing(*zip((h0.birth_edges, h0.death_edges, h0.valid), h1), h0.death_lengths)
@@ -106,13 +109,13 @@ def main() -> None:
 
 def markdown(rows: list[dict]) -> str:
     """A markdown table: rates, the ratio of torchtopo (native) to each peer, the apparent share and
-    the milliseconds per batch of each torchtopo step."""
+    the milliseconds per batch of each step of the staged path."""
     names = list(rows[0]["rates"])
     peer_names = names[1:]
     steps = list(rows[0]["stages_ms"])
     header = (
         "| H0+H1 | m | " + " | ".join(names) + " | " + " | ".join(f"vs {k}" for k in peer_names)
-        + " | apparent | ms: " + ", ".join(steps) + " |"
+        + " | apparent | staged ms: " + ", ".join(steps) + " |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:

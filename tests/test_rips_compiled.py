@@ -210,15 +210,22 @@ def test_an_error_in_a_range_reaches_the_caller(monkeypatch):
         _numba_threads.run_on_threads(kernel, 16)
 
 
-def _diagrams_and_gradient(points, mask, max_dim, keep_infinite, *, one_call, monkeypatch):
-    """``rips_persistence`` with the one-call path of small batches on or off, and the gradient
-    of a loss that reads every kept value."""
-    monkeypatch.setattr(core, "is_small_batch", compiled.is_small_batch if one_call else lambda *_: False)
+def _diagrams_and_gradient(points, mask, max_dim, keep_infinite, *, fused, monkeypatch):
+    """``rips_persistence`` with the fused path on or off, and the gradient of a loss that reads
+    every kept value."""
+    monkeypatch.setattr(core, "is_fused_call", compiled.is_fused_call if fused else lambda *_: False)
     points = points.clone().requires_grad_()
     dgm = rips_persistence(points, max_dim, mask=mask, keep_infinite=keep_infinite)
     finite = [torch.where(m.unsqueeze(-1), p, 0).nan_to_num(posinf=0.0) for p, m in zip(dgm.pairs, dgm.mask)]
     (grad,) = torch.autograd.grad(sum((p[..., 1] - p[..., 0]).square().sum() for p in finite), points)
     return dgm, grad
+
+
+def _on_threads(monkeypatch) -> None:
+    """Send every batch of more than one cloud through the fused path's threads."""
+    monkeypatch.setattr(compiled, "SERIAL_WORK", 0)
+    monkeypatch.setattr(_numba_threads, "SERIAL_WORK", 0)
+    assert torch.get_num_threads() >= 2
 
 
 def _assert_same_diagrams(got: Diagrams, expected: Diagrams) -> None:
@@ -230,18 +237,20 @@ def _assert_same_diagrams(got: Diagrams, expected: Diagrams) -> None:
 
 
 @given(batch=padded_batches(max_points=20), masked=st.booleans(), max_dim=st.sampled_from([0, 1]),
-       keep_infinite=st.booleans(), dtype=st.sampled_from([torch.float32, torch.float64]))
-def test_one_call_path_equals_the_staged_path(batch, masked, max_dim, keep_infinite, dtype):
+       keep_infinite=st.booleans(), dtype=st.sampled_from([torch.float32, torch.float64]), threaded=st.booleans())
+def test_fused_path_equals_the_staged_path(batch, masked, max_dim, keep_infinite, dtype, threaded):
     points, mask = batch
     points = torch.from_numpy(points).to(dtype)
     mask = torch.from_numpy(mask) if masked else None
     if mask is not None:  # padding is never read: NaN there changes nothing
         points = points.masked_fill(~mask.unsqueeze(-1), float("nan"))
-    assert compiled.is_small_batch(points, max_dim)
+    assert compiled.is_fused_call(points, max_dim)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        got, got_grad = _diagrams_and_gradient(points, mask, max_dim, keep_infinite, one_call=True,
+        if threaded:
+            _on_threads(monkeypatch)
+        got, got_grad = _diagrams_and_gradient(points, mask, max_dim, keep_infinite, fused=True,
                                                monkeypatch=monkeypatch)
-        expected, expected_grad = _diagrams_and_gradient(points, mask, max_dim, keep_infinite, one_call=False,
+        expected, expected_grad = _diagrams_and_gradient(points, mask, max_dim, keep_infinite, fused=False,
                                                          monkeypatch=monkeypatch)
     _assert_same_diagrams(got, expected)
     assert torch.equal(got_grad, expected_grad)
@@ -252,11 +261,11 @@ def test_one_call_path_equals_the_staged_path(batch, masked, max_dim, keep_infin
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("max_dim", [0, 1])
 @pytest.mark.parametrize("n", [25, 300])  # 300 points: past the serial-work bound, one cloud still goes in one call
-def test_one_call_path_unbatched_input(max_dim, n, masked, monkeypatch):
+def test_fused_path_unbatched_input(max_dim, n, masked, monkeypatch):
     points = torch.from_numpy(np.random.default_rng(3).normal(size=(n, 3)))
     mask = torch.arange(n) % 5 != 2 if masked else None
-    got, got_grad = _diagrams_and_gradient(points, mask, max_dim, False, one_call=True, monkeypatch=monkeypatch)
-    expected, expected_grad = _diagrams_and_gradient(points, mask, max_dim, False, one_call=False,
+    got, got_grad = _diagrams_and_gradient(points, mask, max_dim, False, fused=True, monkeypatch=monkeypatch)
+    expected, expected_grad = _diagrams_and_gradient(points, mask, max_dim, False, fused=False,
                                                      monkeypatch=monkeypatch)
     assert not got.is_batched and got.pairs[0].shape == (n, 2)
     _assert_same_diagrams(got, expected)
@@ -264,7 +273,7 @@ def test_one_call_path_unbatched_input(max_dim, n, masked, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_one_call_path_takes_strided_points_and_masks(dtype, monkeypatch):
+def test_fused_path_takes_strided_points_and_masks(dtype, monkeypatch):
     # Points and masks that are views with strides (a transposed feature map, every other row
     # of a larger mask) give what their contiguous copies give, with the gradient in place.
     features = torch.from_numpy(np.random.default_rng(5).normal(size=(2, 7, 24))).to(dtype)
@@ -273,50 +282,70 @@ def test_one_call_path_takes_strided_points_and_masks(dtype, monkeypatch):
     mask[:, 20:] = False
     for mask_view in (None, mask[::2]):
         assert not points.is_contiguous() and (mask_view is None or not mask_view.is_contiguous())
-        got, got_grad = _diagrams_and_gradient(points, mask_view, 1, False, one_call=True, monkeypatch=monkeypatch)
+        got, got_grad = _diagrams_and_gradient(points, mask_view, 1, False, fused=True, monkeypatch=monkeypatch)
         expected, expected_grad = _diagrams_and_gradient(points.contiguous(), None if mask_view is None else
-                                                         mask_view.contiguous(), 1, False, one_call=False,
+                                                         mask_view.contiguous(), 1, False, fused=False,
                                                          monkeypatch=monkeypatch)
         _assert_same_diagrams(got, expected)
         assert torch.equal(got_grad, expected_grad)
 
 
-def test_one_call_path_runs_one_kernel_for_a_small_call(monkeypatch):
-    from torchtopo.rips import _small_numba
+def test_fused_path_runs_one_kernel_for_a_small_call_and_ranges_on_threads_for_more_work(monkeypatch):
+    from torchtopo.rips import _fused_numba
 
     calls = []
-    kernel = _small_numba.diagrams_at_address
-    monkeypatch.setattr(_small_numba, "diagrams_at_address", lambda *args: calls.append(1) or kernel(*args))
+    for name in ("diagrams_at_address", "pair_clouds_at_address", "gather_clouds_at_address"):
+        kernel = getattr(_fused_numba, name)
+        monkeypatch.setattr(_fused_numba, name, lambda *args, name=name, kernel=kernel: calls.append(name) or
+                            kernel(*args))
     points = torch.randn(2, 30, 16)
     rips_persistence(points, 1)
-    assert len(calls) == 1
-    # A cut, dimension 2 or a large batch go the staged way.
+    assert calls == ["diagrams_at_address"]
+    # A cut or dimension 2 go the staged way.
     rips_persistence(points, 1, max_edge=3.0)
     rips_persistence(points, 2)
-    assert not compiled.is_small_batch(torch.randn(64, 64, 512), 1)
-    assert compiled.is_small_batch(torch.randn(1, 300, 64), 1)  # one cloud: threads would not split it
-    assert len(calls) == 1
+    assert calls == ["diagrams_at_address"]
+    # Past the serial work: ranges of clouds on threads, then one gather.
+    calls.clear()
+    rips_persistence(torch.randn(16, 48, 512), 1)
+    assert calls.count("pair_clouds_at_address") > 1 and calls[-1] == "gather_clouds_at_address"
+    assert "diagrams_at_address" not in calls
+    # A batch whose H1 rows would pass OUTPUT_BYTES goes the staged way, which reduces in chunks;
+    # one cloud always takes the fused path (threads would not split it).
+    assert not compiled.is_fused_call(torch.empty(64, 1024, 3), 1)
+    assert compiled.is_fused_call(torch.empty(64, 1024, 3), 0)
+    assert compiled.is_fused_call(torch.empty(1, 4096, 3), 1)
 
 
+@pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_one_call_path_hands_clouds_that_need_scaling_to_the_staged_path(dtype):
+def test_fused_path_hands_clouds_that_need_scaling_to_the_staged_path(dtype, threaded, monkeypatch):
     # Coordinates whose squared distances overflow (float32) or fall into subnormals: the staged
-    # path scales them by a power of two and measures the exact lengths.
+    # path scales them by a power of two and measures the exact lengths. Large coordinates need
+    # it in any one cloud of a batch (here the last two of four, after two whose coordinates do
+    # not); small ones in every cloud (one scale follows the largest coordinate of the batch).
+    if threaded:
+        _on_threads(monkeypatch)
     base = torch.tensor([[0.0, 0.0], [3.0, 0.0], [3.0, 4.0], [0.0, 4.0]], dtype=torch.float64)
+    h0 = torch.tensor([[0.0, 3.0], [0.0, 3.0], [0.0, 4.0]], dtype=torch.float64)
+    h1 = torch.tensor([[4.0, 5.0]], dtype=torch.float64)
     for scale in (2.0**100, 2.0**-100) if dtype == torch.float32 else (2.0**600, 2.0**-600):
-        points = (base * scale).to(dtype).unsqueeze(0)
-        assert compiled.is_small_batch(points, 1)
+        scales = (scale / 2.0**50 if scale > 1 else scale / 2,) * 2 + (scale,) * 2
+        points = torch.stack([base * size for size in scales]).to(dtype)
+        assert compiled.is_fused_call(points, 1)
         dgm = rips_persistence(points, 1)
-        expected = torch.tensor([[0.0, 3.0], [0.0, 3.0], [0.0, 4.0]], dtype=torch.float64) * scale
-        torch.testing.assert_close(dgm.pairs[0][0, dgm.mask[0][0]].double(), expected, rtol=1e-6, atol=0)
-        torch.testing.assert_close(dgm.pairs[1][0, dgm.mask[1][0]].double(),
-                                   torch.tensor([[4.0, 5.0]], dtype=torch.float64) * scale, rtol=1e-6, atol=0)
+        for cloud, size in enumerate(scales):
+            for pairs, mask, expected in zip(dgm.pairs, dgm.mask, (h0, h1)):
+                torch.testing.assert_close(pairs[cloud, mask[cloud]].double(), expected * size, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_one_call_path_refuses_a_non_finite_coordinate(bad):
-    points = torch.randn(1, 10, 3)
-    points[0, 4, 1] = bad
+def test_fused_path_refuses_a_non_finite_coordinate(bad, threaded, monkeypatch):
+    if threaded:
+        _on_threads(monkeypatch)
+    points = torch.randn(6, 10, 3)
+    points[3, 4, 1] = bad
     with pytest.raises(ValueError, match="points must be finite"):
         rips_persistence(points, 1)
 

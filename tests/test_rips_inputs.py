@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from torchtopo import VietorisRips, rips_persistence
-from torchtopo.rips.distances import edge_lengths, pairwise_distances, scale_exponent
+from torchtopo.rips.distances import edge_lengths, largest_unscaled, pairwise_distances, scale_exponent
 
 BACKENDS = ["native", "gudhi"]
 
@@ -121,6 +121,9 @@ def test_scale_exponent_scales_exactly_the_clouds_whose_squares_would_overflow_o
         assert (exponent == 0) == fits, magnitude
         if exponent:
             assert 0.5 <= math.ldexp(magnitude, -exponent) < 1
+        # The fused path stops pairing a cloud past largest_unscaled: exactly the large ones scaled.
+        if magnitude >= 1:
+            assert (magnitude > largest_unscaled(dim, dtype)) == (exponent != 0), magnitude
 
 
 def test_a_bar_that_overflows_the_dtype_is_refused():

@@ -1,5 +1,5 @@
 """Compiled CPU paths of the native backend: the H0 pairing straight from points, exact edge
-lengths, the gather of the diagrams, and the whole computation of a small call in one call.
+lengths, the gather of the diagrams, and the fused path that does all of it cloud by cloud.
 
 :func:`h0_pairing_from_points` reads each cloud once, in one compiled pass (numba, GIL
 released), while it is in cache: the finiteness and scale check (its largest coordinate), the
@@ -11,11 +11,13 @@ end points; :func:`compiled_gather` turns a pairing into diagrams in one pass pe
 dimension, where the tensor form takes about twenty small operations (on one small cloud, as
 long as the pairing itself). All run in the calling thread when the batch is small
 (:func:`torchtopo.rips._numba_threads.run_on_threads`): a latency-bound call then neither waits
-for other threads nor competes with torch's intra-op pool on a loaded machine. A call on one
-cloud or a small batch (:func:`is_small_batch`) goes further: :func:`small_batch_diagrams` runs
-every stage for each cloud in one compiled call, since at m = 64 the staged path's glue (its
-Python and torch steps between three kernels) took twice as long as the kernels. The kernels
-are imported lazily: ``import torchtopo`` works without numba.
+for other threads nor competes with torch's intra-op pool on a loaded machine.
+
+CPU points with ``max_dim <= 1`` and no cut (:func:`is_fused_call`) take the fused path
+instead: :func:`fused_diagrams` runs every stage of a cloud in one compiled pass, since at
+m = 64 the staged path's glue (its Python and torch steps between three kernels) took twice as
+long as the kernels. The staged functions serve the rest: a cut, H2, clouds that need scaling.
+The kernels are imported lazily: ``import torchtopo`` works without numba.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from torch import Tensor
 
 from ..diagrams import Diagrams
 from ._numba_threads import SERIAL_WORK, run_on_threads
-from .distances import scale_exponent
+from .distances import largest_unscaled, scale_exponent
 from .h0 import numba_available
-from .native import BITMAP_BITS, h1_work
+from .native import BITMAP_BITS, OUTPUT_BYTES, h1_row_capacity, h1_work
 from .pairing import Pairing
 
 __all__ = [
-    "H0Pass", "h0_pairing_from_points", "compiled_edge_lengths", "compiled_gather", "takes_points", "is_small_batch",
-    "small_batch_diagrams",
+    "H0Pass", "h0_pairing_from_points", "compiled_edge_lengths", "compiled_gather", "takes_points", "is_fused_call",
+    "fused_diagrams",
 ]
 
 # Point dtypes the compiled kernels take as they are (others go through the tensor paths), and
@@ -223,24 +225,30 @@ def compiled_gather(points: Tensor, pairing: Pairing, *, keep_infinite: bool, ma
     return Diagrams(pairs, kept, births, deaths)
 
 
-def is_small_batch(points: Tensor, max_dim: int) -> bool:
-    """Whether :func:`small_batch_diagrams` takes ``points`` ``(B, N, D)`` (or one cloud,
-    ``(N, D)``) for ``max_dim``: CPU points the compiled kernels take, ``max_dim <= 1``, and one
-    cloud or little enough work that the staged path would run every stage in the calling
-    thread anyway (it splits a batch across threads by clouds)."""
+def is_fused_call(points: Tensor, max_dim: int) -> bool:
+    """Whether :func:`fused_diagrams` takes ``points`` ``(B, N, D)`` (or one cloud, ``(N, D)``)
+    for ``max_dim``: CPU points the compiled kernels take, ``max_dim <= 1``, and one cloud or a
+    batch whose H1 output rows (:func:`~torchtopo.rips.native.h1_row_capacity` a cloud) fit in
+    ``OUTPUT_BYTES``; a larger batch goes through the staged path, which reduces a chunk of
+    clouds at a time."""
     *lead, n, dim = points.shape
     batch = lead[0] if lead else 1
-    work = _h0_work(batch, n, dim) + (h1_work(batch, n) if max_dim == 1 else 0)
-    return max_dim <= 1 and (batch == 1 or 0 < batch and work < SERIAL_WORK) and takes_points(points)
+    rows = batch * h1_row_capacity(n) if max_dim == 1 else 0
+    return max_dim <= 1 and (batch == 1 or 0 < batch and 16 * rows <= OUTPUT_BYTES) and takes_points(points)
 
 
-def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_infinite: bool
-                         ) -> Diagrams | None:
-    """The diagrams of :func:`~torchtopo.rips.rips_persistence` (no cut) of one cloud or a small
-    batch (:func:`is_small_batch`), computed in one compiled call in the calling thread
-    (:func:`torchtopo.rips._small_numba.diagrams_at_address`, which reads the points where
-    their tensor holds them), or None when a real coordinate is not finite or the clouds need
-    scaling (:func:`~torchtopo.rips.distances.scale_exponent`): the staged path raises or scales.
+def fused_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_infinite: bool) -> Diagrams | None:
+    """The diagrams of :func:`~torchtopo.rips.rips_persistence` (no cut) of the clouds
+    :func:`is_fused_call` takes, each computed whole in one compiled pass
+    (:mod:`torchtopo.rips._fused_numba`, which reads the points where their tensor holds them),
+    or None when a real coordinate is not finite or the clouds need scaling
+    (:func:`~torchtopo.rips.distances.scale_exponent`): the staged path raises or scales.
+
+    A call of little work (one cloud, or under ``SERIAL_WORK``) runs in the calling thread in
+    one compiled call: on a small call, fixed costs dominate. Otherwise ranges of clouds are
+    paired on threads (:func:`~torchtopo.rips._numba_threads.run_on_threads`) and the calling
+    thread then gathers them all: one wait for the threads, where the staged path waits three
+    times (for its H0 pass, its H1 reduction and its gather), which under load is what costs.
 
     Parameters
     ----------
@@ -260,16 +268,26 @@ def small_batch_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, k
         The diagrams equal those of the staged path (:func:`h0_pairing_from_points`,
         :func:`~torchtopo.rips.native.h1_pairing`, :func:`compiled_gather`), gradients included.
     """
-    from ._small_numba import diagrams_at_address
+    from ._fused_numba import diagrams_at_address, gather_clouds_at_address, pair_clouds_at_address, pairing_workspace
 
     shape, dtype = points.shape, points.dtype
     batched = len(shape) == 3
     batch, n, dim = shape if batched else (1, *shape)
     source = points if points.is_contiguous() else points.contiguous()
     mask_array = None if mask is None else mask.numpy().reshape(batch, n)
-    values, ends, births, deaths, keep, magnitude = diagrams_at_address(
-        source.data_ptr(), batch, n, dim, _NUMPY_DTYPES[dtype], mask_array, max_dim == 1, keep_infinite,
-        BITMAP_BITS)
+    cloud = (source.data_ptr(), batch, n, dim, _NUMPY_DTYPES[dtype])
+    with_h1 = max_dim == 1
+    limit = largest_unscaled(dim, dtype)
+    work = _h0_work(batch, n, dim) + (h1_work(batch, n) if with_h1 else 0)
+    if batch == 1 or work < SERIAL_WORK or torch.get_num_threads() == 1:
+        values, ends, births, deaths, keep, magnitude = diagrams_at_address(
+            *cloud, mask_array, with_h1, keep_infinite, BITMAP_BITS, limit)
+    else:
+        workspace = pairing_workspace(batch, n, with_h1)
+        run_on_threads(lambda start, stop: pair_clouds_at_address(
+            *cloud, mask_array, with_h1, BITMAP_BITS, limit, workspace, start, stop), batch, work=work)
+        values, ends, births, deaths, keep, magnitude = gather_clouds_at_address(*cloud, keep_infinite, limit,
+                                                                                 workspace)
     if not math.isfinite(magnitude) or scale_exponent(magnitude, dim, dtype):
         return None
     # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
 from .compiled import (
-    H0Pass, compiled_gather, h0_pairing_from_points, is_small_batch, small_batch_diagrams, takes_points,
+    H0Pass, compiled_gather, h0_pairing_from_points, is_fused_call, fused_diagrams, takes_points,
 )
 from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances, scale_exponent
 from .gudhi_backend import gudhi_pairing
@@ -253,12 +253,12 @@ def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite,
     given; None for any other call, which the full path checks and computes.
 
     A plain call: dense CPU float32 or float64 ``points`` ``(B, N, D)`` or ``(N, D)``, ``N, D >= 1``,
-    that :func:`~torchtopo.rips.compiled.is_small_batch` sends to the one-call path; ``max_dim``
+    that :func:`~torchtopo.rips.compiled.is_fused_call` sends to the fused path; ``max_dim``
     0 or 1 as an int; a bool ``keep_infinite``; the automatic or native backend; no mask,
     distances, cut or worker count. Every check of the full path passes on such a call, so
     none runs: after other work, those checks (a dozen Python calls and reads of tensor
     attributes) took a sixth of a call on one cloud of 64 points. A call whose coordinates need
-    scaling, or are not finite, goes on to the full path all the same (which runs the one-call
+    scaling, or are not finite, goes on to the full path all the same (which runs the fused
     kernel once more before it goes staged: a rare case, left simple).
     """
     if not (isinstance(points, Tensor) and mask is None and distances is None and max_edge is None
@@ -266,9 +266,9 @@ def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite,
             and type(keep_infinite) is bool):
         return None
     shape = points.shape
-    if len(shape) not in (2, 3) or shape[-2] == 0 or shape[-1] == 0 or not is_small_batch(points, max_dim):
+    if len(shape) not in (2, 3) or shape[-2] == 0 or shape[-1] == 0 or not is_fused_call(points, max_dim):
         return None
-    return small_batch_diagrams(points, None, max_dim, keep_infinite=keep_infinite)
+    return fused_diagrams(points, None, max_dim, keep_infinite=keep_infinite)
 
 
 def rips_persistence(
@@ -339,10 +339,10 @@ def rips_persistence(
         device): H2 by the same method over triangles, its columns cleared by the H1 pairs,
         apparent pairs found from bitsets of neighbours, the rest reduced with coboundaries
         enumerated over the fourth vertex; the birth edge of an H2 point is the longest edge
-        of its triangle, the death edge that of its tetrahedron. A call on one cloud or a small
-        batch of CPU points (dimensions 0 and 1, no cut; about a millisecond of work, as a
-        training step's few clouds) runs all of this for each cloud in one compiled call in the
-        calling thread, with the same result. ``"gudhi"``: gudhi's
+        of its triangle, the death edge that of its tetrahedron. CPU points with dimensions 0
+        and 1 and no cut take a fused path with the same result: each cloud's distances, tree,
+        H1 reduction and diagrams in one compiled pass while it is in cache, clouds on threads
+        (a small call, as a training step's few clouds, in the calling thread). ``"gudhi"``: gudhi's
         ``flag_persistence_generators`` on the CPU, one cloud per thread; any ``max_dim``.
         ``"auto"``: native for ``max_dim <= 2`` (H1 and H2 need numba), gudhi otherwise.
     num_workers : int, optional
@@ -413,12 +413,12 @@ def rips_persistence(
     native = backend == "native" or (backend == "auto" and (max_dim == 0 or (max_dim <= 2 and numba_available())))
     if native and max_dim > 2:
         raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
-    if from_points and native and cut is None and is_small_batch(source, max_dim):
-        # One compiled call (a small call is bound by fixed costs); None when the coordinates
-        # are not finite or need scaling, which the path below raises on or does.
+    if from_points and native and cut is None and is_fused_call(source, max_dim):
+        # The fused path; None when the coordinates are not finite or need scaling, which the
+        # staged path below raises on or does.
         real = source if mask is None else _real_points(source, mask)
         cloud_input = (real, mask) if batched else (real[0], None if mask is None else mask[0])
-        diagrams = small_batch_diagrams(*cloud_input, max_dim, keep_infinite=keep_infinite)
+        diagrams = fused_diagrams(*cloud_input, max_dim, keep_infinite=keep_infinite)
         if diagrams is not None:
             return diagrams
     exponent = 0

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["pairwise_distances", "mask_distances", "edge_lengths", "measure_near_threshold", "scale_exponent"]
+__all__ = ["pairwise_distances", "mask_distances", "edge_lengths", "measure_near_threshold", "scale_exponent",
+           "largest_unscaled"]
 
 
 def _unscaled_range(dtype: torch.dtype) -> tuple[float, float]:
@@ -36,6 +37,12 @@ def scale_exponent(magnitude: float, dim: int, dtype: torch.dtype) -> int:
     if magnitude == 0 or smallest <= magnitude <= largest / math.sqrt(dim):
         return 0
     return math.frexp(magnitude)[1]
+
+
+def largest_unscaled(dim: int, dtype: torch.dtype) -> float:
+    """The largest coordinate magnitude that :func:`scale_exponent` leaves unscaled for clouds
+    in ``dim`` dimensions of floating ``dtype``: ``sqrt(max / (32 dim))``."""
+    return _UNSCALED_RANGES[dtype][1] / math.sqrt(dim)
 
 
 def _centred(points: Tensor, mask: Tensor | None) -> Tensor:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ._numba_threads import run_on_threads
 
-__all__ = ["h1_pairing", "apparent_share", "reduce_marked_columns", "h1_work"]
+__all__ = ["h1_pairing", "apparent_share", "reduce_marked_columns", "h1_work", "h1_row_capacity"]
 
 
 def _kernels():
@@ -50,12 +50,18 @@ def h1_work(batch: int, n: int) -> int:
     return 2 * batch * n**3
 
 
+def h1_row_capacity(n: int) -> int:
+    """The output rows the H1 reduction reserves for a cloud of ``n`` points: one per edge
+    outside a spanning tree (each pairs at most once), at least one. 16 bytes a row."""
+    return max(1, n * (n - 1) // 2 - (n - 1))
+
+
 def _run_in_chunks(batch: int, n: int, kernel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``kernel(offset, out, counts, stats, first, last)`` over ``batch`` clouds of ``n``
     points, a chunk of clouds at a time (``offset``: the chunk's first cloud; ``out``, ``counts``,
     ``stats``: the chunk's outputs) and ranges ``first .. last - 1`` of the chunk on threads.
     Returns the padded rows ``(B, K, 4)`` int32, ``counts`` ``(B,)`` and ``stats`` ``(B, 3)``."""
-    cap = max(1, n * (n - 1) // 2 - (n - 1))
+    cap = h1_row_capacity(n)
     chunk = max(torch.get_num_threads(), OUTPUT_BYTES // (16 * cap))
     counts = np.zeros(batch, dtype=np.int64)
     stats = np.zeros((batch, 3), dtype=np.int64)
