@@ -339,6 +339,31 @@ def test_fused_path_hands_clouds_that_need_scaling_to_the_staged_path(dtype, thr
                 torch.testing.assert_close(pairs[cloud, mask[cloud]].double(), expected * size, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize(("max_dim", "cut"), [(1, False), (1, True), (2, False)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_clouds_no_one_scale_serves_are_computed_each_at_its_own(dtype, max_dim, cut):
+    # A cloud of coordinates about 1 beside one of 2^100 (float32; 2^600 in float64), or one of
+    # 2^-100 beside one of 1: at the batch's one scale, the small cloud's squared distances
+    # would vanish (the diagrams of a square would come out wrong, with no error).
+    base = torch.tensor([[0.0, 0.0], [3.0, 0.0], [3.0, 4.0], [0.0, 4.0]], dtype=torch.float64)
+    far = 100 if dtype == torch.float32 else 600
+    options = dict(max_dim=max_dim, max_edge=2.0 ** (far + 4) if cut else None)  # a cut that keeps every edge
+    for scales in ((1.0, 2.0**far, 1.0), (2.0**-far, 1.0, 2.0**-far)):
+        points = torch.stack([base * size for size in scales]).to(dtype).requires_grad_()
+        mask = torch.ones(3, 4, dtype=torch.bool)
+        for masked in (None, mask):
+            dgm = rips_persistence(points, mask=masked, **options)
+            for cloud, size in enumerate(scales):
+                torch.testing.assert_close(dgm.to_list(0)[cloud].double(),
+                                           torch.tensor([[0.0, 3.0], [0.0, 3.0], [0.0, 4.0]], dtype=torch.float64) * size,
+                                           rtol=1e-6, atol=0)
+                torch.testing.assert_close(dgm.to_list(1)[cloud].double(),
+                                           torch.tensor([[4.0, 5.0]], dtype=torch.float64) * size, rtol=1e-6, atol=0)
+        # The gradient reaches every cloud: each bar's length grows with its cloud's scale.
+        (grad,) = torch.autograd.grad(sum(p[..., 1].nan_to_num(posinf=0.0).sum() for p in dgm.pairs), points)
+        assert torch.isfinite(grad).all() and all(grad[cloud].abs().sum() > 0 for cloud in range(3))
+
+
 @pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_fused_path_refuses_a_non_finite_coordinate(bad, threaded, monkeypatch):

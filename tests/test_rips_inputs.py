@@ -126,6 +126,14 @@ def test_scale_exponent_scales_exactly_the_clouds_whose_squares_would_overflow_o
             assert (magnitude > largest_unscaled(dim, dtype)) == (exponent != 0), magnitude
 
 
+def test_a_cut_past_the_float_range_after_scaling_keeps_every_edge():
+    # A tiny cloud is scaled up by a power of two, and its cut with it: a cut of 1e300 becomes
+    # about 2^1600, past float64 (math.ldexp raised OverflowError); it keeps every edge.
+    points = torch.tensor([[0.0, 0.0], [3.0, 0.0], [3.0, 4.0], [0.0, 4.0]], dtype=torch.float64) * 2.0**-600
+    dgm = rips_persistence(points, max_dim=1, max_edge=1e300)
+    assert dgm.to_list(1)[0].tolist() == [[4 * 2.0**-600, 5 * 2.0**-600]]
+
+
 def test_a_bar_that_overflows_the_dtype_is_refused():
     with pytest.raises(ValueError, match="longer than the largest torch.float32"):
         rips_persistence(torch.tensor([[-3e38], [3e38]]), max_dim=0)

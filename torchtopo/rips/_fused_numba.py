@@ -128,21 +128,24 @@ def gather_clouds(points, keep_infinite, limit, workspace):
     """The diagrams of the pairings in ``workspace`` (:func:`pair_clouds` of every cloud of
     ``points`` ``(B, N, D)`` with ``limit``), ``keep_infinite`` as for the gather.
 
-    Returns ``(values, ends, births, deaths, keep, magnitude)``: the first five hold an array
+    Returns ``(values, ends, births, deaths, keep, magnitude, least)``: the first five hold an array
     for each of dimensions 0 and 1, written as :func:`~torchtopo.rips._gather_numba.gather_cloud`
     writes them, ``values`` ``(B, K_d, 2)`` in the dtype of ``points``, ``ends``
     ``(B, K_d, 2, 2)`` int64, ``births`` and ``deaths`` ``(B, K_d, 2)`` int64 and ``keep``
     ``(B, K_d)`` bool, where ``K_0 = N`` and ``K_1`` is the most H1 pairs of a cloud (0 without
     H1); ``magnitude`` is the largest absolute real coordinate as a float, ``inf`` if one is not
-    finite. Past ``limit`` (a cloud's pairing may be missing) the arrays are left unwritten,
+    finite, and ``least`` the smallest nonzero magnitude of a cloud (its largest absolute real
+    coordinate; ``inf`` if every cloud is 0). Past ``limit`` (a cloud's pairing may be missing) the arrays are left unwritten,
     with no H1 rows: the caller scales the clouds or raises.
     """
     batch, n = points.shape[:2]
     h0_births, h0_deaths, h0_real, h0_lengths, h1_rows, counts, magnitudes = workspace
-    largest = 0.0
+    largest, least = 0.0, np.inf
     for magnitude in magnitudes:
         if not magnitude <= largest:
             largest = magnitude if magnitude == magnitude else np.inf  # NaN: not finite either
+        if 0 < magnitude < least:
+            least = magnitude
     paired = largest <= limit
     most = counts.max() if paired else 0
     values = (np.empty((batch, n, 2), dtype=points.dtype), np.empty((batch, most, 2), dtype=points.dtype))
@@ -166,4 +169,4 @@ def gather_clouds(points, keep_infinite, limit, workspace):
             h1_real[k] = real
         gather_cloud(points[b], h1_births, h1_deaths, h1_real, unmeasured, False, np.inf, keep_infinite, b * n,
                      values[1][b], ends[1][b], births[1][b], deaths[1][b], keep[1][b])
-    return values, ends, births, deaths, keep, largest
+    return values, ends, births, deaths, keep, largest, least

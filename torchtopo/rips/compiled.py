@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..diagrams import Diagrams
 from ._numba_threads import SERIAL_WORK, run_on_threads
-from .distances import largest_unscaled, scale_exponent
+from .distances import largest_unscaled, scale_exponent, smallest_unscaled
 from .h0 import numba_available
 from .native import BITMAP_BITS, OUTPUT_BYTES, h1_row_capacity, h1_work
 from .pairing import Pairing
@@ -242,7 +242,8 @@ def fused_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_in
     :func:`is_fused_call` takes, each computed whole in one compiled pass
     (:mod:`torchtopo.rips._fused_numba`, which reads the points where their tensor holds them),
     or None when a real coordinate is not finite or the clouds need scaling
-    (:func:`~torchtopo.rips.distances.scale_exponent`): the staged path raises or scales.
+    (:func:`~torchtopo.rips.distances.scale_exponent`; one cloud's, among larger ones, may be
+    too small for the batch's scale): the staged path raises or scales.
 
     A call of little work (one cloud, or under ``SERIAL_WORK``) runs in the calling thread in
     one compiled call: on a small call, fixed costs dominate. Otherwise ranges of clouds are
@@ -280,15 +281,15 @@ def fused_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_in
     limit = largest_unscaled(dim, dtype)
     work = _h0_work(batch, n, dim) + (h1_work(batch, n) if with_h1 else 0)
     if batch == 1 or work < SERIAL_WORK or torch.get_num_threads() == 1:
-        values, ends, births, deaths, keep, magnitude = diagrams_at_address(
+        values, ends, births, deaths, keep, magnitude, least = diagrams_at_address(
             *cloud, mask_array, with_h1, keep_infinite, BITMAP_BITS, limit)
     else:
         workspace = pairing_workspace(batch, n, with_h1)
         run_on_threads(lambda start, stop: pair_clouds_at_address(
             *cloud, mask_array, with_h1, BITMAP_BITS, limit, workspace, start, stop), batch, work=work)
-        values, ends, births, deaths, keep, magnitude = gather_clouds_at_address(*cloud, keep_infinite, limit,
-                                                                                 workspace)
-    if not math.isfinite(magnitude) or scale_exponent(magnitude, dim, dtype):
+        values, ends, births, deaths, keep, magnitude, least = gather_clouds_at_address(
+            *cloud, keep_infinite, limit, workspace)
+    if not math.isfinite(magnitude) or scale_exponent(magnitude, dim, dtype) or least < smallest_unscaled(dtype):
         return None
     # Tensors of the dimensions asked for (of the only cloud, unbatched), without a torch
     # operation, in one flat comprehension: on a small call after other work, every Python

@@ -13,9 +13,11 @@ from torch import Tensor, nn
 from .._checks import check_choice, check_floating, check_int, check_mask, check_shape
 from ..diagrams import Diagrams
 from .compiled import (
-    H0Pass, compiled_gather, h0_pairing_from_points, is_fused_call, fused_diagrams, takes_points,
+    H0Pass, compiled_gather, fused_diagrams, h0_pairing_from_points, is_fused_call, takes_points,
 )
-from .distances import edge_lengths, mask_distances, measure_near_threshold, pairwise_distances, scale_exponent
+from .distances import (
+    edge_lengths, mask_distances, measure_near_threshold, pairwise_distances, scale_exponent, smallest_unscaled,
+)
 from .gudhi_backend import gudhi_pairing
 from .h0 import h0_pairing, numba_available
 from .pairing import Pairing, gather_diagrams
@@ -90,6 +92,33 @@ def _magnitude(points: Tensor) -> float:
         return 0.0
     low, high = _extremes(points.detach())
     return max(-low, high) if math.isfinite(low) and math.isfinite(high) else math.nan
+
+
+def _scaled_cut(cut: float, exponent: int) -> float:
+    """``cut * 2**-exponent``, the cut of points scaled by ``2**-exponent``; ``inf`` past the
+    largest float (a cut that long keeps every edge), where ``math.ldexp`` raises."""
+    try:
+        return math.ldexp(cut, -exponent)
+    except OverflowError:
+        return math.inf
+
+
+def _clouds_apart_in_scale(points: Tensor, mask: Tensor | None) -> bool:
+    """Whether the scale of a batch ``points`` ``(B, N, D)`` (the one of its largest coordinate,
+    :func:`~torchtopo.rips.distances.scale_exponent`) leaves a cloud of nonzero coordinates
+    below :func:`~torchtopo.rips.distances.smallest_unscaled`, where its squared distances would
+    lose their precision to subnormal numbers (in float32, a cloud of coordinates about 1 beside
+    one of about 1e17 in 512 dimensions, or one of 1e-17 beside one of 1): such a batch is
+    computed cloud by cloud, each at its own scale. False when a coordinate is not finite (the
+    caller raises)."""
+    work = _real_points(points.detach(), mask)
+    magnitudes = work.abs().amax(dim=(1, 2))
+    largest = float(magnitudes.max())
+    positive = magnitudes[magnitudes > 0]
+    if not math.isfinite(largest) or positive.numel() == 0:
+        return False
+    exponent = scale_exponent(largest, work.shape[-1], work.dtype)
+    return math.ldexp(float(positive.min()), -exponent) < smallest_unscaled(work.dtype)
 
 
 def _prepared_points(
@@ -247,10 +276,10 @@ def _overflowing(diagrams: Diagrams) -> bool:
     )
 
 
-def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers
+def _plain_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers
                       ) -> Diagrams | None:
-    """The diagrams of the most common small call, the arguments of :func:`rips_persistence`
-    given; None for any other call, which the full path checks and computes.
+    """The diagrams of the most common call, the arguments of :func:`rips_persistence` given;
+    None for any other call, which the full path checks and computes.
 
     A plain call: dense CPU float32 or float64 ``points`` ``(B, N, D)`` or ``(N, D)``, ``N, D >= 1``,
     that :func:`~torchtopo.rips.compiled.is_fused_call` sends to the fused path; ``max_dim``
@@ -258,8 +287,10 @@ def _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite,
     distances, cut or worker count. Every check of the full path passes on such a call, so
     none runs: after other work, those checks (a dozen Python calls and reads of tensor
     attributes) took a sixth of a call on one cloud of 64 points. A call whose coordinates need
-    scaling, or are not finite, goes on to the full path all the same (which runs the fused
-    kernel once more before it goes staged: a rare case, left simple).
+    scaling, or are not finite, goes on to the full path all the same, which tries the fused
+    path once more before it goes staged: a rare case, left simple (the fused kernel stops at
+    the first cloud with a coordinate too large or not finite, so only clouds that are all
+    tiny are paired twice).
     """
     if not (isinstance(points, Tensor) and mask is None and distances is None and max_edge is None
             and num_workers is None and backend in ("auto", "native") and type(max_dim) is int and 0 <= max_dim <= 1
@@ -299,7 +330,8 @@ def rips_persistence(
     back rounded to the input's dtype. Clouds whose squared distances would overflow or fall
     into subnormals (float32 coordinates beyond about ``1e18`` or below ``1e-16``, float64 beyond
     ``1e153`` or below ``1e-146``) are scaled by a power of two first, which is exact, so the
-    values are still the exact lengths; a diagram whose values do not fit in the input's dtype
+    values are still the exact lengths (a batch at one scale, or cloud by cloud when no one scale
+    serves every cloud); a diagram whose values do not fit in the input's dtype
     (a bar longer than its largest number) raises a ``ValueError`` instead of an infinite or
     wrong value.
 
@@ -378,7 +410,7 @@ def rips_persistence(
     >>> [round(v, 4) for v in dgm.to_list(1)[0].flatten().tolist()]
     [1.0, 1.4142]
     """
-    diagrams = _plain_small_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers)
+    diagrams = _plain_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers)
     if diagrams is not None:
         return diagrams
     cut = _check_options(max_dim, max_edge, keep_infinite, backend, num_workers)
@@ -414,19 +446,26 @@ def rips_persistence(
     if native and max_dim > 2:
         raise ValueError(f"backend='native' computes dimensions 0 to 2, got max_dim={max_dim}; use backend='gudhi'")
     if from_points and native and cut is None and is_fused_call(source, max_dim):
-        # The fused path; None when the coordinates are not finite or need scaling, which the
-        # staged path below raises on or does.
+        # The fused path; None when the coordinates are not finite or need scaling (the batch's,
+        # or a cloud's of its own), which the staged path below raises on or does.
         real = source if mask is None else _real_points(source, mask)
         cloud_input = (real, mask) if batched else (real[0], None if mask is None else mask[0])
         diagrams = fused_diagrams(*cloud_input, max_dim, keep_infinite=keep_infinite)
         if diagrams is not None:
             return diagrams
+    if from_points and len(source) > 1 and _clouds_apart_in_scale(source, mask):
+        # One scale cannot serve every cloud (rare: magnitudes some 1e16 apart in float32).
+        return Diagrams.cat([
+            rips_persistence(source[b:b + 1], max_dim, mask=None if mask is None else mask[b:b + 1], max_edge=max_edge,
+                             keep_infinite=keep_infinite, backend=backend, num_workers=num_workers)
+            for b in range(len(source))
+        ])
     exponent = 0
     may_overflow = False
     h0 = None
     if from_points:
         work, exponent, may_overflow, h0 = _prepared_points(source, mask, native, max_dim)
-        cut = None if cut is None else math.ldexp(cut, -exponent)
+        cut = None if cut is None else _scaled_cut(cut, exponent)
     else:
         work = _check_distances(source, mask)
     detached = work.detach()

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["pairwise_distances", "mask_distances", "edge_lengths", "measure_near_threshold", "scale_exponent",
-           "largest_unscaled"]
+           "largest_unscaled", "smallest_unscaled"]
 
 
 def _unscaled_range(dtype: torch.dtype) -> tuple[float, float]:
@@ -43,6 +43,13 @@ def largest_unscaled(dim: int, dtype: torch.dtype) -> float:
     """The largest coordinate magnitude that :func:`scale_exponent` leaves unscaled for clouds
     in ``dim`` dimensions of floating ``dtype``: ``sqrt(max / (32 dim))``."""
     return _UNSCALED_RANGES[dtype][1] / math.sqrt(dim)
+
+
+def smallest_unscaled(dtype: torch.dtype) -> float:
+    """The smallest nonzero coordinate magnitude that :func:`scale_exponent` leaves unscaled in
+    floating ``dtype``: ``sqrt(tiny / eps)``. A cloud below it beside larger ones (one scale
+    serves a batch) loses the precision of its squared distances to subnormal numbers."""
+    return _UNSCALED_RANGES[dtype][0]
 
 
 def _centred(points: Tensor, mask: Tensor | None) -> Tensor:
