@@ -286,6 +286,17 @@ def test_tensor_errors_name_the_argument(kwargs, error, match):
         rips_persistence(**kwargs)
 
 
+def test_a_mask_on_another_device_than_what_it_masks_is_refused():
+    # Every public function with a mask checks it with check_mask, which names both tensors; the
+    # meta device stands in for an accelerator here (a CPU mask beside CUDA points).
+    from torchtopo._checks import check_mask
+
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"mask must be on the device of points \(meta\), got cpu"):
+        check_mask(mask, (2, 5), masks=("points", torch.empty(2, 5, 3, device="meta")))
+    check_mask(mask, (2, 5), masks=("points", torch.empty(2, 5, 3)))
+
+
 def test_module_checks_its_arguments_at_construction():
     with pytest.raises(TypeError, match="max_edge"):
         VietorisRips(max_edge="a")

@@ -45,8 +45,9 @@ def check_shape(x: Tensor, name: str, shapes: str, ok: bool) -> None:
         raise ValueError(f"{name} must have shape {shapes}, got {tuple(x.shape)}")
 
 
-def check_mask(mask: Tensor | None, lead: Sequence[int], name: str = "mask") -> None:
-    """``mask`` must be None or a bool tensor of shape ``lead`` on a real device."""
+def check_mask(mask: Tensor | None, lead: Sequence[int], *, masks: tuple[str, Tensor], name: str = "mask") -> None:
+    """``mask`` must be None or a bool tensor of shape ``lead`` on the device of the tensor it
+    masks (``masks``: that tensor's name and the tensor)."""
     if mask is None:
         return
     check_tensor(mask, name)
@@ -54,6 +55,9 @@ def check_mask(mask: Tensor | None, lead: Sequence[int], name: str = "mask") -> 
         raise TypeError(f"{name} must be a bool tensor (True = real entry), got {_describe(mask)}")
     if tuple(mask.shape) != tuple(lead):
         raise ValueError(f"{name} must have shape {tuple(lead)}, got {tuple(mask.shape)}")
+    masked_name, masked = masks
+    if mask.device != masked.device:
+        raise ValueError(f"{name} must be on the device of {masked_name} ({masked.device}), got {mask.device}")
 
 
 def check_all(condition: Tensor, message: str) -> None:

@@ -198,7 +198,7 @@ def signature_loss(
     if student.shape[:2] != teacher.shape[:2]:
         raise ValueError(f"student and teacher must hold the same (B, m) clouds, got {tuple(student.shape[:2])} "
                          f"and {tuple(teacher.shape[:2])}")
-    check_mask(mask, student.shape[:2])
+    check_mask(mask, student.shape[:2], masks=("student", student))
     for name, x in (("student", student), ("teacher", teacher)):
         check_finite(x, name, mask)
     if not dims or min(dims) < 0 or max(dims) > 1:

@@ -239,7 +239,7 @@ class RipsNet(nn.Module):
             return self._checked(self.rho(self._checked(segment_pool(self.phi(points), batch, size, self.pooling))))
         check_shape(points, "points", f"(B, N, {self.in_dim}) or (N, {self.in_dim})",
                     points.dim() in (2, 3) and points.shape[-1] == self.in_dim)
-        check_mask(mask, points.shape[:-1])
+        check_mask(mask, points.shape[:-1], masks=("points", points))
         if points.shape[-2] == 0:
             raise ValueError("points: a cloud needs at least one point")
         batched = points.dim() == 3
@@ -332,7 +332,7 @@ def _pad(clouds: Tensor | Sequence[Tensor], mask: Tensor | None) -> tuple[Tensor
     if isinstance(clouds, Tensor):
         check_floating(clouds, "clouds")
         check_shape(clouds, "clouds", "(B, N, D)", clouds.dim() == 3)
-        check_mask(mask, clouds.shape[:-1])
+        check_mask(mask, clouds.shape[:-1], masks=("clouds", clouds))
         return clouds, torch.ones(clouds.shape[:-1], dtype=torch.bool) if mask is None else mask
     if mask is not None:
         raise ValueError("mask must be None when clouds is a list")

@@ -151,7 +151,7 @@ def cubical_persistence(
     spatial_dims = _spatial_dims(images, spatial_dims)
     if check_int(max_dim, "max_dim", 0) >= spatial_dims:
         raise ValueError(f"max_dim must be in [0, {spatial_dims - 1}] for {spatial_dims}-D images, got {max_dim!r}")
-    check_mask(mask, images.shape)
+    check_mask(mask, images.shape, masks=("images", images))
     batched = images.dim() == spatial_dims + 1
     if not batched:
         images = images.unsqueeze(0)

@@ -276,8 +276,7 @@ def _overflowing(diagrams: Diagrams) -> bool:
     )
 
 
-def _plain_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers
-                      ) -> Diagrams | None:
+def _plain_call(points, max_dim, mask, distances, max_edge, keep_infinite, backend, num_workers) -> Diagrams | None:
     """The diagrams of the most common call, the arguments of :func:`rips_persistence` given;
     None for any other call, which the full path checks and computes.
 
@@ -432,7 +431,7 @@ def rips_persistence(
             raise ValueError("distances must describe at least one point, got N = 0")
         source = distances
     if mask is not None:
-        check_mask(mask, shape[:-1])
+        check_mask(mask, shape[:-1], masks=("points" if points is not None else "distances", source))
     batched = len(shape) == 3
     if not batched:
         source = source.unsqueeze(0)

@@ -50,7 +50,7 @@ def prepare(diagrams: Tensor, mask: Tensor | None, infinite: str) -> tuple[Tenso
     death = 0, so that inf or garbage never reaches the arithmetic, nor its gradient."""
     check_floating(diagrams, "diagrams")
     check_shape(diagrams, "diagrams", "(B, K, 2) or (K, 2)", diagrams.dim() in (2, 3) and diagrams.shape[-1] == 2)
-    check_mask(mask, diagrams.shape[:-1])
+    check_mask(mask, diagrams.shape[:-1], masks=("diagrams", diagrams))
     check_choice(infinite, "infinite", INFINITE)
     batched = diagrams.dim() == 3
     if not batched:
