@@ -135,8 +135,8 @@ def gather_clouds(points, keep_infinite, limit, workspace):
     ``(B, K_d)`` bool, where ``K_0 = N`` and ``K_1`` is the most H1 pairs of a cloud (0 without
     H1); ``magnitude`` is the largest absolute real coordinate as a float, ``inf`` if one is not
     finite, and ``least`` the smallest nonzero magnitude of a cloud (its largest absolute real
-    coordinate; ``inf`` if every cloud is 0). Past ``limit`` (a cloud's pairing may be missing) the arrays are left unwritten,
-    with no H1 rows: the caller scales the clouds or raises.
+    coordinate; ``inf`` if every cloud is 0). Past ``limit`` (a cloud's pairing may be missing)
+    the arrays are left unwritten, with no H1 rows: the caller scales the clouds or raises.
     """
     batch, n = points.shape[:2]
     h0_births, h0_deaths, h0_real, h0_lengths, h1_rows, counts, magnitudes = workspace
