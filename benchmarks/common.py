@@ -42,17 +42,20 @@ def _other_threads_cpu_ns() -> int | None:
     """CPU time (ns) used so far by this process's threads other than the calling one, from
     ``/proc/self/task/*/schedstat`` (Linux); None where that cannot be read."""
     own = str(threading.get_native_id())
-    total = 0
     try:
-        for task in os.listdir("/proc/self/task"):
-            if task != own:
-                try:
-                    with open(f"/proc/self/task/{task}/schedstat") as f:
-                        total += int(f.read().split()[0])
-                except FileNotFoundError:  # the thread ended meanwhile
-                    pass
+        tasks = os.listdir("/proc/self/task")
     except OSError:
         return None
+    total = 0
+    for task in tasks:
+        if task != own:
+            try:
+                with open(f"/proc/self/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                # The thread ended meanwhile: its file is gone (FileNotFoundError), or it is still
+                # listed but reading it fails (ProcessLookupError) or gives nothing.
+                pass
     return total
 
 

@@ -78,6 +78,31 @@ def test_timed_calls_wait_for_threads_a_previous_call_left_spinning():
     assert time.perf_counter() - start < 0.1  # nothing else running: it returns at once
 
 
+def test_a_thread_that_ends_while_its_cpu_time_is_read_counts_as_idle(monkeypatch):
+    """A thread still listed in /proc/self/task after it ended fails the read of its schedstat
+    with ProcessLookupError (a CI run's wait_for_idle_threads once got None and raised TypeError)."""
+    import builtins
+    import threading
+
+    real_open = builtins.open
+    own = str(threading.get_native_id())
+
+    def open_as_if_ended(path, *args, **kwargs):
+        if str(path).endswith("/schedstat") and f"/task/{own}/" not in str(path):
+            raise ProcessLookupError(3, "No such process")
+        return real_open(path, *args, **kwargs)
+
+    worker = threading.Thread(target=threading.Event().wait, args=(1.0,))
+    worker.start()
+    monkeypatch.setattr(builtins, "open", open_as_if_ended)
+    try:
+        assert common._other_threads_cpu_ns() == 0
+        common.wait_for_idle_threads(limit=0.1)
+    finally:
+        monkeypatch.undo()
+        worker.join()
+
+
 def test_native_h1_breakdown_runs_on_a_tiny_batch(tmp_path):
     """bench_native_h1.py times the backend's internal steps (the H0 pass, H1, the compiled
     gather) one by one, so it breaks when they change: run it on a tiny batch."""
