@@ -223,7 +223,6 @@ def _diagrams_and_gradient(points, mask, max_dim, keep_infinite, *, fused, monke
 
 def _on_threads(monkeypatch) -> None:
     """Send every batch of more than one cloud through the fused path's threads."""
-    monkeypatch.setattr(compiled, "SERIAL_WORK", 0)
     monkeypatch.setattr(_numba_threads, "SERIAL_WORK", 0)
     assert torch.get_num_threads() >= 2
 

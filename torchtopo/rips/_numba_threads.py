@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["run_on_threads"]
+__all__ = ["run_on_threads", "thread_count"]
 
 
 @lru_cache(maxsize=None)
@@ -32,6 +32,12 @@ def _pool() -> ThreadPoolExecutor:
 SERIAL_WORK = 1 << 23
 
 
+def thread_count(batch: int, work: float) -> int:
+    """The threads :func:`run_on_threads` runs ``batch`` clouds of ``work`` on: 1 under
+    ``SERIAL_WORK``, else as many as ``torch.get_num_threads()`` allows, at most one a cloud."""
+    return max(1, min(torch.get_num_threads(), batch)) if work >= SERIAL_WORK else 1
+
+
 def run_on_threads(kernel: Callable[[int, int], None], batch: int, *, work: float = float("inf")) -> None:
     """Call ``kernel(start, stop)`` on ranges covering ``0 .. batch - 1``, in parallel.
 
@@ -42,7 +48,7 @@ def run_on_threads(kernel: Callable[[int, int], None], batch: int, *, work: floa
     while a pool thread asleep on an idle core may take a while to wake (after a pause, a
     two-thread H0 call on 64 clouds measured as slow as one thread when the caller only waited).
     """
-    threads = max(1, min(torch.get_num_threads(), batch)) if work >= SERIAL_WORK else 1
+    threads = thread_count(batch, work)
     if threads == 1:
         kernel(0, batch)
         return

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..diagrams import Diagrams
-from ._numba_threads import SERIAL_WORK, run_on_threads
+from ._numba_threads import run_on_threads, thread_count
 from .distances import largest_unscaled, scale_exponent, smallest_unscaled
 from .h0 import numba_available
 from .native import BITMAP_BITS, OUTPUT_BYTES, h1_row_capacity, h1_work
@@ -245,8 +245,9 @@ def fused_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_in
     (:func:`~torchtopo.rips.distances.scale_exponent`; one cloud's, among larger ones, may be
     too small for the batch's scale): the staged path raises or scales.
 
-    A call of little work (one cloud, or under ``SERIAL_WORK``) runs in the calling thread in
-    one compiled call: on a small call, fixed costs dominate. Otherwise ranges of clouds are
+    A call of little work (one cloud, or one thread by
+    :func:`~torchtopo.rips._numba_threads.thread_count`) runs in the calling thread in one
+    compiled call: on a small call, fixed costs dominate. Otherwise ranges of clouds are
     paired on threads (:func:`~torchtopo.rips._numba_threads.run_on_threads`) and the calling
     thread then gathers them all: one wait for the threads, where the staged path waits three
     times (for its H0 pass, its H1 reduction and its gather), which under load is what costs.
@@ -280,7 +281,7 @@ def fused_diagrams(points: Tensor, mask: Tensor | None, max_dim: int, *, keep_in
     with_h1 = max_dim == 1
     limit = largest_unscaled(dim, dtype)
     work = _h0_work(batch, n, dim) + (h1_work(batch, n) if with_h1 else 0)
-    if batch == 1 or work < SERIAL_WORK or torch.get_num_threads() == 1:
+    if batch == 1 or thread_count(batch, work) == 1:
         values, ends, births, deaths, keep, magnitude, least = diagrams_at_address(
             *cloud, mask_array, with_h1, keep_infinite, BITMAP_BITS, limit)
     else:

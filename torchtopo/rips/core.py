@@ -113,12 +113,12 @@ def _clouds_apart_in_scale(points: Tensor, mask: Tensor | None) -> bool:
     caller raises)."""
     work = _real_points(points.detach(), mask)
     magnitudes = work.abs().amax(dim=(1, 2))
-    largest = float(magnitudes.max())
-    positive = magnitudes[magnitudes > 0]
-    if not math.isfinite(largest) or positive.numel() == 0:
+    # One read back (one sync on an accelerator): the largest cloud and the smallest nonzero one.
+    largest, least = torch.stack([magnitudes.max(), magnitudes.masked_fill(magnitudes == 0, math.inf).min()]).tolist()
+    if not math.isfinite(largest) or least == math.inf:
         return False
     exponent = scale_exponent(largest, work.shape[-1], work.dtype)
-    return math.ldexp(float(positive.min()), -exponent) < smallest_unscaled(work.dtype)
+    return math.ldexp(least, -exponent) < smallest_unscaled(work.dtype)
 
 
 def _prepared_points(
